@@ -1,0 +1,175 @@
+//! The `balance` job: config + split in, manifest out. All file I/O of the command lives
+//! here; the decisions live in [`crate::plan`], the bytes in [`crate::manifest`].
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, SeedSetting};
+use crate::error::Error;
+use crate::manifest::{self, Provenance};
+use crate::plan::{self, Plan, PlanInput};
+use crate::split::{Split, SplitError};
+
+/// What the user asked for on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub config: PathBuf,
+    /// `--split`, overriding `data.split_file`.
+    pub split: Option<PathBuf>,
+    /// `--seed`, overriding `compute.seed`.
+    pub seed: Option<u64>,
+    /// `--out`; default: `<split dir>/<split stem>.balanced.json`.
+    pub out: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// What was done, for the summary table.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    /// The seed was drawn from the OS because `compute.seed` is null.
+    pub seed_from_os: bool,
+    pub classes: Vec<String>,
+    pub plan: Plan,
+    pub split_path: PathBuf,
+    pub out_path: PathBuf,
+    /// False for `--dry-run`.
+    pub written: bool,
+}
+
+/// Runs the whole job.
+pub fn run(req: &Request) -> Result<Outcome, Error> {
+    let config = Config::load(&req.config)?;
+    let split_name = match (&req.split, &config.split_file) {
+        (Some(p), _) => p.to_string_lossy().into_owned(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "{}: data.split_file: missing; set it or pass --split FILE",
+                req.config.display()
+            )))
+        }
+    };
+    let split_path = PathBuf::from(&split_name);
+    let (seed, seed_from_os) = match (req.seed, config.seed) {
+        (Some(s), _) => (s, false),
+        (None, SeedSetting::Fixed(s)) => (s, false),
+        (None, SeedSetting::FromOs) => (os_seed()?, true),
+    };
+    let out_path = req.out.clone().unwrap_or_else(|| default_output(&split_path));
+    for input in [&split_path, &req.config] {
+        if same_file(input, &out_path) {
+            return Err(Error::Usage(format!(
+                "{}: refusing to overwrite an input file; choose another --out",
+                out_path.display()
+            )));
+        }
+    }
+
+    let bytes = fs::read(&split_path).map_err(|source| SplitError::Read {
+        path: split_path.clone(),
+        source,
+    })?;
+    // Hash on the other core while this one parses.
+    let (sha, parsed) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| hex(&Sha256::digest(&bytes)));
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|e| SplitError::Json {
+                path: split_path.clone(),
+                message: format!("not UTF-8 text: {e}"),
+            })
+            .and_then(|text| Split::parse(text, &split_path));
+        (hasher.join().expect("sha256 does not panic"), parsed)
+    });
+    let split = parsed?;
+
+    let labels = split.train_labels();
+    let plan = plan::plan(&PlanInput {
+        labels: &labels,
+        classes: &split.classes,
+        balancing: config.balancing.as_ref(),
+        seed,
+        num_classes: config.num_classes,
+    })
+    .map_err(|source| Error::Plan {
+        split: split_path.clone(),
+        source,
+    })?;
+
+    if !req.dry_run {
+        let prov = Provenance {
+            seed,
+            config: config.balancing.as_ref(),
+            split_file: &split_name,
+            split_sha256: &sha,
+        };
+        write_atomically(&out_path, |w| manifest::write(w, &split, &plan, &prov))?;
+    }
+    Ok(Outcome {
+        seed,
+        seed_from_os,
+        classes: split.classes.clone(),
+        plan,
+        split_path,
+        out_path,
+        written: !req.dry_run,
+    })
+}
+
+/// `splits/example/train_val_split.json` -> `splits/example/train_val_split.balanced.json`.
+pub fn default_output(split: &Path) -> PathBuf {
+    let stem = split.file_stem().map_or_else(|| "split".into(), |s| s.to_string_lossy());
+    split.with_file_name(format!("{stem}.balanced.json"))
+}
+
+/// Writes through a temp file in the destination directory and renames it into place, so
+/// a crash or a full disk never leaves a partial manifest behind.
+pub fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<&mut fs::File>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let err = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".balance-split-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        body(&mut w).map_err(err)?;
+        w.flush().map_err(err)?;
+    }
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn os_seed() -> Result<u64, Error> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("cannot draw a seed from the OS: {e}")))?;
+    // Keep it below 2^53 so it survives a round trip through JSON readers that use f64
+    // (JavaScript, some Python tooling).
+    Ok(u64::from_le_bytes(b) >> 11)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,46 @@
+//! The library's top-level error, and the one place that decides exit codes.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::plan::PlanError;
+use crate::split::SplitError;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    /// The split and config are each valid but do not fit together.
+    #[error("{split}: {source}")]
+    Plan {
+        split: PathBuf,
+        #[source]
+        source: PlanError,
+    },
+    /// A usage problem that is not about one file's contents (missing `data.split_file`,
+    /// output path equal to the input).
+    #[error("{0}")]
+    Usage(String),
+    /// Something outside the user's input failed (the OS could not provide a seed).
+    #[error("{0}")]
+    Internal(String),
+    /// Writing the output failed: the environment, not the user's input.
+    #[error("{path}: cannot write manifest: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// 2 for bad input (the user can fix their files or arguments), 1 for internal failures.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Write { .. } | Error::Internal(_) => 1,
+            Error::Config(_) | Error::Split(_) | Error::Plan { .. } | Error::Usage(_) => 2,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! balance-split: reproducible, class-balanced training manifests from an imbalanced
+//! image-classification split.
+//!
+//! The crate is organised as pure logic ([`weights`], [`plan`], [`rng`]) with I/O at the
+//! edges ([`config`] and [`split`] read the user's files, [`manifest`] writes ours,
+//! [`balance`] runs a whole job). The `balance-split` binary only parses arguments and
+//! prints.
+
+pub mod balance;
+pub mod config;
+pub mod error;
+pub mod manifest;
+pub mod plan;
+pub mod report;
+pub mod rng;
+pub mod split;
+pub mod weights;
+
+pub use error::Error;

@@ -1,0 +1,37 @@
+//! `balance-split`: argument parsing and printing only; every decision is in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "balance-split", version, about = "Reproducible, class-balanced training manifests from an imbalanced split")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Balance the training split of a config's split file and write a manifest.
+    Balance(cli::balance::Args),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Balance(a) => cli::balance::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e
+                .downcast_ref::<balance_split::Error>()
+                .map_or(1, balance_split::Error::exit_code);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Writing the version-1 manifest: the source split (a valid split file for the user's
+//! `SplitFileDataset`) plus a `balancing` section with provenance.
+//!
+//! The layout is fixed so that the same inputs give the same bytes and diffs stay small:
+//! two-space indentation, one `train`/`val`/`test` entry per line (as
+//! `{"path": ..., "label": ..., <extra fields>}`), one `source_index` value per line so it
+//! lines up with `train`, no timestamps, no absolute paths added. It is written by hand
+//! rather than by serde_json's pretty printer because the pretty printer would spread
+//! every entry over four lines.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
+use serde_json::{Map, Value};
+
+use crate::config::{Balancing, DataStrategy};
+use crate::plan::{Plan, Selection};
+use crate::split::{Entry, Split};
+
+/// The manifest format this crate writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Provenance that is not part of the plan itself.
+pub struct Provenance<'a> {
+    pub seed: u64,
+    /// The effective `data.balancing` (defaults filled in); `None` if the config had none.
+    pub config: Option<&'a Balancing>,
+    /// The split file as the user named it (config or `--split`), not resolved.
+    pub split_file: &'a str,
+    pub split_sha256: &'a str,
+}
+
+/// Writes the whole manifest to `w`.
+pub fn write<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance) -> io::Result<()> {
+    w.write_all(b"{\n  \"metadata\": ")?;
+    write_pretty(w, &split.metadata, 1)?;
+    w.write_all(b",\n  \"train\": ")?;
+    match &plan.selection {
+        Selection::All => write_entries(w, split.train.iter())?,
+        Selection::Indices(idx) => write_entries(w, idx.iter().map(|&i| &split.train[i]))?,
+    }
+    for (name, list) in [("val", &split.val), ("test", &split.test)] {
+        if let Some(list) = list {
+            write!(w, ",\n  \"{name}\": ")?;
+            write_entries(w, list.iter())?;
+        }
+    }
+    for (key, value) in &split.extra {
+        w.write_all(b",\n  ")?;
+        serde_json::to_writer(&mut *w, key)?;
+        w.write_all(b": ")?;
+        write_pretty(w, value, 1)?;
+    }
+    w.write_all(b",\n  \"balancing\": {\n")?;
+    write_balancing(w, split, plan, prov)?;
+    w.write_all(b"\n  }\n}\n")
+}
+
+fn write_balancing<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance) -> io::Result<()> {
+    let by_name = |counts: &[u64]| -> Map<String, Value> {
+        split
+            .classes
+            .iter()
+            .zip(counts)
+            .map(|(name, &n)| (name.clone(), Value::from(n)))
+            .collect()
+    };
+    let overridden: Vec<&str> = plan.overridden.iter().map(|s: &DataStrategy| s.name()).collect();
+    let fields: [(&str, Value); 11] = [
+        ("format_version", FORMAT_VERSION.into()),
+        (
+            "tool",
+            serde_json::json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        ("seed", prov.seed.into()),
+        ("strategy", plan.strategy.name().into()),
+        ("overridden", overridden.into()),
+        ("warnings", plan.warnings.clone().into()),
+        ("config", to_value(&prov.config)),
+        (
+            "source",
+            serde_json::json!({
+                "split_file": prov.split_file,
+                "split_sha256": prov.split_sha256,
+                "train_samples": split.train.len(),
+            }),
+        ),
+        (
+            "class_counts",
+            serde_json::json!({"before": by_name(&plan.counts_before), "after": by_name(&plan.counts_after)}),
+        ),
+        (
+            "sampler",
+            plan.sampler.as_ref().map_or(Value::Null, |s| {
+                serde_json::json!({
+                    "class_weights": s.class_weights,
+                    "replacement": s.replacement,
+                    "num_samples": s.num_samples,
+                    "expected_counts": by_name_f64(&split.classes, &s.expected_counts),
+                })
+            }),
+        ),
+        (
+            "loss",
+            plan.loss.as_ref().map_or(Value::Null, |l| {
+                serde_json::json!({
+                    "class_weights": l.class_weights,
+                    "method": l.method.name(),
+                    "normalize": l.normalize,
+                })
+            }),
+        ),
+    ];
+    for (key, value) in &fields {
+        write!(w, "    \"{key}\": ")?;
+        write_pretty(w, value, 2)?;
+        w.write_all(b",\n")?;
+    }
+    w.write_all(b"    \"source_index\": ")?;
+    match &plan.selection {
+        Selection::All => write_index_list(w, 0..split.train.len()),
+        Selection::Indices(idx) => write_index_list(w, idx.iter().copied()),
+    }
+}
+
+fn by_name_f64(classes: &[String], values: &[f64]) -> Map<String, Value> {
+    classes.iter().zip(values).map(|(n, &v)| (n.clone(), Value::from(v))).collect()
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("config values are plain data and always serialise")
+}
+
+/// `[\n      0,\n      1\n    ]` at depth 2 (inside `balancing`).
+fn write_index_list<W: Write>(w: &mut W, indices: impl ExactSizeIterator<Item = usize>) -> io::Result<()> {
+    if indices.len() == 0 {
+        return w.write_all(b"[]");
+    }
+    w.write_all(b"[")?;
+    let mut buf = itoa::Buffer::new();
+    let mut first = true;
+    for i in indices {
+        w.write_all(if first { b"\n      " } else { b",\n      " })?;
+        first = false;
+        w.write_all(buf.format(i).as_bytes())?;
+    }
+    w.write_all(b"\n    ]")
+}
+
+/// A list of entries at depth 1, one per line.
+fn write_entries<'a, 'e: 'a, W: Write>(w: &mut W, entries: impl Iterator<Item = &'a Entry<'e>>) -> io::Result<()> {
+    let mut first = true;
+    let mut buf = itoa::Buffer::new();
+    for e in entries {
+        w.write_all(if first { b"[\n    {\"path\": " } else { b",\n    {\"path\": " })?;
+        first = false;
+        write_str(w, &e.path)?;
+        w.write_all(b", \"label\": ")?;
+        w.write_all(buf.format(e.label).as_bytes())?;
+        if let Some(extra) = &e.extra {
+            for (k, v) in extra.iter() {
+                w.write_all(b", ")?;
+                write_str(w, k)?;
+                w.write_all(b": ")?;
+                let mut ser = serde_json::Serializer::with_formatter(&mut *w, PythonCompact);
+                v.serialize(&mut ser)?;
+            }
+        }
+        w.write_all(b"}")?;
+    }
+    w.write_all(if first { b"[]" } else { b"\n  ]" })
+}
+
+/// A JSON string. Strings without characters that need escaping (nearly every path) are
+/// copied as they are.
+fn write_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        w.write_all(b"\"")?;
+        w.write_all(s.as_bytes())?;
+        w.write_all(b"\"")
+    } else {
+        serde_json::to_writer(w, s).map_err(io::Error::from)
+    }
+}
+
+/// serde_json's pretty printer (two-space indent), re-indented to start at `depth`.
+fn write_pretty<W: Write, T: Serialize + ?Sized>(w: &mut W, value: &T, depth: usize) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, PrettyFormatter::with_indent(b"  "));
+    value.serialize(&mut ser)?;
+    let pad = "  ".repeat(depth);
+    // A raw newline only occurs between tokens (JSON strings escape theirs).
+    for (i, line) in buf.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            w.write_all(b"\n")?;
+            w.write_all(pad.as_bytes())?;
+        }
+        w.write_all(line)?;
+    }
+    Ok(())
+}
+
+/// One-line JSON with Python's default separators (`", "` and `": "`), for the extra
+/// fields of an entry, so an entry line reads like `json.dumps` output.
+struct PythonCompact;
+
+impl Formatter for PythonCompact {
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! The human summary of a `balance` run: an aligned table of per-class counts.
+
+use std::fmt::Write;
+
+use crate::balance::Outcome;
+use crate::plan::Strategy;
+
+/// Renders the summary that `balance-split balance` prints on stdout.
+pub fn summary(o: &Outcome) -> String {
+    let p = &o.plan;
+    let mut s = String::new();
+    let _ = write!(s, "strategy  {}", p.strategy.name());
+    if !p.overridden.is_empty() {
+        let names: Vec<_> = p.overridden.iter().map(|s| s.name()).collect();
+        let _ = write!(s, " (overrides {})", names.join(", "));
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "seed      {}{}",
+        o.seed,
+        if o.seed_from_os { " (drawn from the OS: compute.seed is null)" } else { "" }
+    );
+    let after_head = match (&p.strategy, &p.sampler) {
+        (Strategy::Data(_), Some(_)) => "epoch",
+        _ => "after",
+    };
+    let mut rows: Vec<[String; 4]> = vec![[
+        "class".into(),
+        "label".into(),
+        "before".into(),
+        after_head.into(),
+    ]];
+    for (label, name) in o.classes.iter().enumerate() {
+        rows.push([
+            name.clone(),
+            label.to_string(),
+            p.counts_before[label].to_string(),
+            p.counts_after[label].to_string(),
+        ]);
+    }
+    rows.push([
+        "total".into(),
+        String::new(),
+        p.counts_before.iter().sum::<u64>().to_string(),
+        p.counts_after.iter().sum::<u64>().to_string(),
+    ]);
+    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in &rows {
+        let line = format!(
+            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    if let Some(sm) = &p.sampler {
+        let _ = writeln!(
+            s,
+            "sampler   {} draws per epoch, {} replacement; class weights {}",
+            sm.num_samples,
+            if sm.replacement { "with" } else { "without" },
+            join_f64(&sm.class_weights)
+        );
+    }
+    if let Some(l) = &p.loss {
+        let _ = writeln!(
+            s,
+            "loss      class weights {} ({}{})",
+            join_f64(&l.class_weights),
+            l.method.name(),
+            if l.normalize { ", normalized" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{} {}",
+        if o.written { "wrote" } else { "dry run, would write" },
+        o.out_path.display()
+    );
+    s
+}
+
+fn join_f64(v: &[f64]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+    format!("[{}]", parts.join(", "))
+}
