@@ -69,6 +69,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         }
     }
 
+    let mut timer = Timer::from_env();
     let bytes = fs::read(&split_path).map_err(|source| SplitError::Read {
         path: split_path.clone(),
         source,
@@ -85,6 +86,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         (hasher.join().expect("sha256 does not panic"), parsed)
     });
     let split = parsed?;
+    timer.lap("read+parse+hash");
 
     let labels = split.train_labels();
     let plan = plan::plan(&PlanInput {
@@ -99,6 +101,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         source,
     })?;
 
+    timer.lap("plan");
     if !req.dry_run {
         let prov = Provenance {
             seed,
@@ -107,6 +110,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             split_sha256: &sha,
         };
         write_atomically(&out_path, |w| manifest::write(w, &split, &plan, &prov))?;
+        timer.lap("write");
     }
     Ok(Outcome {
         seed,
@@ -143,6 +147,8 @@ pub fn write_atomically(
     let mut tmp = tempfile::Builder::new()
         .prefix(".balance-split-")
         .suffix(".tmp")
+        // tempfile's default 0600 would make the manifest unreadable to the rest of a team.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(err)?;
     {
@@ -172,4 +178,21 @@ fn os_seed() -> Result<u64, Error> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stage timings on stderr when `BALANCE_SPLIT_TIMINGS` is set: the benchmark's view of
+/// where the time goes, off by default so normal output stays byte-stable.
+struct Timer(Option<std::time::Instant>);
+
+impl Timer {
+    fn from_env() -> Timer {
+        Timer(std::env::var_os("BALANCE_SPLIT_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+
+    fn lap(&mut self, stage: &str) {
+        if let Some(t) = &mut self.0 {
+            eprintln!("timing: {stage} {:.3}s", t.elapsed().as_secs_f64());
+            *t = std::time::Instant::now();
+        }
+    }
 }

@@ -302,23 +302,13 @@ impl Config {
 
     /// Parses config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let raw: Option<RawConfig> = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let message = e.into_inner().to_string();
-            if key == "." || key.is_empty() {
-                ConfigError::Syntax {
-                    path: path.to_owned(),
-                    message,
-                }
-            } else {
-                ConfigError::Invalid {
-                    path: path.to_owned(),
-                    key,
-                    message,
-                }
-            }
-        })?;
+        // serde_yaml_ng's messages already start with the dotted key and end with the line
+        // and column: "data.balancing.downsampling: unknown field `enabeld`, ... at line 4".
+        let raw: Option<RawConfig> =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
         let raw = raw.unwrap_or_default();
         let data = raw.data.unwrap_or_default();
         if let Some(b) = &data.balancing {

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Independent Python implementation of balance-split's random streams and selections.
+
+It re-derives, from the documented algorithms alone, what `balance-split balance` writes, so
+a Python project can check (or reproduce) a manifest without the Rust tool:
+
+    pip install cryptography
+    python examples/python/rng_reference.py                      # prints the pinned draws
+    python examples/python/rng_reference.py MANIFEST.json         # re-derives source_index
+
+Stream: key = SHA-256("balance-split/rng/v1\\0" + purpose + "\\0" + seed:u64le + context:u64le...),
+ChaCha20 (djb variant, 64-bit counter and stream id both 0); next_u64 = the next 8 keystream
+bytes, little-endian. below(n): Lemire's multiply-and-reject.
+"""
+import hashlib
+import json
+import struct
+import sys
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+MASK = 2**64 - 1
+
+
+class Stream:
+    def __init__(self, seed, purpose, context=()):
+        key = hashlib.sha256(
+            b"balance-split/rng/v1\0" + purpose.encode() + b"\0" + struct.pack("<Q", seed)
+            + b"".join(struct.pack("<Q", c) for c in context)
+        ).digest()
+        self._ks = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
+
+    def next_u64(self):
+        return struct.unpack("<Q", self._ks.update(b"\0" * 8))[0]
+
+    def below(self, n):
+        m = self.next_u64() * n
+        if (m & MASK) < n:
+            t = (2**64 - n) % n
+            while (m & MASK) < t:
+                m = self.next_u64() * n
+        return m >> 64
+
+
+def downsample(labels, k, ratio, seed):
+    by_class = [[i for i, l in enumerate(labels) if l == c] for c in range(k)]
+    cap = int(min(len(a) for a in by_class) / ratio)
+    keep = []
+    for c, a in enumerate(by_class):
+        t = min(cap, len(a))
+        if t < len(a):
+            s = Stream(seed, "downsampling", [c])
+            for i in range(t):
+                j = i + s.below(len(a) - i)
+                a[i], a[j] = a[j], a[i]
+            a = a[:t]
+        keep += a
+    return sorted(keep)
+
+
+def upsample(labels, k, ratio, seed):
+    by_class = [[i for i, l in enumerate(labels) if l == c] for c in range(k)]
+    target = int(max(len(a) for a in by_class) * ratio)
+    copies = [1] * len(labels)
+    for c, a in enumerate(by_class):
+        if len(a) < target:
+            s = Stream(seed, "upsampling", [c])
+            for _ in range(target - len(a)):
+                copies[a[s.below(len(a))]] += 1
+    return [i for i, n in enumerate(copies) for _ in range(n)]
+
+
+def main():
+    if len(sys.argv) == 1:
+        s = Stream(0, "downsampling", [1])
+        print([s.below(1000) for _ in range(4)])  # [787, 922, 145, 567]
+        s = Stream(42, "upsampling", [0])
+        print([s.below(7) for _ in range(4)])  # [5, 2, 5, 6]
+        return
+    m = json.load(open(sys.argv[1]))
+    b = m["balancing"]
+    src = json.load(open(b["source"]["split_file"]))
+    labels = [e["label"] for e in src["train"]]
+    k = len(src["metadata"]["classes"])
+    if b["strategy"] == "downsampling":
+        idx = downsample(labels, k, b["config"]["downsampling"]["target_ratio"], b["seed"])
+    elif b["strategy"] == "upsampling":
+        idx = upsample(labels, k, b["config"]["upsampling"]["target_ratio"], b["seed"])
+    else:
+        idx = list(range(len(labels)))
+    print("source_index matches" if idx == b["source_index"] else "source_index DIFFERS")
+    sys.exit(0 if idx == b["source_index"] else 3)
+
+
+if __name__ == "__main__":
+    main()
