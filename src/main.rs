@@ -30,7 +30,8 @@ fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<balance_split::Error>()
                 .map_or(1, balance_split::Error::exit_code);
-            eprintln!("error: {e:#}");
+            // Library messages already carry their cause; printing the chain would repeat it.
+            eprintln!("error: {e}");
             ExitCode::from(code as u8)
         }
     }
