@@ -37,7 +37,7 @@ fn render(rng: &mut ChaCha20Rng, abnormal: bool) -> image::RgbImage {
     let cy = uniform(rng, 16.0, 24.0);
     let r = uniform(rng, 12.0, 16.0);
     let tint = uniform(rng, -0.08, 0.08);
-    let phase = uniform(rng, 0.0, 6.283);
+    let phase = uniform(rng, 0.0, std::f64::consts::TAU);
     let (lx, ly, lr) = (
         cx + uniform(rng, -5.0, 5.0),
         cy + uniform(rng, -5.0, 5.0),
@@ -71,12 +71,22 @@ fn render(rng: &mut ChaCha20Rng, abnormal: bool) -> image::RgbImage {
 }
 
 fn main() {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "splits/example".into()));
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "splits/example".into()),
+    );
     let mut rng = ChaCha20Rng::from_seed(*b"balance-split example images v1!");
-    let classes = [("normal", "0.Normal", 180usize, 45usize), ("abnormal", "1.Abnormal", 20, 5)];
+    let classes = [
+        ("normal", "0.Normal", 180usize, 45usize),
+        ("abnormal", "1.Abnormal", 20, 5),
+    ];
     let mut lists = vec![Vec::new(), Vec::new()];
     for (label, (_, dir, n_train, n_val)) in classes.iter().enumerate() {
-        for (li, (split, n)) in [("train", *n_train), ("val", *n_val)].into_iter().enumerate() {
+        for (li, (split, n)) in [("train", *n_train), ("val", *n_val)]
+            .into_iter()
+            .enumerate()
+        {
             let folder = out.join("images").join(split).join(dir);
             fs::create_dir_all(&folder).expect("create image folder");
             for i in 0..n {

@@ -59,7 +59,10 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         (None, SeedSetting::Fixed(s)) => (s, false),
         (None, SeedSetting::FromOs) => (os_seed()?, true),
     };
-    let out_path = req.out.clone().unwrap_or_else(|| default_output(&split_path));
+    let out_path = req
+        .out
+        .clone()
+        .unwrap_or_else(|| default_output(&split_path));
     for input in [&split_path, &req.config] {
         if same_file(input, &out_path) {
             return Err(Error::Usage(format!(
@@ -125,7 +128,9 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
 
 /// `splits/example/train_val_split.json` -> `splits/example/train_val_split.balanced.json`.
 pub fn default_output(split: &Path) -> PathBuf {
-    let stem = split.file_stem().map_or_else(|| "split".into(), |s| s.to_string_lossy());
+    let stem = split
+        .file_stem()
+        .map_or_else(|| "split".into(), |s| s.to_string_lossy());
     split.with_file_name(format!("{stem}.balanced.json"))
 }
 
@@ -170,7 +175,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn os_seed() -> Result<u64, Error> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("cannot draw a seed from the OS: {e}")))?;
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::Internal(format!("cannot draw a seed from the OS: {e}")))?;
     // Keep it below 2^53 so it survives a round trip through JSON readers that use f64
     // (JavaScript, some Python tooling).
     Ok(u64::from_le_bytes(b) >> 11)

@@ -312,11 +312,12 @@ impl Config {
         let raw = raw.unwrap_or_default();
         let data = raw.data.unwrap_or_default();
         if let Some(b) = &data.balancing {
-            b.validate().map_err(|(key, message)| ConfigError::Invalid {
-                path: path.to_owned(),
-                key: format!("data.balancing.{key}"),
-                message,
-            })?;
+            b.validate()
+                .map_err(|(key, message)| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: format!("data.balancing.{key}"),
+                    message,
+                })?;
         }
         let seed = match raw.compute.unwrap_or_default().seed {
             None => SeedSetting::Fixed(0),

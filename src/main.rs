@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "balance-split", version, about = "Reproducible, class-balanced training manifests from an imbalanced split")]
+#[command(
+    name = "balance-split",
+    version,
+    about = "Reproducible, class-balanced training manifests from an imbalanced split"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

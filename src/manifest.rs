@@ -57,7 +57,12 @@ pub fn write<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance)
     w.write_all(b"\n  }\n}\n")
 }
 
-fn write_balancing<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance) -> io::Result<()> {
+fn write_balancing<W: Write>(
+    w: &mut W,
+    split: &Split,
+    plan: &Plan,
+    prov: &Provenance,
+) -> io::Result<()> {
     let by_name = |counts: &[u64]| -> Map<String, Value> {
         split
             .classes
@@ -66,7 +71,11 @@ fn write_balancing<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Prove
             .map(|(name, &n)| (name.clone(), Value::from(n)))
             .collect()
     };
-    let overridden: Vec<&str> = plan.overridden.iter().map(|s: &DataStrategy| s.name()).collect();
+    let overridden: Vec<&str> = plan
+        .overridden
+        .iter()
+        .map(|s: &DataStrategy| s.name())
+        .collect();
     let fields: [(&str, Value); 11] = [
         ("format_version", FORMAT_VERSION.into()),
         (
@@ -125,7 +134,11 @@ fn write_balancing<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Prove
 }
 
 fn by_name_f64(classes: &[String], values: &[f64]) -> Map<String, Value> {
-    classes.iter().zip(values).map(|(n, &v)| (n.clone(), Value::from(v))).collect()
+    classes
+        .iter()
+        .zip(values)
+        .map(|(n, &v)| (n.clone(), Value::from(v)))
+        .collect()
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {
@@ -133,7 +146,10 @@ fn to_value<T: Serialize>(v: &T) -> Value {
 }
 
 /// `[\n      0,\n      1\n    ]` at depth 2 (inside `balancing`).
-fn write_index_list<W: Write>(w: &mut W, indices: impl ExactSizeIterator<Item = usize>) -> io::Result<()> {
+fn write_index_list<W: Write>(
+    w: &mut W,
+    indices: impl ExactSizeIterator<Item = usize>,
+) -> io::Result<()> {
     if indices.len() == 0 {
         return w.write_all(b"[]");
     }
@@ -149,11 +165,18 @@ fn write_index_list<W: Write>(w: &mut W, indices: impl ExactSizeIterator<Item = 
 }
 
 /// A list of entries at depth 1, one per line.
-fn write_entries<'a, 'e: 'a, W: Write>(w: &mut W, entries: impl Iterator<Item = &'a Entry<'e>>) -> io::Result<()> {
+fn write_entries<'a, 'e: 'a, W: Write>(
+    w: &mut W,
+    entries: impl Iterator<Item = &'a Entry<'e>>,
+) -> io::Result<()> {
     let mut first = true;
     let mut buf = itoa::Buffer::new();
     for e in entries {
-        w.write_all(if first { b"[\n    {\"path\": " } else { b",\n    {\"path\": " })?;
+        w.write_all(if first {
+            b"[\n    {\"path\": "
+        } else {
+            b",\n    {\"path\": "
+        })?;
         first = false;
         write_str(w, &e.path)?;
         w.write_all(b", \"label\": ")?;
@@ -185,9 +208,14 @@ fn write_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
 }
 
 /// serde_json's pretty printer (two-space indent), re-indented to start at `depth`.
-fn write_pretty<W: Write, T: Serialize + ?Sized>(w: &mut W, value: &T, depth: usize) -> io::Result<()> {
+fn write_pretty<W: Write, T: Serialize + ?Sized>(
+    w: &mut W,
+    value: &T,
+    depth: usize,
+) -> io::Result<()> {
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, PrettyFormatter::with_indent(b"  "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut buf, PrettyFormatter::with_indent(b"  "));
     value.serialize(&mut ser)?;
     let pad = "  ".repeat(depth);
     // A raw newline only occurs between tokens (JSON strings escape theirs).

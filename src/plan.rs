@@ -23,7 +23,9 @@ use crate::weights::{self, WeightError, WeightMethod};
 /// Why no plan can be made for this split and config.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("class {class:?} (label {label}) has no training samples; {what} needs every class's count")]
+    #[error(
+        "class {class:?} (label {label}) has no training samples; {what} needs every class's count"
+    )]
     EmptyClass {
         class: String,
         label: usize,
@@ -125,7 +127,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let weights_needed = bal.weighted_sampler.enabled || bal.class_weights.enabled;
     if let (Some(n), true) = (input.num_classes, weights_needed) {
         if n != k as u64 {
-            return Err(PlanError::NumClassesMismatch { config: n, split: k });
+            return Err(PlanError::NumClassesMismatch {
+                config: n,
+                split: k,
+            });
         }
     }
     if enabled.len() > 1 {
@@ -147,11 +152,14 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         chosen = None;
     }
     let empty_class = |what: String| {
-        counts.iter().position(|&n| n == 0).map(|label| PlanError::EmptyClass {
-            class: input.classes[label].clone(),
-            label,
-            what,
-        })
+        counts
+            .iter()
+            .position(|&n| n == 0)
+            .map(|label| PlanError::EmptyClass {
+                class: input.classes[label].clone(),
+                label,
+                what,
+            })
     };
     let (selection, counts_after, sampler) = match chosen {
         None => (Selection::All, counts.clone(), None),
@@ -159,26 +167,41 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             if let Some(e) = empty_class("downsampling".into()) {
                 return Err(e);
             }
-            let (sel, after) = downsample(input.labels, &counts, bal.downsampling.target_ratio, input.seed);
+            let (sel, after) = downsample(
+                input.labels,
+                &counts,
+                bal.downsampling.target_ratio,
+                input.seed,
+            );
             (Selection::Indices(sel), after, None)
         }
         Some(DataStrategy::Upsampling) => {
             if let Some(e) = empty_class("upsampling".into()) {
                 return Err(e);
             }
-            let (sel, after) = upsample(input.labels, &counts, bal.upsampling.target_ratio, input.seed);
+            let (sel, after) = upsample(
+                input.labels,
+                &counts,
+                bal.upsampling.target_ratio,
+                input.seed,
+            );
             (Selection::Indices(sel), after, None)
         }
         Some(DataStrategy::WeightedSampler) => {
             let ws = &bal.weighted_sampler;
-            let class_weights = weights::class_weights(&counts, ws.method, ws.beta, ws.manual_weights.as_deref())
-                .map_err(|e| weight_error(e, "weighted_sampler", input.classes))?;
+            let class_weights =
+                weights::class_weights(&counts, ws.method, ws.beta, ws.manual_weights.as_deref())
+                    .map_err(|e| weight_error(e, "weighted_sampler", input.classes))?;
             let n = input.labels.len();
             let num_samples = ws.num_samples.unwrap_or(n as u64);
             if !ws.replacement && num_samples > n as u64 {
-                return Err(PlanError::TooManySamples { num_samples, train: n });
+                return Err(PlanError::TooManySamples {
+                    num_samples,
+                    train: n,
+                });
             }
-            let expected_counts = expected_epoch_counts(&counts, &class_weights, num_samples, ws.replacement);
+            let expected_counts =
+                expected_epoch_counts(&counts, &class_weights, num_samples, ws.replacement);
             let after = apportion(&expected_counts, num_samples);
             let sampler = SamplerPlan {
                 class_weights,
@@ -194,7 +217,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         let raw = weights::class_weights(&counts, cw.method, cw.beta, cw.manual_weights.as_deref())
             .map_err(|e| weight_error(e, "class_weights", input.classes))?;
         Some(LossPlan {
-            class_weights: if cw.normalize { weights::normalize(&raw, k) } else { raw },
+            class_weights: if cw.normalize {
+                weights::normalize(&raw, k)
+            } else {
+                raw
+            },
             method: cw.method,
             normalize: cw.normalize,
         })
@@ -239,7 +266,10 @@ pub fn class_counts(labels: &[u32], num_classes: usize) -> Vec<u64> {
 
 /// Source indices of each class, ascending.
 fn indices_by_class(labels: &[u32], counts: &[u64]) -> Vec<Vec<usize>> {
-    let mut by_class: Vec<Vec<usize>> = counts.iter().map(|&n| Vec::with_capacity(n as usize)).collect();
+    let mut by_class: Vec<Vec<usize>> = counts
+        .iter()
+        .map(|&n| Vec::with_capacity(n as usize))
+        .collect();
     for (i, &l) in labels.iter().enumerate() {
         by_class[l as usize].push(i);
     }
@@ -247,6 +277,11 @@ fn indices_by_class(labels: &[u32], counts: &[u64]) -> Vec<Vec<usize>> {
 }
 
 /// Per-class targets of downsampling: `min(trunc(n_min / r), n_c)`.
+///
+/// ```
+/// // The user's two-class rule: the majority is cut to int(minority / ratio).
+/// assert_eq!(balance_split::plan::downsampling_targets(&[180, 20], 0.5), vec![40, 20]);
+/// ```
 pub fn downsampling_targets(counts: &[u64], target_ratio: f64) -> Vec<u64> {
     let n_min = counts.iter().copied().min().unwrap_or(0);
     let cap = (n_min as f64 / target_ratio) as u64;
@@ -254,13 +289,23 @@ pub fn downsampling_targets(counts: &[u64], target_ratio: f64) -> Vec<u64> {
 }
 
 /// Per-class targets of upsampling: `max(n_c, trunc(n_max * r))`.
+///
+/// ```
+/// // The minority grows to int(majority * ratio); classes above that are left alone.
+/// assert_eq!(balance_split::plan::upsampling_targets(&[180, 20, 150], 0.5), vec![180, 90, 150]);
+/// ```
 pub fn upsampling_targets(counts: &[u64], target_ratio: f64) -> Vec<u64> {
     let n_max = counts.iter().copied().max().unwrap_or(0);
     let target = (n_max as f64 * target_ratio) as u64;
     counts.iter().map(|&n| n.max(target)).collect()
 }
 
-fn downsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Vec<usize>, Vec<u64>) {
+fn downsample(
+    labels: &[u32],
+    counts: &[u64],
+    target_ratio: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<u64>) {
     let targets = downsampling_targets(counts, target_ratio);
     let mut keep = vec![false; labels.len()];
     for (label, mut idx) in indices_by_class(labels, counts).into_iter().enumerate() {
@@ -278,11 +323,20 @@ fn downsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (
             keep[i] = true;
         }
     }
-    let sel = keep.iter().enumerate().filter_map(|(i, &k)| k.then_some(i)).collect();
+    let sel = keep
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &k)| k.then_some(i))
+        .collect();
     (sel, targets)
 }
 
-fn upsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Vec<usize>, Vec<u64>) {
+fn upsample(
+    labels: &[u32],
+    counts: &[u64],
+    target_ratio: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<u64>) {
     let targets = upsampling_targets(counts, target_ratio);
     let mut copies = vec![1u32; labels.len()];
     for (label, idx) in indices_by_class(labels, counts).into_iter().enumerate() {
@@ -311,14 +365,29 @@ fn upsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Ve
 /// `exp(-w_c t)`: solve `sum_c n_c (1 - exp(-w_c t)) = m` for `t` by bisection, then
 /// `E_c = n_c (1 - exp(-w_c t))`. It is exact when `m` equals the train size or all
 /// weights are equal, and within a fraction of a sample of simulation otherwise.
-pub fn expected_epoch_counts(counts: &[u64], class_weights: &[f64], m: u64, replacement: bool) -> Vec<f64> {
-    let mass: f64 = counts.iter().zip(class_weights).map(|(&n, &w)| n as f64 * w).sum();
+pub fn expected_epoch_counts(
+    counts: &[u64],
+    class_weights: &[f64],
+    m: u64,
+    replacement: bool,
+) -> Vec<f64> {
+    let mass: f64 = counts
+        .iter()
+        .zip(class_weights)
+        .map(|(&n, &w)| n as f64 * w)
+        .sum();
     let total: u64 = counts.iter().sum();
     if replacement || m == 0 || mass == 0.0 {
         return counts
             .iter()
             .zip(class_weights)
-            .map(|(&n, &w)| if mass == 0.0 { 0.0 } else { m as f64 * (n as f64 * w) / mass })
+            .map(|(&n, &w)| {
+                if mass == 0.0 {
+                    0.0
+                } else {
+                    m as f64 * (n as f64 * w) / mass
+                }
+            })
             .collect();
     }
     if m >= total {

@@ -19,7 +19,11 @@ pub fn summary(o: &Outcome) -> String {
         s,
         "seed      {}{}",
         o.seed,
-        if o.seed_from_os { " (drawn from the OS: compute.seed is null)" } else { "" }
+        if o.seed_from_os {
+            " (drawn from the OS: compute.seed is null)"
+        } else {
+            ""
+        }
     );
     let after_head = match (&p.strategy, &p.sampler) {
         (Strategy::Data(_), Some(_)) => "epoch",
@@ -45,7 +49,9 @@ pub fn summary(o: &Outcome) -> String {
         p.counts_before.iter().sum::<u64>().to_string(),
         p.counts_after.iter().sum::<u64>().to_string(),
     ]);
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     for r in &rows {
         let line = format!(
             "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
@@ -81,7 +87,11 @@ pub fn summary(o: &Outcome) -> String {
     let _ = writeln!(
         s,
         "{} {}",
-        if o.written { "wrote" } else { "dry run, would write" },
+        if o.written {
+            "wrote"
+        } else {
+            "dry run, would write"
+        },
         o.out_path.display()
     );
     s

@@ -123,14 +123,25 @@ impl<'a> RawSplit<'a> {
                     format!("expected an object, found {}", describe_value(&other)),
                 ))
             }
-            None => return Err(invalid("metadata", "missing (expected an object with \"classes\")".into())),
+            None => {
+                return Err(invalid(
+                    "metadata",
+                    "missing (expected an object with \"classes\")".into(),
+                ))
+            }
         };
         let classes = class_names(&metadata).map_err(|m| invalid("metadata.classes", m))?;
-        let train = self
-            .train
-            .ok_or_else(|| invalid("train", "missing (expected a list of {\"path\", \"label\"} entries)".into()))?;
+        let train = self.train.ok_or_else(|| {
+            invalid(
+                "train",
+                "missing (expected a list of {\"path\", \"label\"} entries)".into(),
+            )
+        })?;
         if train.is_empty() {
-            return Err(invalid("train", "is empty; there is nothing to balance".into()));
+            return Err(invalid(
+                "train",
+                "is empty; there is nothing to balance".into(),
+            ));
         }
         let k = classes.len();
         let check = |list: &'static str, entries: Vec<RawEntry<'a>>| {
@@ -184,15 +195,12 @@ fn class_names(metadata: &Map<String, Value>) -> Result<Vec<String>, String> {
     let k = classes.len();
     let mut names: Vec<Option<String>> = vec![None; k];
     for (name, label) in classes {
-        let l = label
-            .as_u64()
-            .filter(|&l| l < k as u64)
-            .ok_or_else(|| {
-                format!(
-                    "class {name:?} has label {label}; expected labels 0..{} (one per class)",
-                    k - 1
-                )
-            })?;
+        let l = label.as_u64().filter(|&l| l < k as u64).ok_or_else(|| {
+            format!(
+                "class {name:?} has label {label}; expected labels 0..{} (one per class)",
+                k - 1
+            )
+        })?;
         if let Some(prev) = &names[l as usize] {
             return Err(format!(
                 "classes {prev:?} and {name:?} share label {l}; expected labels 0..{} (one per class)",
@@ -201,7 +209,10 @@ fn class_names(metadata: &Map<String, Value>) -> Result<Vec<String>, String> {
         }
         names[l as usize] = Some(name.clone());
     }
-    Ok(names.into_iter().map(|n| n.expect("labels 0..K-1 are all taken")).collect())
+    Ok(names
+        .into_iter()
+        .map(|n| n.expect("labels 0..K-1 are all taken"))
+        .collect())
 }
 
 /// "a string \"x\"", "an integer 3", ... for messages.
@@ -265,7 +276,11 @@ impl<'de> Visitor<'de> for ListSeed {
     type Value = Vec<RawEntry<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "\"{}\" to be a list of {{\"path\", \"label\"}} entries", self.0)
+        write!(
+            f,
+            "\"{}\" to be a list of {{\"path\", \"label\"}} entries",
+            self.0
+        )
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -331,11 +346,14 @@ impl<'de> Visitor<'de> for EntrySeed {
                 },
                 _ => {
                     let value: Value = map.next_value()?;
-                    extra.get_or_insert_with(Default::default).insert(key.into_owned(), value);
+                    extra
+                        .get_or_insert_with(Default::default)
+                        .insert(key.into_owned(), value);
                 }
             }
         }
-        let path = path.ok_or_else(|| de::Error::custom(format_args!("{}: missing \"path\"", at())))?;
+        let path =
+            path.ok_or_else(|| de::Error::custom(format_args!("{}: missing \"path\"", at())))?;
         let label =
             label.ok_or_else(|| de::Error::custom(format_args!("{}: missing \"label\"", at())))?;
         Ok(RawEntry { path, label, extra })

@@ -49,6 +49,13 @@ pub enum WeightError {
 ///
 /// `manual` is only read for [`WeightMethod::Manual`]; its values were validated as positive
 /// and finite when the config was read.
+///
+/// ```
+/// use balance_split::weights::{class_weights, normalize, WeightMethod};
+/// // 180 normal, 20 abnormal: the minority weighs 9 times more.
+/// let w = class_weights(&[180, 20], WeightMethod::InverseFrequency, 0.999, None).unwrap();
+/// assert_eq!(normalize(&w, 2), vec![0.2, 1.8]);
+/// ```
 pub fn class_weights(
     counts: &[u64],
     method: WeightMethod,

@@ -20,7 +20,13 @@ fn downsampling_the_embedded_example_prints_the_table() {
     let out = d.join("m.json");
     let r = run_in(
         &repo(),
-        &["balance", "--config", "configs/examples/downsampling.yaml", "--out", out.to_str().unwrap()],
+        &[
+            "balance",
+            "--config",
+            "configs/examples/downsampling.yaml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &[],
     );
     r.assert_ok();
@@ -40,7 +46,10 @@ wrote {}
     let m = json(&d.read("m.json"));
     assert_eq!(counts_of(&m["train"], 2), vec![20, 20]);
     assert_eq!(m["val"].as_array().unwrap().len(), 50);
-    assert_eq!(m["balancing"]["source"]["split_file"], "splits/example/train_val_split.json");
+    assert_eq!(
+        m["balancing"]["source"]["split_file"],
+        "splits/example/train_val_split.json"
+    );
 }
 
 #[test]
@@ -55,7 +64,18 @@ fn every_example_config_runs_on_the_embedded_example() {
         let d = Dir::new();
         let out = d.join("m.json");
         let config = format!("configs/examples/{name}.yaml");
-        run_in(&repo(), &["balance", "--config", &config, "--out", out.to_str().unwrap()], &[]).assert_ok();
+        run_in(
+            &repo(),
+            &[
+                "balance",
+                "--config",
+                &config,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .assert_ok();
         let m = json(&d.read("m.json"));
         assert_eq!(counts_of(&m["train"], 2), train_counts, "{name}");
         assert_eq!(m["balancing"]["strategy"], strategy, "{name}");
@@ -65,21 +85,36 @@ fn every_example_config_runs_on_the_embedded_example() {
 #[test]
 fn generated_splits_with_three_classes() {
     let d = Dir::new();
-    d.split(&[50, 10, 30]).config("    downsampling:\n      enabled: true\n      target_ratio: 0.5\n");
+    d.split(&[50, 10, 30])
+        .config("    downsampling:\n      enabled: true\n      target_ratio: 0.5\n");
     d.run(&["balance", "--config", "config.yaml"]).assert_ok();
     let m = json(&d.read("split.balanced.json"));
     assert_eq!(counts_of(&m["train"], 3), vec![20, 10, 20]);
-    let idx: Vec<u64> = m["balancing"]["source_index"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let idx: Vec<u64> = m["balancing"]["source_index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     assert!(idx.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(m["balancing"]["class_counts"], json!({"before": {"c0": 50, "c1": 10, "c2": 30}, "after": {"c0": 20, "c1": 10, "c2": 20}}));
+    assert_eq!(
+        m["balancing"]["class_counts"],
+        json!({"before": {"c0": 50, "c1": 10, "c2": 30}, "after": {"c0": 20, "c1": 10, "c2": 20}})
+    );
 
     d.config("    upsampling:\n      enabled: true\n      target_ratio: 0.8\n");
-    d.run(&["balance", "--config", "config.yaml", "--out", "up.json"]).assert_ok();
+    d.run(&["balance", "--config", "config.yaml", "--out", "up.json"])
+        .assert_ok();
     let m = json(&d.read("up.json"));
     assert_eq!(counts_of(&m["train"], 3), vec![50, 40, 40]);
     // every train entry is the source entry its source_index names
     let src = json(&d.read("split.json"));
-    for (e, i) in m["train"].as_array().unwrap().iter().zip(m["balancing"]["source_index"].as_array().unwrap()) {
+    for (e, i) in m["train"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(m["balancing"]["source_index"].as_array().unwrap())
+    {
         assert_eq!(e, &src["train"][i.as_u64().unwrap() as usize]);
     }
 }
@@ -87,11 +122,23 @@ fn generated_splits_with_three_classes() {
 #[test]
 fn same_inputs_same_bytes_and_seed_override_changes_them() {
     let d = Dir::new();
-    d.split(&[40, 7]).config("    upsampling:\n      enabled: true\n");
-    d.run(&["balance", "--config", "config.yaml", "--out", "a.json"]).assert_ok();
-    d.run(&["balance", "--config", "config.yaml", "--out", "b.json"]).assert_ok();
+    d.split(&[40, 7])
+        .config("    upsampling:\n      enabled: true\n");
+    d.run(&["balance", "--config", "config.yaml", "--out", "a.json"])
+        .assert_ok();
+    d.run(&["balance", "--config", "config.yaml", "--out", "b.json"])
+        .assert_ok();
     assert_eq!(d.read("a.json"), d.read("b.json"));
-    d.run(&["balance", "--config", "config.yaml", "--out", "c.json", "--seed", "1"]).assert_ok();
+    d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--out",
+        "c.json",
+        "--seed",
+        "1",
+    ])
+    .assert_ok();
     assert_ne!(d.read("a.json"), d.read("c.json"));
     assert_eq!(json(&d.read("c.json"))["balancing"]["seed"], 1);
 }
@@ -105,10 +152,30 @@ fn null_seed_draws_one_and_records_it_so_the_run_can_be_repeated() {
     );
     let r = d.run(&["balance", "--config", "config.yaml", "--out", "a.json"]);
     r.assert_ok();
-    let seed = json(&d.read("a.json"))["balancing"]["seed"].as_u64().unwrap();
-    assert!(r.stderr.contains(&format!("drew seed {seed} from the OS")), "{}", r.stderr);
-    assert!(r.stdout.contains(&format!("seed      {seed} (drawn from the OS")), "{}", r.stdout);
-    d.run(&["balance", "--config", "config.yaml", "--out", "b.json", "--seed", &seed.to_string()]).assert_ok();
+    let seed = json(&d.read("a.json"))["balancing"]["seed"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        r.stderr.contains(&format!("drew seed {seed} from the OS")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("seed      {seed} (drawn from the OS")),
+        "{}",
+        r.stdout
+    );
+    d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--out",
+        "b.json",
+        "--seed",
+        &seed.to_string(),
+    ])
+    .assert_ok();
     assert_eq!(d.read("a.json"), d.read("b.json"));
 }
 
@@ -123,7 +190,12 @@ fn several_strategies_warn_and_record_the_losers() {
         r.stderr,
         "warning: data.balancing enables downsampling and upsampling; using downsampling (priority weighted_sampler > downsampling > upsampling)\n"
     );
-    assert!(r.stdout.starts_with("strategy  downsampling (overrides upsampling)\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("strategy  downsampling (overrides upsampling)\n"),
+        "{}",
+        r.stdout
+    );
     let m = json(&d.read("split.balanced.json"));
     assert_eq!(m["balancing"]["overridden"], json!(["upsampling"]));
 }
@@ -131,36 +203,53 @@ fn several_strategies_warn_and_record_the_losers() {
 #[test]
 fn dry_run_writes_nothing() {
     let d = Dir::new();
-    d.split(&[40, 7]).config("    downsampling:\n      enabled: true\n");
+    d.split(&[40, 7])
+        .config("    downsampling:\n      enabled: true\n");
     let r = d.run(&["balance", "--config", "config.yaml", "--dry-run"]);
     r.assert_ok();
-    assert!(r.stdout.ends_with("dry run, would write split.balanced.json\n"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .ends_with("dry run, would write split.balanced.json\n"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(d.files(), vec!["config.yaml", "split.json"]);
 }
 
 #[test]
 fn inputs_are_never_modified_and_output_is_readable() {
     let d = Dir::new();
-    d.split(&[40, 7]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[40, 7])
+        .config("    upsampling:\n      enabled: true\n");
     let (split, config) = (d.read("split.json"), d.read("config.yaml"));
     d.run(&["balance", "--config", "config.yaml"]).assert_ok();
     assert_eq!(d.read("split.json"), split);
     assert_eq!(d.read("config.yaml"), config);
-    assert_eq!(d.files(), vec!["config.yaml", "split.balanced.json", "split.json"]);
+    assert_eq!(
+        d.files(),
+        vec!["config.yaml", "split.balanced.json", "split.json"]
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(d.join("split.balanced.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.join("split.balanced.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o644);
 }
 
 #[test]
 fn refuses_to_overwrite_its_input() {
     let d = Dir::new();
-    d.split(&[40, 7]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[40, 7])
+        .config("    upsampling:\n      enabled: true\n");
     let split = d.read("split.json");
     for out in ["split.json", "./split.json", "config.yaml"] {
         let r = d.run(&["balance", "--config", "config.yaml", "--out", out]);
         let line = r.assert_bad_input().to_string();
-        assert_eq!(line, format!("error: {out}: refusing to overwrite an input file; choose another --out"));
+        assert_eq!(
+            line,
+            format!("error: {out}: refusing to overwrite an input file; choose another --out")
+        );
     }
     assert_eq!(d.read("split.json"), split);
 }
@@ -172,7 +261,11 @@ fn bad(counts: &[usize], balancing: &str, want: &str) {
     d.split(counts).config(balancing);
     let r = d.run(&["balance", "--config", "config.yaml"]);
     assert_eq!(r.assert_bad_input(), want);
-    assert_eq!(d.files(), vec!["config.yaml", "split.json"], "no output, no temp file");
+    assert_eq!(
+        d.files(),
+        vec!["config.yaml", "split.json"],
+        "no output, no temp file"
+    );
 }
 
 #[test]
@@ -216,7 +309,8 @@ fn split_errors_exit_2_naming_file_and_entry() {
     ];
     for (split, want) in cases {
         let d = Dir::new();
-        d.write("split.json", split).config("    upsampling:\n      enabled: true\n");
+        d.write("split.json", split)
+            .config("    upsampling:\n      enabled: true\n");
         let r = d.run(&["balance", "--config", "config.yaml"]);
         assert_eq!(r.assert_bad_input(), want);
         assert_eq!(d.files(), vec!["config.yaml", "split.json"]);
@@ -227,24 +321,49 @@ fn split_errors_exit_2_naming_file_and_entry() {
 fn missing_files_and_split_file_key() {
     let d = Dir::new();
     let r = d.run(&["balance", "--config", "nope.yaml"]);
-    assert_eq!(r.assert_bad_input(), "error: nope.yaml: cannot read config: No such file or directory (os error 2)");
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: nope.yaml: cannot read config: No such file or directory (os error 2)"
+    );
     d.config("    upsampling:\n      enabled: true\n");
     let r = d.run(&["balance", "--config", "config.yaml"]);
-    assert_eq!(r.assert_bad_input(), "error: split.json: cannot read split file: No such file or directory (os error 2)");
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: split.json: cannot read split file: No such file or directory (os error 2)"
+    );
     d.write("config.yaml", "compute:\n  seed: 1\n");
     let r = d.run(&["balance", "--config", "config.yaml"]);
-    assert_eq!(r.assert_bad_input(), "error: config.yaml: data.split_file: missing; set it or pass --split FILE");
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: config.yaml: data.split_file: missing; set it or pass --split FILE"
+    );
     d.split(&[3, 3]);
-    d.run(&["balance", "--config", "config.yaml", "--split", "split.json"]).assert_ok();
+    d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--split",
+        "split.json",
+    ])
+    .assert_ok();
     assert!(d.exists("split.balanced.json"));
 }
 
 #[test]
 fn balancing_a_manifest_is_refused() {
     let d = Dir::new();
-    d.split(&[8, 2]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[8, 2])
+        .config("    upsampling:\n      enabled: true\n");
     d.run(&["balance", "--config", "config.yaml"]).assert_ok();
-    let r = d.run(&["balance", "--config", "config.yaml", "--split", "split.balanced.json", "--out", "again.json"]);
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--split",
+        "split.balanced.json",
+        "--out",
+        "again.json",
+    ]);
     assert_eq!(
         r.assert_bad_input(),
         "error: split.balanced.json: balancing: this is already a balanced manifest; balance its source split instead"
@@ -254,7 +373,8 @@ fn balancing_a_manifest_is_refused() {
 #[test]
 fn single_class_split_is_a_no_op_with_a_warning() {
     let d = Dir::new();
-    d.split(&[6]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[6])
+        .config("    upsampling:\n      enabled: true\n");
     let r = d.run(&["balance", "--config", "config.yaml"]);
     r.assert_ok();
     assert_eq!(r.stderr, "warning: the split declares a single class (\"c0\"); upsampling has nothing to balance and is skipped\n");

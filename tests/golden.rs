@@ -16,14 +16,33 @@ const CONFIGS: [&str; 5] = [
 ];
 
 fn golden_path(config: &str) -> std::path::PathBuf {
-    let stem = std::path::Path::new(config).file_stem().unwrap().to_str().unwrap();
-    repo().join("tests/golden").join(format!("{stem}.balanced.json"))
+    let stem = std::path::Path::new(config)
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    repo()
+        .join("tests/golden")
+        .join(format!("{stem}.balanced.json"))
 }
 
 fn manifest(config: &str, env: &[(&str, &str)]) -> String {
     let d = Dir::new();
     let out = d.join("m.json");
-    run_in(&repo(), &["balance", "--config", config, "--seed", "0", "--out", out.to_str().unwrap()], env).assert_ok();
+    run_in(
+        &repo(),
+        &[
+            "balance",
+            "--config",
+            config,
+            "--seed",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        env,
+    )
+    .assert_ok();
     std::fs::read_to_string(out).unwrap()
 }
 
@@ -36,8 +55,13 @@ fn example_manifests_match_the_golden_files() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &got).unwrap();
         }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(got == want, "{config}: manifest differs from {}", path.display());
+        let want =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            got == want,
+            "{config}: manifest differs from {}",
+            path.display()
+        );
     }
 }
 
@@ -46,6 +70,10 @@ fn a_second_run_and_a_single_thread_run_give_the_same_bytes() {
     for config in CONFIGS {
         let first = manifest(config, &[]);
         assert_eq!(first, manifest(config, &[]), "{config}: second run differs");
-        assert_eq!(first, manifest(config, &[("RAYON_NUM_THREADS", "1")]), "{config}: one thread differs");
+        assert_eq!(
+            first,
+            manifest(config, &[("RAYON_NUM_THREADS", "1")]),
+            "{config}: one thread differs"
+        );
     }
 }

@@ -14,7 +14,10 @@ fn users_full_config_loads_unchanged() {
     let text = include_str!("../../configs/diffusion.yaml");
     let c = parse(text).unwrap();
     assert_eq!(c.seed, SeedSetting::Fixed(0));
-    assert_eq!(c.split_file.as_deref(), Some("splits/example/train_val_split.json"));
+    assert_eq!(
+        c.split_file.as_deref(),
+        Some("splits/example/train_val_split.json")
+    );
     assert_eq!(c.num_classes, Some(2));
     assert_eq!(c.balancing, Some(Balancing::default()));
 }
@@ -29,8 +32,14 @@ fn missing_balancing_means_none_and_missing_seed_means_zero() {
 
 #[test]
 fn null_seed_means_draw_from_the_os() {
-    assert_eq!(parse("compute:\n  seed: null\n").unwrap().seed, SeedSetting::FromOs);
-    assert_eq!(parse("compute:\n  seed: 7\n").unwrap().seed, SeedSetting::Fixed(7));
+    assert_eq!(
+        parse("compute:\n  seed: null\n").unwrap().seed,
+        SeedSetting::FromOs
+    );
+    assert_eq!(
+        parse("compute:\n  seed: 7\n").unwrap().seed,
+        SeedSetting::Fixed(7)
+    );
 }
 
 #[test]
@@ -47,7 +56,10 @@ fn missing_keys_take_the_users_defaults() {
 
 #[test]
 fn null_section_is_defaults() {
-    let b = parse(&balancing("    upsampling: null\n")).unwrap().balancing.unwrap();
+    let b = parse(&balancing("    upsampling: null\n"))
+        .unwrap()
+        .balancing
+        .unwrap();
     assert_eq!(b.upsampling, ResampleConfig::default());
 }
 
@@ -59,7 +71,10 @@ fn unknown_key_is_an_error_naming_it() {
         "c.yaml: data.balancing.downsampling: unknown field `enabeld`, expected `enabled` or `target_ratio` at line 4 column 7"
     );
     let err = parse(&balancing("    oversampling:\n      enabled: true\n")).unwrap_err();
-    assert!(err.starts_with("c.yaml: data.balancing: unknown field `oversampling`"), "{err}");
+    assert!(
+        err.starts_with("c.yaml: data.balancing: unknown field `oversampling`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,18 +89,35 @@ fn method_must_be_known() {
 #[test]
 fn booleans_must_be_booleans() {
     for key in ["enabled: \"yes\"", "replacement: 1", "normalize: maybe"] {
-        let section = if key.starts_with("normalize") { "class_weights" } else { "weighted_sampler" };
+        let section = if key.starts_with("normalize") {
+            "class_weights"
+        } else {
+            "weighted_sampler"
+        };
         let err = parse(&balancing(&format!("    {section}:\n      {key}\n"))).unwrap_err();
         let name = key.split(':').next().unwrap();
-        assert!(err.starts_with(&format!("c.yaml: data.balancing.{section}.{name}: invalid type")), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "c.yaml: data.balancing.{section}.{name}: invalid type"
+            )),
+            "{err}"
+        );
         assert!(err.contains("expected a boolean"), "{err}");
     }
 }
 
 #[test]
 fn target_ratio_must_be_in_zero_one() {
-    for (v, shown) in [("0", "0"), ("1.5", "1.5"), ("-0.5", "-0.5"), (".nan", ".nan")] {
-        let err = parse(&balancing(&format!("    upsampling:\n      target_ratio: {v}\n"))).unwrap_err();
+    for (v, shown) in [
+        ("0", "0"),
+        ("1.5", "1.5"),
+        ("-0.5", "-0.5"),
+        (".nan", ".nan"),
+    ] {
+        let err = parse(&balancing(&format!(
+            "    upsampling:\n      target_ratio: {v}\n"
+        )))
+        .unwrap_err();
         assert_eq!(
             err,
             format!("c.yaml: data.balancing.upsampling.target_ratio: expected a number in (0, 1], found {shown}")
@@ -98,11 +130,22 @@ fn target_ratio_must_be_in_zero_one() {
 #[test]
 fn beta_must_be_in_open_zero_one() {
     for v in ["0", "1", "1.2", "-1"] {
-        let err = parse(&balancing(&format!("    class_weights:\n      beta: {v}\n"))).unwrap_err();
-        assert_eq!(err, format!("c.yaml: data.balancing.class_weights.beta: expected a number in (0, 1), found {v}"));
+        let err = parse(&balancing(&format!(
+            "    class_weights:\n      beta: {v}\n"
+        )))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "c.yaml: data.balancing.class_weights.beta: expected a number in (0, 1), found {v}"
+            )
+        );
     }
     let err = parse(&balancing("    weighted_sampler:\n      beta: 1.0\n")).unwrap_err();
-    assert_eq!(err, "c.yaml: data.balancing.weighted_sampler.beta: expected a number in (0, 1), found 1");
+    assert_eq!(
+        err,
+        "c.yaml: data.balancing.weighted_sampler.beta: expected a number in (0, 1), found 1"
+    );
 }
 
 #[test]
@@ -112,8 +155,14 @@ fn num_samples_is_null_or_positive_integer() {
     let err = parse(&balancing("    weighted_sampler:\n      num_samples: 0\n")).unwrap_err();
     assert_eq!(err, "c.yaml: data.balancing.weighted_sampler.num_samples: expected null or a positive integer, found 0");
     for v in ["-3", "2.5", "many"] {
-        let err = parse(&balancing(&format!("    weighted_sampler:\n      num_samples: {v}\n"))).unwrap_err();
-        assert!(err.starts_with("c.yaml: data.balancing.weighted_sampler.num_samples: invalid"), "{err}");
+        let err = parse(&balancing(&format!(
+            "    weighted_sampler:\n      num_samples: {v}\n"
+        )))
+        .unwrap_err();
+        assert!(
+            err.starts_with("c.yaml: data.balancing.weighted_sampler.num_samples: invalid"),
+            "{err}"
+        );
     }
 }
 
@@ -124,18 +173,33 @@ fn manual_weights_rules() {
         err,
         "c.yaml: data.balancing.class_weights.manual_weights: expected a list of positive numbers (one per class) because method is manual, found null"
     );
-    let err = parse(&balancing("    class_weights:\n      method: manual\n      manual_weights: []\n")).unwrap_err();
+    let err = parse(&balancing(
+        "    class_weights:\n      method: manual\n      manual_weights: []\n",
+    ))
+    .unwrap_err();
     assert_eq!(err, "c.yaml: data.balancing.class_weights.manual_weights: expected a non-empty list of positive numbers, found []");
-    for (list, i, shown) in [("[1.0, 0]", 1, "0"), ("[-2, 1]", 0, "-2"), ("[1, .inf]", 1, ".inf")] {
-        let err = parse(&balancing(&format!("    weighted_sampler:\n      method: manual\n      manual_weights: {list}\n")))
-            .unwrap_err();
+    for (list, i, shown) in [
+        ("[1.0, 0]", 1, "0"),
+        ("[-2, 1]", 0, "-2"),
+        ("[1, .inf]", 1, ".inf"),
+    ] {
+        let err = parse(&balancing(&format!(
+            "    weighted_sampler:\n      method: manual\n      manual_weights: {list}\n"
+        )))
+        .unwrap_err();
         assert_eq!(
             err,
             format!("c.yaml: data.balancing.weighted_sampler.manual_weights[{i}]: expected a positive finite number, found {shown}")
         );
     }
-    let ok = parse(&balancing("    weighted_sampler:\n      method: manual\n      manual_weights: [1, 5]\n")).unwrap();
-    assert_eq!(ok.balancing.unwrap().weighted_sampler.manual_weights, Some(vec![1.0, 5.0]));
+    let ok = parse(&balancing(
+        "    weighted_sampler:\n      method: manual\n      manual_weights: [1, 5]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.balancing.unwrap().weighted_sampler.manual_weights,
+        Some(vec![1.0, 5.0])
+    );
 }
 
 #[test]
@@ -155,6 +219,10 @@ fn enabled_strategies_follow_priority() {
     .unwrap();
     assert_eq!(
         b.enabled_strategies(),
-        vec![DataStrategy::WeightedSampler, DataStrategy::Downsampling, DataStrategy::Upsampling]
+        vec![
+            DataStrategy::WeightedSampler,
+            DataStrategy::Downsampling,
+            DataStrategy::Upsampling
+        ]
     );
 }

@@ -12,9 +12,21 @@ const SPLIT: &str = r#"{"metadata": {"classes": {"b": 1, "a": 0}, "seed": 3},
 fn manifest(balancing: Option<&Balancing>) -> String {
     let split = Split::parse(SPLIT, Path::new("s.json")).unwrap();
     let labels = split.train_labels();
-    let p = plan(&PlanInput { labels: &labels, classes: &split.classes, balancing, seed: 5, num_classes: None }).unwrap();
+    let p = plan(&PlanInput {
+        labels: &labels,
+        classes: &split.classes,
+        balancing,
+        seed: 5,
+        num_classes: None,
+    })
+    .unwrap();
     let mut out = Vec::new();
-    let prov = Provenance { seed: 5, config: balancing, split_file: "s.json", split_sha256: "abc" };
+    let prov = Provenance {
+        seed: 5,
+        config: balancing,
+        split_file: "s.json",
+        split_sha256: "abc",
+    };
     write(&mut out, &split, &p, &prov).unwrap();
     String::from_utf8(out).unwrap()
 }
@@ -134,10 +146,19 @@ fn weighted_sampler_and_loss_sections() {
     assert_eq!(s["class_weights"], serde_json::json!([1.5, 3.0]));
     assert_eq!(s["replacement"], true);
     assert_eq!(s["num_samples"], 3);
-    assert_eq!(s["expected_counts"], serde_json::json!({"a": 1.5, "b": 1.5}));
-    assert_eq!(v["balancing"]["class_counts"]["after"], serde_json::json!({"a": 2, "b": 1}));
+    assert_eq!(
+        s["expected_counts"],
+        serde_json::json!({"a": 1.5, "b": 1.5})
+    );
+    assert_eq!(
+        v["balancing"]["class_counts"]["after"],
+        serde_json::json!({"a": 2, "b": 1})
+    );
     let l = &v["balancing"]["loss"];
-    assert_eq!(l["class_weights"], serde_json::json!([0.6666666666666666, 1.3333333333333333]));
+    assert_eq!(
+        l["class_weights"],
+        serde_json::json!([0.6666666666666666, 1.3333333333333333])
+    );
     assert_eq!(l["method"], "inverse_frequency");
     assert_eq!(l["normalize"], true);
 }

@@ -1,5 +1,5 @@
-use super::*;
 use super::Strategy;
+use super::*;
 use crate::config::{ClassWeightsConfig, ResampleConfig, WeightedSamplerConfig};
 use pretty_assertions::assert_eq;
 use proptest::prelude::{prop, prop_assert, prop_assert_eq, proptest, ProptestConfig};
@@ -35,14 +35,20 @@ fn run(labels: &[u32], k: usize, b: &Balancing, seed: u64) -> Result<Plan, PlanE
 
 fn down(r: f64) -> Balancing {
     Balancing {
-        downsampling: ResampleConfig { enabled: true, target_ratio: r },
+        downsampling: ResampleConfig {
+            enabled: true,
+            target_ratio: r,
+        },
         ..Balancing::default()
     }
 }
 
 fn up(r: f64) -> Balancing {
     Balancing {
-        upsampling: ResampleConfig { enabled: true, target_ratio: r },
+        upsampling: ResampleConfig {
+            enabled: true,
+            target_ratio: r,
+        },
         ..Balancing::default()
     }
 }
@@ -73,11 +79,11 @@ fn two_class_targets_match_the_users_formulas() {
     assert_eq!(downsampling_targets(&[180, 20], 0.5), vec![40, 20]);
     assert_eq!(downsampling_targets(&[180, 20], 0.3), vec![66, 20]); // int(66.66..)
     assert_eq!(downsampling_targets(&[180, 20], 0.1), vec![180, 20]); // min(200, 180)
-    // upsampling: the minority grows to int(180 * r).
+                                                                      // upsampling: the minority grows to int(180 * r).
     assert_eq!(upsampling_targets(&[180, 20], 1.0), vec![180, 180]);
     assert_eq!(upsampling_targets(&[180, 20], 0.5), vec![180, 90]);
     assert_eq!(upsampling_targets(&[180, 20], 0.1), vec![180, 20]); // int(18.0) < 20: no extras
-    // f64 truncation exactly as Python's int(): 0.7 * 10 = 7.000000000000001 -> 7, 0.29 * 100 = 28.999999999999996 -> 28.
+                                                                    // f64 truncation exactly as Python's int(): 0.7 * 10 = 7.000000000000001 -> 7, 0.29 * 100 = 28.999999999999996 -> 28.
     assert_eq!(upsampling_targets(&[10, 1], 0.7), vec![10, 7]);
     assert_eq!(upsampling_targets(&[100, 1], 0.29), vec![100, 28]);
 }
@@ -130,7 +136,10 @@ fn priority_picks_the_weighted_sampler_and_warns() {
     b.upsampling.enabled = true;
     let p = run(&labels_for(&[9, 3]), 2, &b, 0).unwrap();
     assert_eq!(p.strategy, Strategy::Data(DataStrategy::WeightedSampler));
-    assert_eq!(p.overridden, vec![DataStrategy::Downsampling, DataStrategy::Upsampling]);
+    assert_eq!(
+        p.overridden,
+        vec![DataStrategy::Downsampling, DataStrategy::Upsampling]
+    );
     assert_eq!(
         p.warnings,
         vec!["data.balancing enables weighted_sampler and downsampling and upsampling; using weighted_sampler (priority weighted_sampler > downsampling > upsampling)"]
@@ -186,7 +195,10 @@ fn expected_counts_without_replacement_match_simulation() {
         }
     }
     let sim1 = got[1] as f64 / trials as f64;
-    assert!((e[1] - sim1).abs() < 0.35, "approximation {e:?} vs simulated {sim1}");
+    assert!(
+        (e[1] - sim1).abs() < 0.35,
+        "approximation {e:?} vs simulated {sim1}"
+    );
 }
 
 #[test]
@@ -199,7 +211,10 @@ fn apportion_sums_to_total() {
 #[test]
 fn loss_weights_come_from_the_source_distribution() {
     let b = Balancing {
-        class_weights: ClassWeightsConfig { enabled: true, ..ClassWeightsConfig::default() },
+        class_weights: ClassWeightsConfig {
+            enabled: true,
+            ..ClassWeightsConfig::default()
+        },
         ..down(1.0)
     };
     let p = run(&labels_for(&[180, 20]), 2, &b, 0).unwrap();
@@ -215,7 +230,8 @@ fn empty_class_is_an_error_naming_it() {
     for b in [down(1.0), up(1.0), weighted(true, None)] {
         let err = run(&labels, 3, &b, 0).unwrap_err();
         assert!(
-            err.to_string().starts_with("class \"c1\" (label 1) has no training samples; "),
+            err.to_string()
+                .starts_with("class \"c1\" (label 1) has no training samples; "),
             "{err}"
         );
     }
@@ -233,7 +249,10 @@ fn manual_weights_length_must_match_the_classes() {
     b.weighted_sampler.method = WeightMethod::Manual;
     b.weighted_sampler.manual_weights = Some(vec![1.0]);
     let err = run(&labels_for(&[3, 3]), 2, &b, 0).unwrap_err();
-    assert_eq!(err.to_string(), "data.balancing.weighted_sampler.manual_weights has 1 values but the split has 2 classes");
+    assert_eq!(
+        err.to_string(),
+        "data.balancing.weighted_sampler.manual_weights has 1 values but the split has 2 classes"
+    );
 }
 
 #[test]
@@ -247,7 +266,10 @@ fn num_classes_must_agree_when_weights_are_used() {
         num_classes: Some(3),
     })
     .unwrap_err();
-    assert_eq!(err.to_string(), "model.conditioning.num_classes is 3 but the split's metadata.classes has 2 classes");
+    assert_eq!(
+        err.to_string(),
+        "model.conditioning.num_classes is 3 but the split's metadata.classes has 2 classes"
+    );
 }
 
 #[test]
@@ -263,8 +285,14 @@ fn a_single_class_makes_data_strategies_a_no_op() {
 
 #[test]
 fn no_balancing_section_is_the_identity() {
-    let p = plan(&PlanInput { labels: &[0, 1, 1], classes: &names(2), balancing: None, seed: 0, num_classes: None })
-        .unwrap();
+    let p = plan(&PlanInput {
+        labels: &[0, 1, 1],
+        classes: &names(2),
+        balancing: None,
+        seed: 0,
+        num_classes: None,
+    })
+    .unwrap();
     assert_eq!(p.strategy, Strategy::None);
     assert_eq!(p.counts_after, vec![1, 2]);
     assert_eq!(p.loss, None);

@@ -15,7 +15,10 @@ fn with_train(train: &str) -> String {
 fn users_example_split_parses() {
     let text = include_str!("../../splits/example/train_val_split.json");
     let s = parse(text).unwrap();
-    assert_eq!(s.classes, vec!["normal".to_string(), "abnormal".to_string()]);
+    assert_eq!(
+        s.classes,
+        vec!["normal".to_string(), "abnormal".to_string()]
+    );
     assert_eq!(s.train.len(), 200);
     assert_eq!(s.val.as_ref().map(Vec::len), Some(50));
     assert_eq!(s.test, None);
@@ -52,7 +55,10 @@ fn invalid_json_reports_line_and_column() {
 #[test]
 fn train_must_exist_and_not_be_empty() {
     let err = parse(&format!("{{{CLASSES}, \"val\": []}}")).unwrap_err();
-    assert_eq!(err, "s.json: train: missing (expected a list of {\"path\", \"label\"} entries)");
+    assert_eq!(
+        err,
+        "s.json: train: missing (expected a list of {\"path\", \"label\"} entries)"
+    );
     let err = parse(&with_train("[]")).unwrap_err();
     assert_eq!(err, "s.json: train: is empty; there is nothing to balance");
 }
@@ -61,54 +67,103 @@ fn train_must_exist_and_not_be_empty() {
 fn entries_need_a_string_path_and_an_integer_label() {
     let cases = [
         (r#"[{"label": 0}]"#, "train[0]: missing \"path\""),
-        (r#"[{"path": "a", "label": 0}, {"path": 3, "label": 0}]"#, "train[1]: \"path\" must be a string, found integer 3"),
+        (
+            r#"[{"path": "a", "label": 0}, {"path": 3, "label": 0}]"#,
+            "train[1]: \"path\" must be a string, found integer 3",
+        ),
         (r#"[{"path": "a"}]"#, "train[0]: missing \"label\""),
-        (r#"[{"path": "a", "label": "1"}]"#, "train[0]: \"label\" must be an integer, found string \"1\""),
-        (r#"[{"path": "a", "label": 1.0}]"#, "train[0]: \"label\" must be an integer, found number 1.0"),
-        (r#"[{"path": "a", "label": null}]"#, "train[0]: \"label\" must be an integer, found null"),
+        (
+            r#"[{"path": "a", "label": "1"}]"#,
+            "train[0]: \"label\" must be an integer, found string \"1\"",
+        ),
+        (
+            r#"[{"path": "a", "label": 1.0}]"#,
+            "train[0]: \"label\" must be an integer, found number 1.0",
+        ),
+        (
+            r#"[{"path": "a", "label": null}]"#,
+            "train[0]: \"label\" must be an integer, found null",
+        ),
     ];
     for (train, want) in cases {
         let err = parse(&with_train(train)).unwrap_err();
-        assert!(err.starts_with(&format!("s.json: {want} at line 1 column")), "{err}\nwant: {want}");
+        assert!(
+            err.starts_with(&format!("s.json: {want} at line 1 column")),
+            "{err}\nwant: {want}"
+        );
     }
     let err = parse(&with_train(r#"["a.png"]"#)).unwrap_err();
     assert!(
-        err.starts_with("s.json: invalid type: string \"a.png\", expected train[0] to be an object"),
+        err.starts_with(
+            "s.json: invalid type: string \"a.png\", expected train[0] to be an object"
+        ),
         "{err}"
     );
     let err = parse(&with_train(r#"{"a": 1}"#)).unwrap_err();
-    assert!(err.starts_with("s.json: invalid type: map, expected \"train\" to be a list"), "{err}");
+    assert!(
+        err.starts_with("s.json: invalid type: map, expected \"train\" to be a list"),
+        "{err}"
+    );
 }
 
 #[test]
 fn labels_must_be_declared_classes() {
     let err = parse(&with_train(r#"[{"path": "a", "label": 2}]"#)).unwrap_err();
-    assert_eq!(err, "s.json: train[0]: label 2 is not a class in metadata.classes (expected 0..2)");
-    let text = format!(r#"{{{CLASSES}, "train": [{{"path": "a", "label": 0}}], "val": [{{"path": "b", "label": -1}}]}}"#);
+    assert_eq!(
+        err,
+        "s.json: train[0]: label 2 is not a class in metadata.classes (expected 0..2)"
+    );
+    let text = format!(
+        r#"{{{CLASSES}, "train": [{{"path": "a", "label": 0}}], "val": [{{"path": "b", "label": -1}}]}}"#
+    );
     let err = parse(&text).unwrap_err();
-    assert_eq!(err, "s.json: val[0]: label -1 is not a class in metadata.classes (expected 0..2)");
+    assert_eq!(
+        err,
+        "s.json: val[0]: label -1 is not a class in metadata.classes (expected 0..2)"
+    );
 }
 
 #[test]
 fn class_labels_must_be_zero_to_k_minus_one() {
     let cases = [
-        (r#"{"a": 0, "b": 2}"#, "class \"b\" has label 2; expected labels 0..1 (one per class)"),
-        (r#"{"a": 1, "b": 1}"#, "classes \"a\" and \"b\" share label 1; expected labels 0..1 (one per class)"),
-        (r#"{"a": "0"}"#, "class \"a\" has label \"0\"; expected labels 0..0 (one per class)"),
+        (
+            r#"{"a": 0, "b": 2}"#,
+            "class \"b\" has label 2; expected labels 0..1 (one per class)",
+        ),
+        (
+            r#"{"a": 1, "b": 1}"#,
+            "classes \"a\" and \"b\" share label 1; expected labels 0..1 (one per class)",
+        ),
+        (
+            r#"{"a": "0"}"#,
+            "class \"a\" has label \"0\"; expected labels 0..0 (one per class)",
+        ),
         (r#"{}"#, "is empty; expected at least one class"),
-        (r#"[]"#, "expected an object mapping class name to label, found a list"),
+        (
+            r#"[]"#,
+            "expected an object mapping class name to label, found a list",
+        ),
     ];
     for (classes, want) in cases {
-        let text = format!(r#"{{"metadata": {{"classes": {classes}}}, "train": [{{"path": "a", "label": 0}}]}}"#);
-        assert_eq!(parse(&text).unwrap_err(), format!("s.json: metadata.classes: {want}"));
+        let text = format!(
+            r#"{{"metadata": {{"classes": {classes}}}, "train": [{{"path": "a", "label": 0}}]}}"#
+        );
+        assert_eq!(
+            parse(&text).unwrap_err(),
+            format!("s.json: metadata.classes: {want}")
+        );
     }
     let err = parse(r#"{"train": [{"path": "a", "label": 0}]}"#).unwrap_err();
-    assert_eq!(err, "s.json: metadata: missing (expected an object with \"classes\")");
+    assert_eq!(
+        err,
+        "s.json: metadata: missing (expected an object with \"classes\")"
+    );
 }
 
 #[test]
 fn a_manifest_is_not_a_split_to_balance() {
-    let text = format!(r#"{{{CLASSES}, "train": [{{"path": "a", "label": 0}}], "balancing": {{}}}}"#);
+    let text =
+        format!(r#"{{{CLASSES}, "train": [{{"path": "a", "label": 0}}], "balancing": {{}}}}"#);
     assert_eq!(
         parse(&text).unwrap_err(),
         "s.json: balancing: this is already a balanced manifest; balance its source split instead"

@@ -22,7 +22,11 @@ pub struct Run {
 impl Run {
     /// Asserts a bad-input failure: exit 2 and exactly one `error:` line on stderr.
     pub fn assert_bad_input(&self) -> &str {
-        assert_eq!(self.code, 2, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 2,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "expected one line, got: {}", self.stderr);
         assert!(lines[0].starts_with("error: "), "{}", self.stderr);
@@ -30,7 +34,11 @@ impl Run {
     }
 
     pub fn assert_ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -42,7 +50,9 @@ pub struct Dir {
 
 impl Dir {
     pub fn new() -> Dir {
-        Dir { tmp: tempfile::tempdir().expect("temp dir") }
+        Dir {
+            tmp: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -91,7 +101,9 @@ impl Dir {
     pub fn config(&self, balancing: &str) -> &Self {
         self.write(
             "config.yaml",
-            &format!("compute:\n  seed: 0\ndata:\n  split_file: split.json\n  balancing:\n{balancing}"),
+            &format!(
+                "compute:\n  seed: 0\ndata:\n  split_file: split.json\n  balancing:\n{balancing}"
+            ),
         )
     }
 
@@ -129,7 +141,9 @@ pub fn split_json(counts: &[usize]) -> String {
             for (c, n) in left.iter_mut().enumerate() {
                 if *n > 0 {
                     *n -= 1;
-                    entries.push(format!("{{\"path\": \"{prefix}/c{c}/img_{i:05}.png\", \"label\": {c}}}"));
+                    entries.push(format!(
+                        "{{\"path\": \"{prefix}/c{c}/img_{i:05}.png\", \"label\": {c}}}"
+                    ));
                     i += 1;
                 }
             }
