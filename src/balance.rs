@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
 use crate::manifest::{self, Provenance};
-use crate::pipe::PipeWriter;
+use crate::pipe::{PipeWriter, WritebackFile};
 use crate::plan::{self, Plan, PlanInput};
 use crate::split::{Split, SplitError};
 
@@ -158,13 +158,11 @@ pub fn write_atomically(
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(err)?;
-    let mut w = PipeWriter::new(tmp.as_file().try_clone().map_err(err)?);
+    let mut w = PipeWriter::new(WritebackFile::new(tmp.as_file().try_clone().map_err(err)?));
     let written = body(&mut w);
     // On error the temp file is dropped, which deletes it.
     written.and_then(|()| w.finish()).map_err(err)?;
-    if std::env::var_os("BS_NOSYNC").is_none() {
-        tmp.as_file().sync_all().map_err(err)?;
-    }
+    tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

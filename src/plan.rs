@@ -349,10 +349,15 @@ fn upsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Ve
         if t == n {
             continue;
         }
-        let idx = indices_of(labels, label, n);
+        // Count draws per position within the class first: a class-sized counter array
+        // stays in cache where random increments into the full train array would not.
+        let mut extra = vec![0u32; n as usize];
         let mut s = Stream::new(seed, Purpose::Upsampling, &[label as u64]);
         for _ in 0..t - n {
-            copies[idx[s.below(n) as usize]] += 1;
+            extra[s.below(n) as usize] += 1;
+        }
+        for (i, e) in indices_of(labels, label, n).into_iter().zip(extra) {
+            copies[i] += e;
         }
     }
     (copies, targets)
