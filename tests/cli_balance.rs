@@ -382,3 +382,86 @@ fn single_class_split_is_a_no_op_with_a_warning() {
     assert_eq!(m["balancing"]["strategy"], "none");
     assert_eq!(m["train"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn weighted_sampler_and_loss_on_a_generated_split() {
+    let d = Dir::new();
+    d.split(&[30, 10]).config(
+        "    weighted_sampler:\n      enabled: true\n      num_samples: 100\n    class_weights:\n      enabled: true\n      normalize: false\n",
+    );
+    let r = d.run(&["balance", "--config", "config.yaml"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        "strategy  weighted_sampler
+seed      0
+class  label  before  epoch
+c0         0      30     50
+c1         1      10     50
+total             40    100
+sampler   100 draws per epoch, with replacement; class weights [1.333333, 4.000000]
+loss      class weights [1.333333, 4.000000] (inverse_frequency)
+wrote split.balanced.json
+"
+    );
+    let m = json(&d.read("split.balanced.json"));
+    assert_eq!(
+        m["train"],
+        json(&d.read("split.json"))["train"],
+        "the sampler leaves train unchanged"
+    );
+    assert_eq!(
+        m["balancing"]["sampler"],
+        json!({"class_weights": [40.0 / 30.0, 4.0], "replacement": true, "num_samples": 100, "expected_counts": {"c0": 50.0, "c1": 50.0}})
+    );
+    assert_eq!(
+        m["balancing"]["loss"],
+        json!({"class_weights": [40.0 / 30.0, 4.0], "method": "inverse_frequency", "normalize": false})
+    );
+}
+
+#[test]
+fn a_directory_as_split_is_bad_input() {
+    let d = Dir::new();
+    d.config("    upsampling:\n      enabled: true\n");
+    std::fs::create_dir(d.join("split.json")).unwrap();
+    let r = d.run(&["balance", "--config", "config.yaml", "--out", "m.json"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: split.json: cannot read split file: is a directory"
+    );
+}
+
+#[test]
+fn an_unwritable_output_is_an_internal_failure() {
+    let d = Dir::new();
+    d.split(&[4, 2])
+        .config("    upsampling:\n      enabled: true\n");
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--out",
+        "/proc/balance-split-test/m.json",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: /proc/balance-split-test/m.json: cannot write manifest: "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = Dir::new();
+    let r = d.run(&["balance", "--config", "c.yaml", "--seed", "minus-one"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("error: invalid value 'minus-one' for '--seed <SEED>'"),
+        "{}",
+        r.stderr
+    );
+}
