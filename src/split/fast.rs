@@ -138,7 +138,7 @@ impl<'a> Reader<'a> {
     fn list(&mut self, list: &'static str) -> Option<RawList<'a>> {
         self.eat(b'[')?;
         let mut out = RawList {
-            entries: Vec::new(),
+            entries: huge_vec(self.b.len() - self.pos),
             first_out_of_range: None,
         };
         self.ws();
@@ -204,4 +204,29 @@ impl<'a> Reader<'a> {
         };
         Some((entry, label))
     }
+}
+
+/// An empty entry list with room for every entry `bytes` of input could hold (each needs
+/// at least 22 bytes, `{"path":"","label":0},`), backed by transparent huge pages where the
+/// kernel offers them. The reservation is virtual: only pages actually written cost memory.
+/// A 10-million-entry list otherwise takes a hundred thousand page faults to fill, a
+/// quarter of its parse time; with 2 MiB pages it takes a few hundred, and it never moves.
+fn huge_vec<T>(bytes: usize) -> Vec<T> {
+    let cap = bytes / 22 + 1;
+    let v: Vec<T> = Vec::with_capacity(cap);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_ptr() as usize;
+        let end = start + cap * std::mem::size_of::<T>();
+        let (a, b) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if b > a {
+            // SAFETY: advice on address space this Vec owns; it never changes contents and
+            // a failure only means ordinary pages.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
 }
