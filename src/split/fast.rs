@@ -213,7 +213,11 @@ impl<'a> Reader<'a> {
 /// quarter of its parse time; with 2 MiB pages it takes a few hundred, and it never moves.
 fn huge_vec<T>(bytes: usize) -> Vec<T> {
     let cap = bytes / 22 + 1;
-    let v: Vec<T> = Vec::with_capacity(cap);
+    let mut v: Vec<T> = Vec::new();
+    if v.try_reserve_exact(cap).is_err() {
+        // Address space refused (strict overcommit, or a giant input): grow as usual.
+        return Vec::new();
+    }
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
