@@ -179,28 +179,25 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     };
     let (selection, counts_after, sampler) = match chosen {
         None => (Selection::All, counts.clone(), None),
-        Some(DataStrategy::Downsampling) => {
-            if let Some(e) = empty_class("downsampling".into()) {
+        Some(s @ (DataStrategy::Downsampling | DataStrategy::Upsampling)) => {
+            if let Some(e) = empty_class(s.name().into()) {
                 return Err(e);
             }
-            let (sel, after) = downsample(
-                input.labels,
-                &counts,
-                bal.downsampling.target_ratio,
-                input.seed,
-            );
-            (Selection::Copies(sel), after, None)
-        }
-        Some(DataStrategy::Upsampling) => {
-            if let Some(e) = empty_class("upsampling".into()) {
-                return Err(e);
-            }
-            let (sel, after) = upsample(
-                input.labels,
-                &counts,
-                bal.upsampling.target_ratio,
-                input.seed,
-            );
+            let (sel, after) = if s == DataStrategy::Downsampling {
+                downsample(
+                    input.labels,
+                    &counts,
+                    bal.downsampling.target_ratio,
+                    input.seed,
+                )
+            } else {
+                upsample(
+                    input.labels,
+                    &counts,
+                    bal.upsampling.target_ratio,
+                    input.seed,
+                )
+            };
             (Selection::Copies(sel), after, None)
         }
         Some(DataStrategy::WeightedSampler) => {

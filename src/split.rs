@@ -98,7 +98,7 @@ impl<'a> Split<'a> {
 }
 
 /// The split as read, before the cross-field checks.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 struct RawSplit<'a> {
     metadata: Option<Value>,
     train: Option<RawList<'a>>,

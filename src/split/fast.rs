@@ -96,13 +96,7 @@ impl<'a> Reader<'a> {
     }
 
     fn top(&mut self) -> Option<RawSplit<'a>> {
-        let mut raw = RawSplit {
-            metadata: None,
-            train: None,
-            val: None,
-            test: None,
-            extra: Vec::new(),
-        };
+        let mut raw = RawSplit::default();
         self.ws();
         self.eat(b'{')?;
         self.ws();

@@ -29,13 +29,7 @@ impl<'de> Visitor<'de> for TopVisitor<'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut raw = RawSplit {
-            metadata: None,
-            train: None,
-            val: None,
-            test: None,
-            extra: Vec::new(),
-        };
+        let mut raw = RawSplit::default();
         while let Some(Text(key)) = map.next_key()? {
             match &*key {
                 "metadata" => raw.metadata = Some(map.next_value()?),
