@@ -226,3 +226,16 @@ fn enabled_strategies_follow_priority() {
         ]
     );
 }
+
+#[test]
+fn users_original_file_loads_unchanged() {
+    // A byte-for-byte copy of the user's own diffusion.example.yaml.
+    let text = include_str!("../../tests/fixtures/user.diffusion.example.yaml");
+    let c = parse(text).unwrap();
+    assert_eq!(
+        c.split_file.as_deref(),
+        Some("outputs/splits/train_val_split.json")
+    );
+    assert_eq!(c.balancing, Some(Balancing::default()));
+    assert_eq!(c.seed, SeedSetting::Fixed(0));
+}
