@@ -3,7 +3,8 @@
 
 For each size N (two classes 90:10, the layout of shared/bench/python/make_split.py) and
 each strategy, times in the same run:
-  - rust:   target/release/balance-split balance (writes a full manifest),
+  - rust:   target/release/balance-split balance (writes a full manifest), and the same
+            with --fsync (waits until the manifest is on disk),
   - floor:  the same binary with no strategy (reads, parses and writes the same split with
             no balancing: the cost of the I/O alone),
   - python: shared/bench/python/balance_ref.py --impl vectorized (the user's design with
@@ -88,12 +89,14 @@ def main():
             f.write("compute:\n  seed: 42\n")
         floor = median_run([a.binary, "balance", "--config", none_cfg, "--split", split, "--out", out], out, a.runs)
         for ours, theirs in STRATEGIES.items():
-            rust = median_run([a.binary, "balance", "--config", config(a.work, ours), "--split", split, "--out", out],
-                              out, a.runs)
+            cmd = [a.binary, "balance", "--config", config(a.work, ours), "--split", split, "--out", out]
+            rust = median_run(cmd, out, a.runs)
+            rust_fsync = median_run(cmd + ["--fsync"], out, a.runs)
             python = median_run([py, os.path.join(a.shared, "balance_ref.py"), split, out, "--strategy", theirs,
                                  "--impl", "vectorized", "--target-ratio", "1.0", "--seed", "42"], out, a.runs)
             row = {"n": n, "strategy": ours,
                    "rust_s": rust[0], "rust_rss_mib": rust[1], "rust_out_bytes": rust[2],
+                   "rust_fsync_s": rust_fsync[0],
                    "floor_s": floor[0], "floor_rss_mib": floor[1],
                    "python_s": python[0], "python_rss_mib": python[1], "python_out_bytes": python[2]}
             rows.append(row)
@@ -101,12 +104,13 @@ def main():
             with open(a.results, "w") as f:
                 json.dump(rows, f, indent=1)
     print()
-    print("| N | strategy | balance-split s | floor s | Python s | speed-up vs Python | vs floor | peak RSS MiB (ours / Python) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| N | strategy | balance-split s | with --fsync s | floor s | Python s | speed-up vs Python | vs floor | peak RSS MiB (ours / Python) | output MB (ours / Python) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['strategy']} | {r['rust_s']:.3f} | {r['floor_s']:.3f} | {r['python_s']:.2f} | "
+        print(f"| {r['n']:,} | {r['strategy']} | {r['rust_s']:.3f} | {r['rust_fsync_s']:.3f} | {r['floor_s']:.3f} | {r['python_s']:.2f} | "
               f"{r['python_s'] / r['rust_s']:.1f}x | {r['rust_s'] / r['floor_s']:.2f}x | "
-              f"{r['rust_rss_mib']:.0f} / {r['python_rss_mib']:.0f} ({r['rust_rss_mib'] / r['python_rss_mib']:.2f}) |")
+              f"{r['rust_rss_mib']:.0f} / {r['python_rss_mib']:.0f} ({r['rust_rss_mib'] / r['python_rss_mib']:.2f}) | "
+              f"{r['rust_out_bytes'] / 1e6:.0f} / {r['python_out_bytes'] / 1e6:.0f} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ pub struct Args {
     /// Compute and print the plan without writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// Flush the manifest to stable storage before renaming it into place (survives a
+    /// power cut; slower for large manifests).
+    #[arg(long)]
+    fsync: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -31,6 +35,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         out: a.out,
         dry_run: a.dry_run,
+        fsync: a.fsync,
     })?;
     for w in &outcome.plan.warnings {
         eprintln!("warning: {w}");
