@@ -39,6 +39,8 @@ pub enum PlanError {
     },
     #[error("data.balancing.weighted_sampler.num_samples is {num_samples} but replacement is false and the train split has only {train} samples")]
     TooManySamples { num_samples: u64, train: usize },
+    #[error("the train split has {0} entries; balance-split handles at most 4,294,967,295")]
+    TooLarge(usize),
     #[error("model.conditioning.num_classes is {config} but the split's metadata.classes has {split} classes")]
     NumClassesMismatch { config: u64, split: usize },
 }
@@ -135,6 +137,9 @@ pub struct PlanInput<'a> {
 /// Computes the plan.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let k = input.classes.len();
+    if u32::try_from(input.labels.len()).is_err() {
+        return Err(PlanError::TooLarge(input.labels.len()));
+    }
     let counts = class_counts(input.labels, k);
     let default = Balancing::default();
     let bal = input.balancing.unwrap_or(&default);
@@ -277,14 +282,15 @@ pub fn class_counts(labels: &[u32], num_classes: usize) -> Vec<u64> {
     counts
 }
 
-/// Source indices of class `label`, ascending.
-fn indices_of(labels: &[u32], label: usize, count: u64) -> Vec<usize> {
+/// Source indices of class `label`, ascending. `u32` halves the memory the random swaps
+/// of downsampling touch; [`plan`] refuses train lists that do not fit.
+fn indices_of(labels: &[u32], label: usize, count: u64) -> Vec<u32> {
     let mut idx = Vec::with_capacity(count as usize);
     idx.extend(
         labels
             .iter()
             .enumerate()
-            .filter_map(|(i, &l)| (l as usize == label).then_some(i)),
+            .filter_map(|(i, &l)| (l as usize == label).then_some(i as u32)),
     );
     idx
 }
@@ -333,7 +339,7 @@ fn downsample(
             idx.swap(i, j);
         }
         for &dropped in &idx[t as usize..] {
-            copies[dropped] = 0;
+            copies[dropped as usize] = 0;
         }
     }
     (copies, targets)
@@ -354,7 +360,7 @@ fn upsample(labels: &[u32], counts: &[u64], target_ratio: f64, seed: u64) -> (Ve
             extra[s.below(n) as usize] += 1;
         }
         for (i, e) in indices_of(labels, label, n).into_iter().zip(extra) {
-            copies[i] += e;
+            copies[i as usize] += e;
         }
     }
     (copies, targets)
