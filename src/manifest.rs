@@ -176,42 +176,48 @@ fn write_entries<'a, 'e: 'a, W: Write>(
     entries: impl Iterator<Item = (usize, &'a Entry<'e>)>,
 ) -> io::Result<()> {
     let mut first = true;
-    let mut buf = itoa::Buffer::new();
+    let mut num = itoa::Buffer::new();
+    // Each line is assembled here and handed over in one write: a dozen small writes per
+    // entry cost more than the formatting itself.
+    let mut line = Vec::with_capacity(256);
     for (_, e) in entries {
-        w.write_all(if first {
+        line.clear();
+        line.extend_from_slice(if first {
             b"[\n    {\"path\": "
         } else {
             b",\n    {\"path\": "
-        })?;
+        });
         first = false;
-        write_str(w, &e.path)?;
-        w.write_all(b", \"label\": ")?;
-        w.write_all(buf.format(e.label).as_bytes())?;
+        write_str(&mut line, &e.path)?;
+        line.extend_from_slice(b", \"label\": ");
+        line.extend_from_slice(num.format(e.label).as_bytes());
         if let Some(extra) = &e.extra {
             for (k, v) in extra.iter() {
-                w.write_all(b", ")?;
-                write_str(w, k)?;
-                w.write_all(b": ")?;
-                let mut ser = serde_json::Serializer::with_formatter(&mut *w, PythonCompact);
+                line.extend_from_slice(b", ");
+                write_str(&mut line, k)?;
+                line.extend_from_slice(b": ");
+                let mut ser = serde_json::Serializer::with_formatter(&mut line, PythonCompact);
                 v.serialize(&mut ser)?;
             }
         }
-        w.write_all(b"}")?;
+        line.push(b'}');
+        w.write_all(&line)?;
     }
     w.write_all(if first { b"[]" } else { b"\n  ]" })
 }
 
 /// A JSON string. Strings without characters that need escaping (nearly every path) are
 /// copied as they are.
-fn write_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
-    // A fold rather than `all`: no early exit, so the compiler vectorises it.
-    let plain = !s.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
+fn write_str(w: &mut Vec<u8>, s: &str) -> io::Result<()> {
+    // A fold rather than `any`: no early exit, so the compiler vectorises it.
+    let plain = !s
+        .bytes()
+        .fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
     if plain {
-        w.write_all(b"\"")?;
-        w.write_all(s.as_bytes())?;
-        w.write_all(b"\"")
+        w.push(b'"');
+        w.extend_from_slice(s.as_bytes());
+        w.push(b'"');
+        Ok(())
     } else {
         serde_json::to_writer(w, s).map_err(io::Error::from)
     }
