@@ -14,6 +14,7 @@ pub mod pipe;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod sampler;
 pub mod split;
 pub mod weights;
 

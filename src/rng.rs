@@ -28,6 +28,8 @@ pub enum Purpose {
     Downsampling,
     /// Which samples of an under-target class are duplicated by upsampling (context: class label).
     Upsampling,
+    /// The order (or weighted draws) of one training epoch (context: epoch number).
+    Epoch,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
         match self {
             Purpose::Downsampling => "downsampling",
             Purpose::Upsampling => "upsampling",
+            Purpose::Epoch => "epoch",
         }
     }
 }

@@ -70,12 +70,74 @@ def upsample(labels, k, ratio, seed):
     return [i for i, n in enumerate(copies) for _ in range(n)]
 
 
+def uniform(s):
+    return (s.next_u64() >> 11) * (1.0 / (1 << 53))
+
+
+def epoch_stream(labels, k, seed, epoch, weighted=None, shuffle=True):
+    """balance-split's epoch sampler: weighted = (class_weights, replacement, num_samples)."""
+    s = Stream(seed, "epoch", [epoch])
+    n = len(labels)
+    if weighted is None:
+        a = list(range(n))
+        if shuffle:
+            for i in range(n - 1, 0, -1):
+                j = s.below(i + 1)
+                a[i], a[j] = a[j], a[i]
+        return a
+    w, replacement, m = weighted
+    members = [[i for i, l in enumerate(labels) if l == c] for c in range(k)]
+    out = []
+    if replacement:
+        mass = [len(members[c]) * w[c] for c in range(k)]
+        total = sum(mass)
+        prob = [x * k / total for x in mass]
+        alias = list(range(k))
+        small = [c for c in range(k) if prob[c] < 1.0]
+        large = [c for c in range(k) if prob[c] >= 1.0]
+        while small and large:
+            sm = small.pop()
+            lg = large[-1]
+            alias[sm] = lg
+            prob[lg] = (prob[lg] + prob[sm]) - 1.0
+            if prob[lg] < 1.0:
+                large.pop()
+                small.append(lg)
+        for c in small + large:
+            prob[c] = 1.0
+        for _ in range(m):
+            col = s.below(k)
+            c = col if uniform(s) < prob[col] else alias[col]
+            out.append(members[c][s.below(len(members[c]))])
+        return out
+    for _ in range(m):
+        mass = [len(members[c]) * w[c] for c in range(k)]
+        u = uniform(s) * sum(mass)
+        acc, cls = 0.0, None
+        for c in range(k):
+            if mass[c] > 0.0:
+                acc += mass[c]
+                cls = c
+                if u < acc:
+                    break
+        pool = members[cls]
+        j = s.below(len(pool))
+        pool[j], pool[-1] = pool[-1], pool[j]  # Rust's Vec::swap_remove
+        out.append(pool.pop())
+    return out
+
+
 def main():
     if len(sys.argv) == 1:
         s = Stream(0, "downsampling", [1])
         print([s.below(1000) for _ in range(4)])  # [787, 922, 145, 567]
         s = Stream(42, "upsampling", [0])
         print([s.below(7) for _ in range(4)])  # [5, 2, 5, 6]
+        labels = [0, 1, 0, 1, 0, 0, 0, 0]
+        print(epoch_stream(labels, 2, 0, 0))
+        print(epoch_stream(labels, 2, 0, 1))
+        print(epoch_stream(labels, 2, 0, 0, ([1.0, 3.0], True, 10)))
+        print(epoch_stream(labels, 2, 0, 0, ([1.0, 3.0], False, 8)))
         return
     m = json.load(open(sys.argv[1]))
     b = m["balancing"]
