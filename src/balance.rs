@@ -4,10 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
+use crate::input;
 use crate::manifest::{self, Provenance};
 use crate::pipe::{PipeWriter, WritebackFile};
 use crate::plan::{self, Plan, PlanInput};
@@ -75,14 +74,14 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     }
 
     let mut timer = Timer::from_env();
-    let bytes = Input::open(&split_path).map_err(|source| SplitError::Read {
+    let bytes = input::Input::open(&split_path).map_err(|source| SplitError::Read {
         path: split_path.clone(),
         source,
     })?;
     let bytes: &[u8] = &bytes;
     // Hash on the other core while this one parses.
     let (sha, parsed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| hex(&Sha256::digest(bytes)));
+        let hasher = s.spawn(|| input::sha256_hex(bytes));
         let parsed = std::str::from_utf8(bytes)
             .map_err(|e| SplitError::Json {
                 path: split_path.clone(),
@@ -201,10 +200,6 @@ fn os_seed() -> Result<u64, Error> {
     Ok(u64::from_le_bytes(b) >> 11)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Stage timings on stderr when `BALANCE_SPLIT_TIMINGS` is set: the benchmark's view of
 /// where the time goes, off by default so normal output stays byte-stable.
 struct Timer(Option<std::time::Instant>);
@@ -218,48 +213,6 @@ impl Timer {
         if let Some(t) = &mut self.0 {
             eprintln!("timing: {stage} {:.3}s", t.elapsed().as_secs_f64());
             *t = std::time::Instant::now();
-        }
-    }
-}
-
-/// The split file's bytes: memory-mapped when it is a regular file (a 900 MB split is then
-/// read without first copying it into fresh memory, which costs more than parsing half
-/// of it), read into memory otherwise (pipes, /dev/stdin).
-enum Input {
-    Mapped(memmap2::Mmap),
-    Read(Vec<u8>),
-}
-
-impl Input {
-    fn open(path: &Path) -> std::io::Result<Input> {
-        let file = fs::File::open(path)?;
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "is a directory",
-            ));
-        }
-        if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only and lives only for this command. If another
-            // process truncates the file meanwhile we may fault; if it rewrites it, the
-            // parse sees mixed bytes and the sha256 in the manifest will not match the file
-            // (balance-split verify would report it). The user's input files are never
-            // written by us.
-            return Ok(Input::Mapped(unsafe { memmap2::Mmap::map(&file)? }));
-        }
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut v)?;
-        Ok(Input::Read(v))
-    }
-}
-
-impl std::ops::Deref for Input {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Input::Mapped(m) => m,
-            Input::Read(v) => v,
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::manifest::ManifestError;
 use crate::plan::PlanError;
+use crate::sampler::SamplerError;
 use crate::split::SplitError;
 
 /// Everything a command can fail with.
@@ -13,6 +15,15 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Split(#[from] SplitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A manifest's sampler cannot produce the requested epoch.
+    #[error("{manifest}: {source}")]
+    Sampler {
+        manifest: PathBuf,
+        #[source]
+        source: SamplerError,
+    },
     /// The split and config are each valid but do not fit together.
     #[error("{split}: {source}")]
     Plan {
@@ -40,7 +51,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Write { .. } | Error::Internal(_) => 1,
-            Error::Config(_) | Error::Split(_) | Error::Plan { .. } | Error::Usage(_) => 2,
+            Error::Config(_)
+            | Error::Split(_)
+            | Error::Manifest(_)
+            | Error::Sampler { .. }
+            | Error::Plan { .. }
+            | Error::Usage(_) => 2,
         }
     }
 }

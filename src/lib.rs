@@ -9,11 +9,13 @@
 pub mod balance;
 pub mod config;
 pub mod error;
+pub mod input;
 pub mod manifest;
 pub mod pipe;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod sample;
 pub mod sampler;
 pub mod split;
 pub mod weights;

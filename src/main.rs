@@ -21,12 +21,15 @@ struct Args {
 enum Command {
     /// Balance the training split of a config's split file and write a manifest.
     Balance(cli::balance::Args),
+    /// Print the training order of one epoch of a manifest, for one rank.
+    Sample(cli::sample::Args),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Balance(a) => cli::balance::run(a),
+        Command::Sample(a) => cli::sample::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
-//! Writing the version-1 manifest: the source split (a valid split file for the user's
+//! The version-1 manifest: writing it here, reading it back in [`read`].
+//!
+//! A manifest is the source split (a valid split file for the user's
 //! `SplitFileDataset`) plus a `balancing` section with provenance.
 //!
 //! The layout is fixed so that the same inputs give the same bytes and diffs stay small:
@@ -17,6 +19,12 @@ use serde_json::{Map, Value};
 use crate::config::{Balancing, DataStrategy};
 use crate::plan::{Plan, Selection};
 use crate::split::{Entry, Split};
+
+mod read;
+
+pub use read::{
+    ClassCounts, LossRecord, Manifest, ManifestError, Record, SamplerRecord, Source, Tool,
+};
 
 /// The manifest format this crate writes.
 pub const FORMAT_VERSION: u64 = 1;
@@ -210,9 +218,9 @@ fn write_entries<'a, 'e: 'a, W: Write>(
 /// copied as they are.
 fn write_str(w: &mut Vec<u8>, s: &str) -> io::Result<()> {
     // A fold rather than `any`: no early exit, so the compiler vectorises it.
-    let plain = !s
-        .bytes()
-        .fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    let plain = !s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
     if plain {
         w.push(b'"');
         w.extend_from_slice(s.as_bytes());

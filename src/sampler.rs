@@ -105,7 +105,10 @@ pub fn shard(global: &[usize], rank: usize, world_size: usize) -> Result<Vec<usi
         return Ok(Vec::new());
     }
     let total = n.div_ceil(world_size) * world_size;
-    Ok((rank..total).step_by(world_size).map(|p| global[p % n]).collect())
+    Ok((rank..total)
+        .step_by(world_size)
+        .map(|p| global[p % n])
+        .collect())
 }
 
 /// The positions rank `rank` of `world_size` trains on in epoch `epoch`.
@@ -136,7 +139,10 @@ fn uniform(s: &mut Stream) -> f64 {
 }
 
 /// Class masses `n_c * w_c`, and their sum; an error if nothing can be drawn.
-fn masses(counts: impl Iterator<Item = usize>, weights: &[f64]) -> Result<(Vec<f64>, f64), SamplerError> {
+fn masses(
+    counts: impl Iterator<Item = usize>,
+    weights: &[f64],
+) -> Result<(Vec<f64>, f64), SamplerError> {
     let m: Vec<f64> = counts.zip(weights).map(|(n, &w)| n as f64 * w).collect();
     let total: f64 = m.iter().sum();
     if total > 0.0 && total.is_finite() {

@@ -73,6 +73,23 @@ impl<'a> Split<'a> {
     /// understand, and every error, goes through the serde reader ([`serde_path`]), which
     /// is also what words the messages.
     pub fn parse(text: &'a str, path: &Path) -> Result<Split<'a>, SplitError> {
+        match Split::parse_with_balancing(text, path)? {
+            (split, None) => Ok(split),
+            (_, Some(_)) => Err(SplitError::Invalid {
+                path: path.to_owned(),
+                key: "balancing".into(),
+                message: "this is already a balanced manifest; balance its source split instead"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Like [`Split::parse`], but a top-level `balancing` section (a manifest's) is
+    /// allowed and returned as its raw JSON text.
+    pub fn parse_with_balancing(
+        text: &'a str,
+        path: &Path,
+    ) -> Result<(Split<'a>, Option<&'a str>), SplitError> {
         let json_err = |e: serde_json::Error| SplitError::Json {
             path: path.to_owned(),
             message: e.to_string(),
@@ -88,7 +105,8 @@ impl<'a> Split<'a> {
                 raw
             }
         };
-        raw.validate(path)
+        let balancing = raw.balancing;
+        Ok((raw.validate(path)?, balancing))
     }
 
     /// Train labels, in source order.
@@ -104,6 +122,8 @@ struct RawSplit<'a> {
     train: Option<RawList<'a>>,
     val: Option<RawList<'a>>,
     test: Option<RawList<'a>>,
+    /// A manifest's `balancing` section, as written.
+    balancing: Option<&'a str>,
     extra: Vec<(String, Value)>,
 }
 
@@ -125,12 +145,6 @@ impl<'a> RawSplit<'a> {
             key: key.to_owned(),
             message,
         };
-        if self.extra.iter().any(|(k, _)| k == "balancing") {
-            return Err(invalid(
-                "balancing",
-                "this is already a balanced manifest; balance its source split instead".into(),
-            ));
-        }
         let metadata = match self.metadata {
             Some(Value::Object(m)) => m,
             Some(other) => {

@@ -1,3 +1,4 @@
 //! One module per subcommand, each with its arguments and a `run` function.
 
 pub mod balance;
+pub mod sample;

@@ -23,13 +23,28 @@ fn src<'a>(labels: &'a [u32], w: Option<&'a Weighted>, shuffle: bool) -> Source<
 
 #[test]
 fn golden_streams() {
-    assert_eq!(global(&src(&LABELS, None, true), 0, 0).unwrap(), GOLDEN_SHUFFLE_E0);
-    assert_eq!(global(&src(&LABELS, None, true), 0, 1).unwrap(), GOLDEN_SHUFFLE_E1);
-    assert_eq!(global(&src(&LABELS, None, false), 0, 0).unwrap(), (0..8).collect::<Vec<_>>());
+    assert_eq!(
+        global(&src(&LABELS, None, true), 0, 0).unwrap(),
+        GOLDEN_SHUFFLE_E0
+    );
+    assert_eq!(
+        global(&src(&LABELS, None, true), 0, 1).unwrap(),
+        GOLDEN_SHUFFLE_E1
+    );
+    assert_eq!(
+        global(&src(&LABELS, None, false), 0, 0).unwrap(),
+        (0..8).collect::<Vec<_>>()
+    );
     let w = weighted(vec![1.0, 3.0], true, 10);
-    assert_eq!(global(&src(&LABELS, Some(&w), true), 0, 0).unwrap(), GOLDEN_WITH);
+    assert_eq!(
+        global(&src(&LABELS, Some(&w), true), 0, 0).unwrap(),
+        GOLDEN_WITH
+    );
     let w = weighted(vec![1.0, 3.0], false, 8);
-    assert_eq!(global(&src(&LABELS, Some(&w), true), 0, 0).unwrap(), GOLDEN_WITHOUT);
+    assert_eq!(
+        global(&src(&LABELS, Some(&w), true), 0, 0).unwrap(),
+        GOLDEN_WITHOUT
+    );
 }
 
 // Pinned; examples/python/rng_reference.py re-derives them independently.
@@ -66,7 +81,13 @@ fn shards_pad_by_wrap_around_and_cover_the_stream() {
     // world larger than the stream: wrap around more than once, as DistributedSampler
     assert_eq!(shard(&[4, 5], 2, 5).unwrap(), vec![4]);
     assert_eq!(shard(&[4, 5], 4, 5).unwrap(), vec![4]);
-    assert_eq!(shard(&g, 3, 3), Err(SamplerError::Rank { rank: 3, world_size: 3 }));
+    assert_eq!(
+        shard(&g, 3, 3),
+        Err(SamplerError::Rank {
+            rank: 3,
+            world_size: 3
+        })
+    );
     assert_eq!(shard(&g, 0, 0), Err(SamplerError::WorldSize));
 }
 
@@ -74,11 +95,31 @@ fn shards_pad_by_wrap_around_and_cover_the_stream() {
 fn without_replacement_never_repeats_and_full_epochs_are_permutations() {
     let labels: Vec<u32> = (0..300).map(|i| (i % 3 == 0) as u32).collect();
     let w = weighted(vec![1.0, 5.0], false, 300);
-    let mut e = global(&Source { labels: &labels, num_classes: 2, weighted: Some(&w), shuffle: true }, 1, 0).unwrap();
+    let mut e = global(
+        &Source {
+            labels: &labels,
+            num_classes: 2,
+            weighted: Some(&w),
+            shuffle: true,
+        },
+        1,
+        0,
+    )
+    .unwrap();
     e.sort_unstable();
     assert_eq!(e, (0..300).collect::<Vec<_>>());
     let w = weighted(vec![1.0, 5.0], false, 120);
-    let e = global(&Source { labels: &labels, num_classes: 2, weighted: Some(&w), shuffle: true }, 1, 0).unwrap();
+    let e = global(
+        &Source {
+            labels: &labels,
+            num_classes: 2,
+            weighted: Some(&w),
+            shuffle: true,
+        },
+        1,
+        0,
+    )
+    .unwrap();
     let mut d = e.clone();
     d.sort_unstable();
     d.dedup();
@@ -90,23 +131,39 @@ fn errors() {
     let w = weighted(vec![1.0, 1.0], false, 9);
     assert_eq!(
         global(&src(&LABELS, Some(&w), true), 0, 0),
-        Err(SamplerError::TooManySamples { num_samples: 9, train: 8 })
+        Err(SamplerError::TooManySamples {
+            num_samples: 9,
+            train: 8
+        })
     );
     let w = weighted(vec![1.0], true, 3);
     assert_eq!(
         global(&src(&LABELS, Some(&w), true), 0, 0),
-        Err(SamplerError::WeightsLength { expected: 2, found: 1 })
+        Err(SamplerError::WeightsLength {
+            expected: 2,
+            found: 1
+        })
     );
     let w = weighted(vec![0.0, 0.0], true, 3);
-    assert_eq!(global(&src(&LABELS, Some(&w), true), 0, 0), Err(SamplerError::NoMass));
+    assert_eq!(
+        global(&src(&LABELS, Some(&w), true), 0, 0),
+        Err(SamplerError::NoMass)
+    );
     // Without replacement, weight-0 classes cannot fill the epoch.
     let w = weighted(vec![0.0, 1.0], false, 3);
-    assert_eq!(global(&src(&LABELS, Some(&w), true), 0, 0), Err(SamplerError::NoMass));
+    assert_eq!(
+        global(&src(&LABELS, Some(&w), true), 0, 0),
+        Err(SamplerError::NoMass)
+    );
 }
 
 /// Pearson's chi-square statistic of observed counts against expected counts.
 fn chi_square(observed: &[u64], expected: &[f64]) -> f64 {
-    observed.iter().zip(expected).map(|(&o, &e)| (o as f64 - e).powi(2) / e).sum()
+    observed
+        .iter()
+        .zip(expected)
+        .map(|(&o, &e)| (o as f64 - e).powi(2) / e)
+        .sum()
 }
 
 /// Critical values of the chi-square distribution at significance 0.001.
@@ -115,17 +172,34 @@ const CHI2_001: [f64; 4] = [10.828, 13.816, 16.266, 18.467]; // 1..=4 degrees of
 #[test]
 fn with_replacement_class_frequencies_match_the_weights() {
     // 4 classes of 50, 30, 15, 5 samples; weights 1, 2, 4, 10: masses 50, 60, 60, 50.
-    let labels: Vec<u32> = [50, 30, 15, 5].iter().enumerate().flat_map(|(c, &n)| vec![c as u32; n]).collect();
+    let labels: Vec<u32> = [50, 30, 15, 5]
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &n)| vec![c as u32; n])
+        .collect();
     let w = weighted(vec![1.0, 2.0, 4.0, 10.0], true, 200_000);
     for seed in [0u64, 1, 2] {
-        let e = global(&Source { labels: &labels, num_classes: 4, weighted: Some(&w), shuffle: true }, seed, 0).unwrap();
+        let e = global(
+            &Source {
+                labels: &labels,
+                num_classes: 4,
+                weighted: Some(&w),
+                shuffle: true,
+            },
+            seed,
+            0,
+        )
+        .unwrap();
         let mut per_class = [0u64; 4];
         let mut per_sample = vec![0u64; labels.len()];
         for &i in &e {
             per_class[labels[i] as usize] += 1;
             per_sample[i] += 1;
         }
-        let expected: Vec<f64> = [50.0, 60.0, 60.0, 50.0].iter().map(|m| 200_000.0 * m / 220.0).collect();
+        let expected: Vec<f64> = [50.0, 60.0, 60.0, 50.0]
+            .iter()
+            .map(|m| 200_000.0 * m / 220.0)
+            .collect();
         let x2 = chi_square(&per_class, &expected);
         assert!(x2 < CHI2_001[2], "seed {seed}: chi2 {x2} for {per_class:?}");
         // Within class 3 (5 samples), every member equally likely.
@@ -139,9 +213,18 @@ fn with_replacement_class_frequencies_match_the_weights() {
 #[test]
 fn without_replacement_first_draw_follows_the_weights() {
     // The first of successive draws picks class c with probability n_c w_c / sum.
-    let labels: Vec<u32> = [20, 10, 5].iter().enumerate().flat_map(|(c, &n)| vec![c as u32; n]).collect();
+    let labels: Vec<u32> = [20, 10, 5]
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &n)| vec![c as u32; n])
+        .collect();
     let w = weighted(vec![1.0, 3.0, 2.0], false, 5);
-    let s = Source { labels: &labels, num_classes: 3, weighted: Some(&w), shuffle: true };
+    let s = Source {
+        labels: &labels,
+        num_classes: 3,
+        weighted: Some(&w),
+        shuffle: true,
+    };
     let epochs = 30_000;
     let mut first = [0u64; 3];
     let mut second_given_first_is_1 = [0u64; 3];
@@ -154,24 +237,40 @@ fn without_replacement_first_draw_follows_the_weights() {
         }
     }
     let total = 20.0 + 30.0 + 10.0;
-    let expected: Vec<f64> = [20.0, 30.0, 10.0].iter().map(|m| epochs as f64 * m / total).collect();
+    let expected: Vec<f64> = [20.0, 30.0, 10.0]
+        .iter()
+        .map(|m| epochs as f64 * m / total)
+        .collect();
     let x2 = chi_square(&first, &expected);
     assert!(x2 < CHI2_001[1], "chi2 {x2} for {first:?}");
     // After a class-1 sample is gone: masses 20, 27, 10.
     let n: u64 = second_given_first_is_1.iter().sum();
-    let expected: Vec<f64> = [20.0, 27.0, 10.0].iter().map(|m| n as f64 * m / 57.0).collect();
+    let expected: Vec<f64> = [20.0, 27.0, 10.0]
+        .iter()
+        .map(|m| n as f64 * m / 57.0)
+        .collect();
     let x2 = chi_square(&second_given_first_is_1, &expected);
-    assert!(x2 < CHI2_001[1], "chi2 {x2} for {second_given_first_is_1:?}");
+    assert!(
+        x2 < CHI2_001[1],
+        "chi2 {x2} for {second_given_first_is_1:?}"
+    );
 }
 
 #[test]
 fn the_stream_does_not_depend_on_threads() {
     let labels: Vec<u32> = (0..5000).map(|i| (i % 7 == 0) as u32).collect();
     let w = weighted(vec![1.0, 6.0], true, 5000);
-    let s = Source { labels: &labels, num_classes: 2, weighted: Some(&w), shuffle: true };
+    let s = Source {
+        labels: &labels,
+        num_classes: 2,
+        weighted: Some(&w),
+        shuffle: true,
+    };
     let alone = global(&s, 5, 3).unwrap();
     let together: Vec<Vec<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| global(&s, 5, 3).unwrap())).collect();
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| global(&s, 5, 3).unwrap()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(together.iter().all(|t| *t == alone));

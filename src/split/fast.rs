@@ -119,6 +119,7 @@ impl<'a> Reader<'a> {
                 "val" => raw.val = Some(self.list("val")?),
                 "test" => raw.test = Some(self.list("test")?),
                 "metadata" => raw.metadata = Some(self.value::<Value>()?),
+                "balancing" => raw.balancing = Some(self.value::<&'a RawValue>()?.get()),
                 _ => {
                     let v = self.value::<Value>()?;
                     raw.extra.retain(|(k, _)| k != key);

@@ -33,6 +33,7 @@ impl<'de> Visitor<'de> for TopVisitor<'de> {
         while let Some(Text(key)) = map.next_key()? {
             match &*key {
                 "metadata" => raw.metadata = Some(map.next_value()?),
+                "balancing" => raw.balancing = Some(map.next_value::<&'de RawValue>()?.get()),
                 "train" | "val" | "test" => {
                     let list = match &*key {
                         "train" => "train",

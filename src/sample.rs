@@ -1,0 +1,47 @@
+//! The `sample` job: a manifest's index stream for one epoch and one rank, so a trainer in
+//! any language can consume exactly the order balance-split defines.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::input::Input;
+use crate::manifest::Manifest;
+use crate::sampler::{self, Source};
+use crate::split::SplitError;
+
+/// What to draw.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    pub epoch: u64,
+    pub rank: usize,
+    pub world_size: usize,
+    /// `data.loading.shuffle_train`; `--no-shuffle` sets it false.
+    pub shuffle: bool,
+}
+
+/// Positions in the manifest's `train` list for this epoch and rank.
+pub fn run(manifest: &Path, req: Request) -> Result<Vec<usize>, Error> {
+    let bytes = Input::open(manifest).map_err(|source| SplitError::Read {
+        path: manifest.to_owned(),
+        source,
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| SplitError::Json {
+        path: manifest.to_owned(),
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    let m = Manifest::parse(text, manifest)?;
+    let labels = m.split.train_labels();
+    let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
+    let src = Source {
+        labels: &labels,
+        num_classes: m.split.classes.len(),
+        weighted: weighted.as_ref(),
+        shuffle: req.shuffle,
+    };
+    sampler::epoch(&src, m.record.seed, req.epoch, req.rank, req.world_size).map_err(|source| {
+        Error::Sampler {
+            manifest: manifest.to_owned(),
+            source,
+        }
+    })
+}
