@@ -18,6 +18,7 @@ pub mod rng;
 pub mod sample;
 pub mod sampler;
 pub mod split;
+pub mod verify;
 pub mod weights;
 
 pub use error::Error;

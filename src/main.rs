@@ -23,16 +23,19 @@ enum Command {
     Balance(cli::balance::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
     Sample(cli::sample::Args),
+    /// Recompute a manifest from what it records and compare (exit 0 same, 3 different).
+    Verify(cli::verify::Args),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Balance(a) => cli::balance::run(a),
-        Command::Sample(a) => cli::sample::run(a),
+        Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Verify(a) => cli::verify::run(a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             let code = e
                 .downcast_ref::<balance_split::Error>()

@@ -1,0 +1,54 @@
+//! `balance-split verify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use balance_split::verify;
+
+/// Exit code when the manifest differs from its recomputation.
+const DIFFERS: u8 = 3;
+
+/// Recompute a manifest from its recorded source, config and seed, and compare.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifest to check.
+    manifest: PathBuf,
+    /// Also report where this config's effective data.balancing or seed differ from the
+    /// recorded ones.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The source split, instead of the recorded balancing.source.split_file (resolved
+    /// against the current directory).
+    #[arg(long)]
+    split: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let report = verify::run(&verify::Request {
+        manifest: a.manifest,
+        config: a.config,
+        split: a.split,
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.identical {
+        println!(
+            "ok: {} is exactly what {} gives with its recorded config and seed",
+            report.manifest.display(),
+            report.source.display()
+        );
+    } else {
+        println!("differs: {}", report.manifest.display());
+        for d in &report.differences {
+            println!("  {}: expected {}, found {}", d.field, d.expected, d.found);
+        }
+    }
+    Ok(if report.identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DIFFERS)
+    })
+}

@@ -1,0 +1,236 @@
+//! The `verify` job: recompute a manifest from what it records (source split, effective
+//! config, seed) and compare, byte for byte; on a difference, name the first one.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, SeedSetting};
+use crate::error::Error;
+use crate::input::{self, Input};
+use crate::manifest::{self, Manifest, Provenance};
+use crate::plan::{self, PlanInput};
+use crate::split::{Split, SplitError};
+
+/// What to check.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub manifest: PathBuf,
+    /// Also compare this config's effective `data.balancing` and seed with the recorded.
+    pub config: Option<PathBuf>,
+    /// The source split, instead of the recorded `source.split_file`.
+    pub split: Option<PathBuf>,
+}
+
+/// One difference: where, what the recomputation (or the config) says, what was found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Difference {
+    pub field: String,
+    pub expected: String,
+    pub found: String,
+}
+
+/// The verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub manifest: PathBuf,
+    pub source: PathBuf,
+    pub identical: bool,
+    /// In order of importance: the source file, the config, then the first difference in
+    /// the manifest itself.
+    pub differences: Vec<Difference>,
+}
+
+/// Runs the check.
+pub fn run(req: &Request) -> Result<Report, Error> {
+    let bytes = read(&req.manifest)?;
+    let text = utf8(&bytes, &req.manifest)?;
+    let m = Manifest::parse(text, &req.manifest)?;
+    let rec = &m.record;
+    let source = req
+        .split
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&rec.source.split_file));
+    let src_bytes = read(&source)?;
+    let sha = input::sha256_hex(&src_bytes);
+    let mut differences = Vec::new();
+    if sha != rec.source.split_sha256 {
+        differences.push(Difference {
+            field: "balancing.source.split_sha256".into(),
+            expected: rec.source.split_sha256.clone(),
+            found: format!(
+                "{sha} ({} changed since the manifest was written)",
+                source.display()
+            ),
+        });
+    }
+    if let Some(config_path) = &req.config {
+        let config = Config::load(config_path)?;
+        if let SeedSetting::Fixed(seed) = config.seed {
+            if seed != rec.seed {
+                differences.push(Difference {
+                    field: format!("{}: compute.seed", config_path.display()),
+                    expected: rec.seed.to_string(),
+                    found: seed.to_string(),
+                });
+            }
+        }
+        let recorded = serde_json::to_value(&rec.config).expect("plain data");
+        let current = serde_json::to_value(&config.balancing).expect("plain data");
+        if let Some(d) = first_difference(&recorded, &current, "data.balancing") {
+            differences.push(Difference {
+                field: format!("{}: {}", config_path.display(), d.field),
+                ..d
+            });
+        }
+    }
+    let split = Split::parse(utf8(&src_bytes, &source)?, &source)?;
+    let labels = split.train_labels();
+    let plan = plan::plan(&PlanInput {
+        labels: &labels,
+        classes: &split.classes,
+        balancing: rec.config.as_ref(),
+        seed: rec.seed,
+        num_classes: None,
+    })
+    .map_err(|source_err| Error::Plan {
+        split: source.clone(),
+        source: source_err,
+    })?;
+    let prov = Provenance {
+        seed: rec.seed,
+        config: rec.config.as_ref(),
+        split_file: &rec.source.split_file,
+        split_sha256: &rec.source.split_sha256,
+    };
+    let mut expected = Vec::with_capacity(bytes.len());
+    manifest::write(&mut expected, &split, &plan, &prov).expect("writing to memory cannot fail");
+    if expected.as_slice() != &bytes[..] {
+        differences.push(manifest_difference(&expected, &bytes));
+    }
+    Ok(Report {
+        manifest: req.manifest.clone(),
+        source,
+        identical: differences.is_empty(),
+        differences,
+    })
+}
+
+fn read(path: &Path) -> Result<Input, Error> {
+    Ok(Input::open(path).map_err(|source| SplitError::Read {
+        path: path.to_owned(),
+        source,
+    })?)
+}
+
+fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, Error> {
+    Ok(std::str::from_utf8(bytes).map_err(|e| SplitError::Json {
+        path: path.to_owned(),
+        message: format!("not UTF-8 text: {e}"),
+    })?)
+}
+
+/// The first difference between the recomputed and the found manifest: by JSON value
+/// where they differ in content, else by line (same content, different layout).
+fn manifest_difference(expected: &[u8], found: &[u8]) -> Difference {
+    let parsed = (
+        serde_json::from_slice::<Value>(expected),
+        serde_json::from_slice::<Value>(found),
+    );
+    if let (Ok(e), Ok(f)) = &parsed {
+        if let Some(d) = first_difference(e, f, "") {
+            return d;
+        }
+    }
+    let line = expected
+        .split(|&b| b == b'\n')
+        .zip(found.split(|&b| b == b'\n'))
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| {
+            expected
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                .min(found.iter().filter(|&&b| b == b'\n').count())
+        });
+    let nth = |bytes: &[u8]| {
+        bytes.split(|&b| b == b'\n').nth(line).map_or_else(
+            || "end of file".to_string(),
+            |l| String::from_utf8_lossy(l).into_owned(),
+        )
+    };
+    Difference {
+        field: format!("line {}", line + 1),
+        expected: nth(expected),
+        found: nth(found),
+    }
+}
+
+/// Walks two JSON values in step and returns the first place they differ, as a path like
+/// `train[12].label`.
+pub fn first_difference(expected: &Value, found: &Value, path: &str) -> Option<Difference> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (expected, found) {
+        (Value::Object(e), Value::Object(f)) => {
+            for (k, ev) in e {
+                match f.get(k) {
+                    Some(fv) => {
+                        if let Some(d) = first_difference(ev, fv, &join(k)) {
+                            return Some(d);
+                        }
+                    }
+                    None => return Some(diff(join(k), ev, "missing")),
+                }
+            }
+            f.iter()
+                .find(|(k, _)| !e.contains_key(*k))
+                .map(|(k, fv)| Difference {
+                    field: join(k),
+                    expected: "absent".into(),
+                    found: show(fv),
+                })
+        }
+        (Value::Array(e), Value::Array(f)) => {
+            for (i, (ev, fv)) in e.iter().zip(f).enumerate() {
+                if let Some(d) = first_difference(ev, fv, &format!("{path}[{i}]")) {
+                    return Some(d);
+                }
+            }
+            (e.len() != f.len()).then(|| Difference {
+                field: format!("{path} (length)"),
+                expected: e.len().to_string(),
+                found: f.len().to_string(),
+            })
+        }
+        _ => (expected != found).then(|| Difference {
+            field: path.to_string(),
+            expected: show(expected),
+            found: show(found),
+        }),
+    }
+}
+
+fn diff(field: String, expected: &Value, found: &str) -> Difference {
+    Difference {
+        field,
+        expected: show(expected),
+        found: found.to_string(),
+    }
+}
+
+/// A value for a message: compact JSON, cut to a readable length.
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 120 {
+        format!("{}...", s.chars().take(117).collect::<String>())
+    } else {
+        s
+    }
+}
