@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 use crate::manifest::ManifestError;
 use crate::plan::PlanError;
+use crate::plot::PlotError;
 use crate::sampler::SamplerError;
 use crate::split::SplitError;
 
@@ -38,6 +39,9 @@ pub enum Error {
     /// Something outside the user's input failed (the OS could not provide a seed).
     #[error("{0}")]
     Internal(String),
+    /// The chart could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
     /// Writing the output failed: the environment, not the user's input.
     #[error("{path}: cannot write manifest: {source}")]
     Write {
@@ -50,7 +54,7 @@ impl Error {
     /// 2 for bad input (the user can fix their files or arguments), 1 for internal failures.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Write { .. } | Error::Internal(_) => 1,
+            Error::Write { .. } | Error::Internal(_) | Error::Plot(_) => 1,
             Error::Config(_)
             | Error::Split(_)
             | Error::Manifest(_)

@@ -13,11 +13,13 @@ pub mod input;
 pub mod manifest;
 pub mod pipe;
 pub mod plan;
+pub mod plot;
 pub mod report;
 pub mod rng;
 pub mod sample;
 pub mod sampler;
 pub mod split;
+pub mod stats;
 pub mod verify;
 pub mod weights;
 

@@ -23,6 +23,8 @@ enum Command {
     Balance(cli::balance::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
     Sample(cli::sample::Args),
+    /// Per-class counts, shares and imbalance of a split or manifest (optionally a chart).
+    Stats(cli::stats::Args),
     /// Recompute a manifest from what it records and compare (exit 0 same, 3 different).
     Verify(cli::verify::Args),
 }
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Stats(a) => cli::stats::run(a).map(|()| ExitCode::SUCCESS),
         Command::Verify(a) => cli::verify::run(a),
     };
     match result {

@@ -2,4 +2,5 @@
 
 pub mod balance;
 pub mod sample;
+pub mod stats;
 pub mod verify;

@@ -108,6 +108,16 @@ impl<'a> Manifest<'a> {
         let raw = raw.ok_or_else(|| ManifestError::NotAManifest {
             path: path.to_owned(),
         })?;
+        Manifest::from_parts(split, raw, path)
+    }
+
+    /// A manifest from a split read with [`Split::parse_with_balancing`] and the raw text
+    /// of its `balancing` section.
+    pub fn from_parts(
+        split: Split<'a>,
+        raw: &str,
+        path: &Path,
+    ) -> Result<Manifest<'a>, ManifestError> {
         let bad = |message: String| ManifestError::Record {
             path: path.to_owned(),
             message,
