@@ -97,6 +97,30 @@ pub fn summary(o: &Outcome) -> String {
     s
 }
 
+/// The same summary for machines (`balance --json`).
+pub fn summary_json(o: &Outcome) -> serde_json::Value {
+    let p = &o.plan;
+    let by_class = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
+        o.classes.iter().zip(v).map(|(c, &n)| (c.clone(), n.into())).collect()
+    };
+    serde_json::json!({
+        "strategy": p.strategy.name(),
+        "seed": o.seed,
+        "seed_from_os": o.seed_from_os,
+        "overridden": p.overridden.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "warnings": p.warnings,
+        "class_counts": {"before": by_class(&p.counts_before), "after": by_class(&p.counts_after)},
+        "sampler": p.sampler.as_ref().map(|s| serde_json::json!({
+            "class_weights": s.class_weights, "replacement": s.replacement, "num_samples": s.num_samples,
+        })),
+        "loss": p.loss.as_ref().map(|l| serde_json::json!({
+            "class_weights": l.class_weights, "method": l.method.name(), "normalize": l.normalize,
+        })),
+        "manifest": o.out_path,
+        "written": o.written,
+    })
+}
+
 fn join_f64(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     format!("[{}]", parts.join(", "))

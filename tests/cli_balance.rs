@@ -465,3 +465,19 @@ fn usage_errors_exit_2() {
         r.stderr
     );
 }
+
+#[test]
+fn json_summary() {
+    let d = Dir::new();
+    d.split(&[9, 3]).config("    downsampling:\n      enabled: true\n");
+    let r = d.run(&["balance", "--config", "config.yaml", "--json", "--dry-run"]);
+    r.assert_ok();
+    assert_eq!(
+        json(&r.stdout),
+        json!({
+            "strategy": "downsampling", "seed": 0, "seed_from_os": false, "overridden": [], "warnings": [],
+            "class_counts": {"before": {"c0": 9, "c1": 3}, "after": {"c0": 3, "c1": 3}},
+            "sampler": null, "loss": null, "manifest": "split.balanced.json", "written": false
+        })
+    );
+}

@@ -26,6 +26,9 @@ pub struct Args {
     /// power cut; slower for large manifests).
     #[arg(long)]
     fsync: bool,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -46,6 +49,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             outcome.seed, outcome.seed
         );
     }
-    print!("{}", report::summary(&outcome));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report::summary_json(&outcome))?);
+    } else {
+        print!("{}", report::summary(&outcome));
+    }
     Ok(())
 }
