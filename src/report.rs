@@ -101,7 +101,11 @@ pub fn summary(o: &Outcome) -> String {
 pub fn summary_json(o: &Outcome) -> serde_json::Value {
     let p = &o.plan;
     let by_class = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
-        o.classes.iter().zip(v).map(|(c, &n)| (c.clone(), n.into())).collect()
+        o.classes
+            .iter()
+            .zip(v)
+            .map(|(c, &n)| (c.clone(), n.into()))
+            .collect()
     };
     serde_json::json!({
         "strategy": p.strategy.name(),

@@ -469,7 +469,8 @@ fn usage_errors_exit_2() {
 #[test]
 fn json_summary() {
     let d = Dir::new();
-    d.split(&[9, 3]).config("    downsampling:\n      enabled: true\n");
+    d.split(&[9, 3])
+        .config("    downsampling:\n      enabled: true\n");
     let r = d.run(&["balance", "--config", "config.yaml", "--json", "--dry-run"]);
     r.assert_ok();
     assert_eq!(

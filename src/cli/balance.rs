@@ -50,7 +50,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report::summary_json(&outcome))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::summary_json(&outcome))?
+        );
     } else {
         print!("{}", report::summary(&outcome));
     }
