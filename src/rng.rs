@@ -10,13 +10,14 @@
 //!
 //! ```text
 //! key = SHA-256( "balance-split/rng/v1" 0x00 purpose 0x00 seed:u64le context[0]:u64le ... )
-//! rng = ChaCha20 with that key, stream 0, word position 0
+//! rng = ChaCha20 with that key, stream 0, word position 0   (balancing decisions)
+//!       ChaCha8 with that key, stream 0, word position 0    (epoch streams)
 //! ```
 //!
 //! The bounded integer draw is written out here instead of taken from `rand`, whose
 //! `gen_range` algorithm is allowed to change between versions.
 
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
@@ -44,29 +45,53 @@ impl Purpose {
 }
 
 /// A deterministic random stream for one `(seed, purpose, context)`.
-pub struct Stream {
-    rng: ChaCha20Rng,
+///
+/// Balancing decisions use ChaCha20 ([`Stream::new`]); per-epoch streams, which produce
+/// billions of numbers over a training run, use ChaCha8 ([`EpochStream::epoch`]): the same
+/// cipher with 8 rounds, still far beyond any statistical test and 2.5 times faster. Both
+/// take the same key derivation.
+pub struct Stream<R = ChaCha20Rng> {
+    rng: R,
 }
 
-impl Stream {
-    /// Derives the stream for `seed`, `purpose` and the extra `context` words (for example the
-    /// class label).
+/// The ChaCha8 stream of one training epoch.
+pub type EpochStream = Stream<ChaCha8Rng>;
+
+/// The 256-bit key of `(seed, purpose, context)`.
+fn key(seed: u64, purpose: Purpose, context: &[u64]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"balance-split/rng/v1\0");
+    h.update(purpose.name().as_bytes());
+    h.update(b"\0");
+    h.update(seed.to_le_bytes());
+    for word in context {
+        h.update(word.to_le_bytes());
+    }
+    h.finalize().into()
+}
+
+impl Stream<ChaCha20Rng> {
+    /// Derives the ChaCha20 stream for `seed`, `purpose` and the extra `context` words
+    /// (for example the class label).
     pub fn new(seed: u64, purpose: Purpose, context: &[u64]) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"balance-split/rng/v1\0");
-        h.update(purpose.name().as_bytes());
-        h.update(b"\0");
-        h.update(seed.to_le_bytes());
-        for word in context {
-            h.update(word.to_le_bytes());
-        }
-        let key: [u8; 32] = h.finalize().into();
         Stream {
-            rng: ChaCha20Rng::from_seed(key),
+            rng: ChaCha20Rng::from_seed(key(seed, purpose, context)),
         }
     }
+}
 
-    /// The next 64 raw bits (two consecutive ChaCha20 output words, little-endian).
+impl Stream<ChaCha8Rng> {
+    /// The ChaCha8 stream of epoch `epoch`: key from `(seed, "epoch", epoch)`.
+    pub fn epoch(seed: u64, epoch: u64) -> Self {
+        Stream {
+            rng: ChaCha8Rng::from_seed(key(seed, Purpose::Epoch, &[epoch])),
+        }
+    }
+}
+
+impl<R: RngCore> Stream<R> {
+    /// The next 64 raw bits (two consecutive ChaCha output words, little-endian).
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
     }
@@ -80,6 +105,7 @@ impl Stream {
     /// ```
     ///
     /// Exactly uniform; the rejection test only costs a division when `lo < n`.
+    #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "Stream::below(0)");
         let mut m = u128::from(self.next_u64()) * u128::from(n);
@@ -92,6 +118,12 @@ impl Stream {
             }
         }
         (m >> 64) as u64
+    }
+
+    /// A uniform f64 in [0, 1): the top 53 bits of one draw.
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The per-epoch index stream that training consumes: a pure function of (manifest, seed,
 //! epoch, rank, world size).
 //!
-//! Epoch `k` draws from its own ChaCha20 stream `(seed, "epoch", k)`, so its order never
+//! Epoch `k` draws from its own ChaCha8 stream `(seed, "epoch", k)` (see [`crate::rng`]), so its order never
 //! depends on how many epochs ran before (a resumed run sees the same epochs as an
 //! uninterrupted one). The stream is generated sequentially and is the same for any thread
 //! count. Algorithms (pinned by golden tests, written out so they never change with a
@@ -10,10 +10,11 @@
 //! - **shuffle** (down/upsampled or unbalanced manifests): Fisher-Yates from the end,
 //!   `for i in (1..n).rev() { j = below(i + 1); swap(a[i], a[j]) }` over `0..n`;
 //! - **weighted, with replacement**: every draw picks a class from a Walker/Vose alias table
-//!   over the class masses `n_c * w_c` (one `below(K)` and one 53-bit uniform `u`: class
-//!   `col` if `u < prob[col]`, else `alias[col]`), then a member of that class with
-//!   `below(n_c)`: O(1) per draw, and the same distribution as drawing samples with
-//!   per-sample weight `w_label`;
+//!   over the class masses `n_c * w_c` (one 64-bit number: its top 53 bits `x` give column
+//!   `(x * K) >> 53` and coin `((x * K) mod 2^53) / 2^53`; class `col` if the coin is below
+//!   `prob[col]`, else `alias[col]`), then a member of that class with `below(n_c)`: O(1)
+//!   per draw, and the same distribution as drawing samples with per-sample weight
+//!   `w_label`;
 //! - **weighted, without replacement**: successive draws exactly as `torch.multinomial`
 //!   defines them: each draw picks a class with probability `r_c w_c / sum_k r_k w_k`
 //!   (`r` = samples of the class not yet drawn; `u * total` against the running sum in label
@@ -24,7 +25,7 @@
 //!
 //! Positions are indices into the manifest's `train` list.
 
-use crate::rng::{Purpose, Stream};
+use crate::rng::EpochStream;
 
 /// Why an epoch cannot be produced.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,6 +40,8 @@ pub enum SamplerError {
     WeightsLength { expected: usize, found: usize },
     #[error("no class has both training samples and a positive weight; nothing can be drawn")]
     NoMass,
+    #[error("train has {0} entries; the weighted sampler handles at most 4,294,967,295")]
+    TooLarge(usize),
 }
 
 /// The weighted sampler of a manifest (`balancing.sampler`).
@@ -63,7 +66,7 @@ pub struct Source<'a> {
 
 /// The global stream of epoch `epoch` (before sharding).
 pub fn global(src: &Source, seed: u64, epoch: u64) -> Result<Vec<usize>, SamplerError> {
-    let mut s = Stream::new(seed, Purpose::Epoch, &[epoch]);
+    let mut s = EpochStream::epoch(seed, epoch);
     match src.weighted {
         None if src.shuffle => {
             let mut a: Vec<usize> = (0..src.labels.len()).collect();
@@ -75,6 +78,9 @@ pub fn global(src: &Source, seed: u64, epoch: u64) -> Result<Vec<usize>, Sampler
         }
         None => Ok((0..src.labels.len()).collect()),
         Some(w) => {
+            if u32::try_from(src.labels.len()).is_err() {
+                return Err(SamplerError::TooLarge(src.labels.len()));
+            }
             if w.class_weights.len() != src.num_classes {
                 return Err(SamplerError::WeightsLength {
                     expected: src.num_classes,
@@ -124,18 +130,14 @@ pub fn epoch(
     shard(&global(src, seed, epoch)?, rank, world_size)
 }
 
-/// Positions of each class's entries, ascending.
-fn members_by_class(labels: &[u32], k: usize) -> Vec<Vec<usize>> {
+/// Positions of each class's entries, ascending. `u32` halves the memory that the random
+/// member lookups touch; [`global`] refuses longer lists.
+fn members_by_class(labels: &[u32], k: usize) -> Vec<Vec<u32>> {
     let mut m = vec![Vec::new(); k];
     for (i, &l) in labels.iter().enumerate() {
-        m[l as usize].push(i);
+        m[l as usize].push(i as u32);
     }
     m
-}
-
-/// A uniform f64 in [0, 1) from the top 53 bits.
-fn uniform(s: &mut Stream) -> f64 {
-    (s.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// Class masses `n_c * w_c`, and their sum; an error if nothing can be drawn.
@@ -180,9 +182,17 @@ impl Alias {
         Alias { prob, alias }
     }
 
-    fn draw(&self, s: &mut Stream) -> usize {
-        let col = s.below(self.prob.len() as u64) as usize;
-        if uniform(s) < self.prob[col] {
+    /// One draw from one 64-bit number: its top 53 bits `x` give the column
+    /// `(x * K) >> 53` and the coin `((x * K) mod 2^53) / 2^53`. Each column's chance is
+    /// within 2^-53 of 1/K, below the rounding of `prob` itself, and the coin is exactly
+    /// uniform on its 2^53 steps.
+    #[inline]
+    fn draw(&self, s: &mut EpochStream) -> usize {
+        const BITS: u32 = 53;
+        let x = u128::from(s.next_u64() >> (64 - BITS)) * self.prob.len() as u128;
+        let col = (x >> BITS) as usize;
+        let coin = (x & ((1 << BITS) - 1)) as f64 * (1.0 / (1u64 << BITS) as f64);
+        if coin < self.prob[col] {
             col
         } else {
             self.alias[col]
@@ -190,27 +200,41 @@ impl Alias {
     }
 }
 
+/// Draws are made in blocks: first every random choice of the block (compute-bound),
+/// then every lookup of a class member (memory-bound, and independent of each other, so
+/// the CPU overlaps their cache misses). The random numbers are consumed in exactly the
+/// same order as one draw at a time.
+const BLOCK: usize = 512;
+
 fn with_replacement(
-    members: &[Vec<usize>],
+    members: &[Vec<u32>],
     weights: &[f64],
     num_samples: u64,
-    s: &mut Stream,
+    s: &mut EpochStream,
 ) -> Result<Vec<usize>, SamplerError> {
     let (m, total) = masses(members.iter().map(Vec::len), weights)?;
     let table = Alias::new(&m, total);
     let mut out = Vec::with_capacity(num_samples as usize);
-    for _ in 0..num_samples {
-        let class = &members[table.draw(s)];
-        out.push(class[s.below(class.len() as u64) as usize]);
+    let mut picks = Vec::with_capacity(BLOCK);
+    let mut left = num_samples as usize;
+    while left > 0 {
+        let block = left.min(BLOCK);
+        picks.clear();
+        for _ in 0..block {
+            let c = table.draw(s);
+            picks.push((c, s.below(members[c].len() as u64) as usize));
+        }
+        out.extend(picks.iter().map(|&(c, j)| members[c][j] as usize));
+        left -= block;
     }
     Ok(out)
 }
 
 fn without_replacement(
-    mut members: Vec<Vec<usize>>,
+    mut members: Vec<Vec<u32>>,
     weights: &[f64],
     num_samples: u64,
-    s: &mut Stream,
+    s: &mut EpochStream,
 ) -> Result<Vec<usize>, SamplerError> {
     let train: usize = members.iter().map(Vec::len).sum();
     if num_samples > train as u64 {
@@ -227,25 +251,39 @@ fn without_replacement(
     if num_samples > drawable as u64 {
         return Err(SamplerError::NoMass);
     }
+    let mut remaining: Vec<usize> = members.iter().map(Vec::len).collect();
     let mut out = Vec::with_capacity(num_samples as usize);
-    for _ in 0..num_samples {
-        let (m, total) = masses(members.iter().map(Vec::len), weights)?;
-        let u = uniform(s) * total;
-        let mut acc = 0.0;
-        let mut class = None;
-        for (c, &mass) in m.iter().enumerate() {
-            if mass > 0.0 {
-                acc += mass;
-                class = Some(c);
-                if u < acc {
-                    break;
+    let mut picks = Vec::with_capacity(BLOCK);
+    let mut left = num_samples as usize;
+    while left > 0 {
+        let block = left.min(BLOCK);
+        picks.clear();
+        for _ in 0..block {
+            let (m, total) = masses(remaining.iter().copied(), weights)?;
+            let u = s.uniform() * total;
+            let mut acc = 0.0;
+            let mut class = None;
+            for (c, &mass) in m.iter().enumerate() {
+                if mass > 0.0 {
+                    acc += mass;
+                    class = Some(c);
+                    if u < acc {
+                        break;
+                    }
                 }
             }
+            // `class` is the last class with mass if rounding left `u` beyond the final sum.
+            let c = class.expect("total > 0 means some class has mass");
+            picks.push((c, s.below(remaining[c] as u64) as usize));
+            remaining[c] -= 1;
         }
-        // `class` is the last class with mass if rounding left `u` beyond the final sum.
-        let pool = &mut members[class.expect("total > 0 means some class has mass")];
-        let j = s.below(pool.len() as u64) as usize;
-        out.push(pool.swap_remove(j));
+        // Swap-remove in draw order: the same result as removing at each draw.
+        out.extend(
+            picks
+                .iter()
+                .map(|&(c, j)| members[c].swap_remove(j) as usize),
+        );
+        left -= block;
     }
     Ok(out)
 }

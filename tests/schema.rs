@@ -36,7 +36,8 @@ fn golden_manifests_validate() {
 fn broken_manifests_do_not() {
     let v = validator();
     let base = golden("class_weights_with_upsampling.balanced.json");
-    let breakages: [(&str, fn(&mut serde_json::Value)); 5] = [
+    type Breakage = (&'static str, fn(&mut serde_json::Value));
+    let breakages: [Breakage; 5] = [
         ("wrong version", |m| {
             m["balancing"]["format_version"] = 2.into()
         }),

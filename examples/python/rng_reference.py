@@ -9,8 +9,9 @@ a Python project can check (or reproduce) a manifest without the Rust tool:
     python examples/python/rng_reference.py MANIFEST.json         # re-derives source_index
 
 Stream: key = SHA-256("balance-split/rng/v1\\0" + purpose + "\\0" + seed:u64le + context:u64le...),
-ChaCha20 (djb variant, 64-bit counter and stream id both 0); next_u64 = the next 8 keystream
-bytes, little-endian. below(n): Lemire's multiply-and-reject.
+ChaCha20 for balancing decisions, ChaCha8 for epoch streams (djb variant, 64-bit counter and
+stream id both 0); next_u64 = the next 8 keystream bytes, little-endian. below(n): Lemire's
+multiply-and-reject.
 """
 import hashlib
 import json
@@ -22,16 +23,57 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 MASK = 2**64 - 1
 
 
+def derive_key(seed, purpose, context):
+    return hashlib.sha256(
+        b"balance-split/rng/v1\0" + purpose.encode() + b"\0" + struct.pack("<Q", seed)
+        + b"".join(struct.pack("<Q", c) for c in context)
+    ).digest()
+
+
+def chacha_block(key, counter, rounds):
+    """One 64-byte ChaCha block (djb layout: 64-bit counter, 64-bit stream id 0)."""
+    def rotl(v, n):
+        return ((v << n) & 0xFFFFFFFF) | (v >> (32 - n))
+
+    def qr(x, a, b, c, d):
+        x[a] = (x[a] + x[b]) & 0xFFFFFFFF; x[d] = rotl(x[d] ^ x[a], 16)
+        x[c] = (x[c] + x[d]) & 0xFFFFFFFF; x[b] = rotl(x[b] ^ x[c], 12)
+        x[a] = (x[a] + x[b]) & 0xFFFFFFFF; x[d] = rotl(x[d] ^ x[a], 8)
+        x[c] = (x[c] + x[d]) & 0xFFFFFFFF; x[b] = rotl(x[b] ^ x[c], 7)
+
+    state = list(struct.unpack("<4I", b"expand 32-byte k")) + list(struct.unpack("<8I", key)) + [
+        counter & 0xFFFFFFFF, counter >> 32, 0, 0]
+    x = state[:]
+    for _ in range(rounds // 2):
+        qr(x, 0, 4, 8, 12); qr(x, 1, 5, 9, 13); qr(x, 2, 6, 10, 14); qr(x, 3, 7, 11, 15)
+        qr(x, 0, 5, 10, 15); qr(x, 1, 6, 11, 12); qr(x, 2, 7, 8, 13); qr(x, 3, 4, 9, 14)
+    return struct.pack("<16I", *[(a + b) & 0xFFFFFFFF for a, b in zip(x, state)])
+
+
 class Stream:
-    def __init__(self, seed, purpose, context=()):
-        key = hashlib.sha256(
-            b"balance-split/rng/v1\0" + purpose.encode() + b"\0" + struct.pack("<Q", seed)
-            + b"".join(struct.pack("<Q", c) for c in context)
-        ).digest()
-        self._ks = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
+    """ChaCha20 (balancing decisions) through the `cryptography` package, or, with
+    rounds=8, ChaCha8 (epoch streams) through chacha_block above."""
+
+    def __init__(self, seed, purpose, context=(), rounds=20):
+        key = derive_key(seed, purpose, context)
+        if rounds == 20:
+            ks = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
+            self._bytes = lambda n: ks.update(b"\0" * n)
+        else:
+            buf = bytearray()
+            counter = [0]
+
+            def take(n):
+                while len(buf) < n:
+                    buf.extend(chacha_block(key, counter[0], rounds))
+                    counter[0] += 1
+                out = bytes(buf[:n])
+                del buf[:n]
+                return out
+            self._bytes = take
 
     def next_u64(self):
-        return struct.unpack("<Q", self._ks.update(b"\0" * 8))[0]
+        return struct.unpack("<Q", self._bytes(8))[0]
 
     def below(self, n):
         m = self.next_u64() * n
@@ -76,7 +118,7 @@ def uniform(s):
 
 def epoch_stream(labels, k, seed, epoch, weighted=None, shuffle=True):
     """balance-split's epoch sampler: weighted = (class_weights, replacement, num_samples)."""
-    s = Stream(seed, "epoch", [epoch])
+    s = Stream(seed, "epoch", [epoch], rounds=8)
     n = len(labels)
     if weighted is None:
         a = list(range(n))
@@ -106,8 +148,9 @@ def epoch_stream(labels, k, seed, epoch, weighted=None, shuffle=True):
         for c in small + large:
             prob[c] = 1.0
         for _ in range(m):
-            col = s.below(k)
-            c = col if uniform(s) < prob[col] else alias[col]
+            x = (s.next_u64() >> 11) * k
+            col, coin = x >> 53, (x & ((1 << 53) - 1)) * (1.0 / (1 << 53))
+            c = col if coin < prob[col] else alias[col]
             out.append(members[c][s.below(len(members[c]))])
         return out
     for _ in range(m):
