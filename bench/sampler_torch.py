@@ -42,7 +42,7 @@ def main():
         g = torch.Generator().manual_seed(42)
         jobs = [("torch.multinomial", True, lambda: torch.multinomial(w, n, True, generator=g)),
                 ("torch.multinomial", False, lambda: torch.multinomial(w, n, False, generator=g))]
-        if n <= a.wrs_max:
+        if n <= a.wrs_max or n > 2**24:  # above 2**24 it fails at once; show how
             jobs.append(("WeightedRandomSampler", True,
                          lambda: list(WeightedRandomSampler(w, num_samples=n, replacement=True, generator=g))))
         for name, replacement, fn in jobs:
