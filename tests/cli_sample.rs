@@ -38,6 +38,11 @@ fn json_and_lines_agree_and_epochs_differ() {
     r.assert_ok();
     let json: Vec<usize> = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(lines, json);
+    let r = sample(&[WEIGHTED, "--epoch", "2", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<usize>>(&r.stdout).unwrap(),
+        lines
+    );
     assert_ne!(lines, positions(&sample(&[WEIGHTED, "--epoch", "3"])));
 }
 

@@ -22,6 +22,9 @@ pub struct Args {
     /// `lines`: one position per line; `json`: one JSON array.
     #[arg(long, value_enum, default_value_t = Format::Lines)]
     format: Format,
+    /// Same as `--format json`.
+    #[arg(long)]
+    json: bool,
     /// Keep the manifest's order (data.loading.shuffle_train: false); the weighted
     /// sampler ignores it.
     #[arg(long)]
@@ -46,7 +49,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     )?;
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut num = itoa::Buffer::new();
-    match a.format {
+    let format = if a.json { Format::Json } else { a.format };
+    match format {
         Format::Lines => {
             for p in positions {
                 out.write_all(num.format(p).as_bytes())?;
