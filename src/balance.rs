@@ -10,7 +10,7 @@ use crate::input;
 use crate::manifest::{self, Provenance};
 use crate::pipe::{PipeWriter, WritebackFile};
 use crate::plan::{self, Plan, PlanInput};
-use crate::split::{Split, SplitError};
+use crate::split::Split;
 
 /// What the user asked for on the command line.
 #[derive(Clone, Debug, Default)]
@@ -74,20 +74,13 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     }
 
     let mut timer = Timer::from_env();
-    let bytes = input::Input::open(&split_path).map_err(|source| SplitError::Read {
-        path: split_path.clone(),
-        source,
-    })?;
+    let bytes = input::read(&split_path)?;
     let bytes: &[u8] = &bytes;
     // Hash on the other core while this one parses.
     let (sha, parsed) = std::thread::scope(|s| {
         let hasher = s.spawn(|| input::sha256_hex(bytes));
-        let parsed = std::str::from_utf8(bytes)
-            .map_err(|e| SplitError::Json {
-                path: split_path.clone(),
-                message: format!("not UTF-8 text: {e}"),
-            })
-            .and_then(|text| Split::parse(text, &split_path));
+        let parsed =
+            input::text(bytes, &split_path).and_then(|text| Split::parse(text, &split_path));
         (hasher.join().expect("sha256 does not panic"), parsed)
     });
     let split = parsed?;

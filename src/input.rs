@@ -5,6 +5,24 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::split::SplitError;
+
+/// Opens a split or manifest, with an error that names the file.
+pub fn read(path: &Path) -> Result<Input, SplitError> {
+    Input::open(path).map_err(|source| SplitError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The file's bytes as text, or an error that names the file.
+pub fn text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, SplitError> {
+    std::str::from_utf8(bytes).map_err(|e| SplitError::Json {
+        path: path.to_owned(),
+        message: format!("not UTF-8 text: {e}"),
+    })
+}
+
 /// A file's bytes: memory-mapped when it is a regular file (a 900 MB split is then
 /// read without first copying it into fresh memory, which costs more than parsing half
 /// of it), read into memory otherwise (pipes, /dev/stdin).

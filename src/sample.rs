@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::input::Input;
+use crate::input;
 use crate::manifest::Manifest;
 use crate::sampler::{self, Source};
-use crate::split::SplitError;
 
 /// What to draw.
 #[derive(Clone, Copy, Debug)]
@@ -21,14 +20,8 @@ pub struct Request {
 
 /// Positions in the manifest's `train` list for this epoch and rank.
 pub fn run(manifest: &Path, req: Request) -> Result<Vec<usize>, Error> {
-    let bytes = Input::open(manifest).map_err(|source| SplitError::Read {
-        path: manifest.to_owned(),
-        source,
-    })?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| SplitError::Json {
-        path: manifest.to_owned(),
-        message: format!("not UTF-8 text: {e}"),
-    })?;
+    let bytes = input::read(manifest)?;
+    let text = input::text(&bytes, manifest)?;
     let m = Manifest::parse(text, manifest)?;
     let labels = m.split.train_labels();
     let weighted = m.record.sampler.as_ref().map(|s| s.weighted());

@@ -214,20 +214,14 @@ fn with_replacement(
 ) -> Result<Vec<usize>, SamplerError> {
     let (m, total) = masses(members.iter().map(Vec::len), weights)?;
     let table = Alias::new(&m, total);
-    let mut out = Vec::with_capacity(num_samples as usize);
-    let mut picks = Vec::with_capacity(BLOCK);
-    let mut left = num_samples as usize;
-    while left > 0 {
-        let block = left.min(BLOCK);
-        picks.clear();
-        for _ in 0..block {
+    in_blocks(
+        num_samples,
+        || {
             let c = table.draw(s);
-            picks.push((c, s.below(members[c].len() as u64) as usize));
-        }
-        out.extend(picks.iter().map(|&(c, j)| members[c][j] as usize));
-        left -= block;
-    }
-    Ok(out)
+            Ok((c, s.below(members[c].len() as u64) as usize))
+        },
+        |c, j| members[c][j] as usize,
+    )
 }
 
 fn without_replacement(
@@ -252,13 +246,9 @@ fn without_replacement(
         return Err(SamplerError::NoMass);
     }
     let mut remaining: Vec<usize> = members.iter().map(Vec::len).collect();
-    let mut out = Vec::with_capacity(num_samples as usize);
-    let mut picks = Vec::with_capacity(BLOCK);
-    let mut left = num_samples as usize;
-    while left > 0 {
-        let block = left.min(BLOCK);
-        picks.clear();
-        for _ in 0..block {
+    in_blocks(
+        num_samples,
+        || {
             let (m, total) = masses(remaining.iter().copied(), weights)?;
             let u = s.uniform() * total;
             let mut acc = 0.0;
@@ -274,15 +264,32 @@ fn without_replacement(
             }
             // `class` is the last class with mass if rounding left `u` beyond the final sum.
             let c = class.expect("total > 0 means some class has mass");
-            picks.push((c, s.below(remaining[c] as u64) as usize));
+            let j = s.below(remaining[c] as u64) as usize;
             remaining[c] -= 1;
-        }
+            Ok((c, j))
+        },
         // Swap-remove in draw order: the same result as removing at each draw.
-        out.extend(
-            picks
-                .iter()
-                .map(|&(c, j)| members[c].swap_remove(j) as usize),
-        );
+        |c, j| members[c].swap_remove(j) as usize,
+    )
+}
+
+/// `num_samples` draws made in blocks (see [`BLOCK`]): `pick` makes the random choices
+/// (class, index within the class), `take` turns each into a position.
+fn in_blocks(
+    num_samples: u64,
+    mut pick: impl FnMut() -> Result<(usize, usize), SamplerError>,
+    mut take: impl FnMut(usize, usize) -> usize,
+) -> Result<Vec<usize>, SamplerError> {
+    let mut out = Vec::with_capacity(num_samples as usize);
+    let mut picks = Vec::with_capacity(BLOCK);
+    let mut left = num_samples as usize;
+    while left > 0 {
+        let block = left.min(BLOCK);
+        picks.clear();
+        for _ in 0..block {
+            picks.push(pick()?);
+        }
+        out.extend(picks.iter().map(|&(c, j)| take(c, j)));
         left -= block;
     }
     Ok(out)

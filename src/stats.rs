@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::input::Input;
+use crate::input;
 use crate::manifest::Manifest;
 use crate::plan::class_counts;
-use crate::split::{Entry, Split, SplitError};
+use crate::split::{Entry, Split};
 
 /// Everything `stats` reports.
 #[derive(Clone, Debug, Serialize)]
@@ -50,14 +50,8 @@ pub struct BalancingStats {
 
 /// Reads a split or a manifest and computes its statistics.
 pub fn run(path: &Path) -> Result<Stats, Error> {
-    let bytes = Input::open(path).map_err(|source| SplitError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| SplitError::Json {
-        path: path.to_owned(),
-        message: format!("not UTF-8 text: {e}"),
-    })?;
+    let bytes = input::read(path)?;
+    let text = input::text(&bytes, path)?;
     let (split, raw) = Split::parse_with_balancing(text, path)?;
     let Some(raw) = raw else {
         return Ok(compute(path, &split, None));

@@ -1,17 +1,17 @@
 //! The `verify` job: recompute a manifest from what it records (source split, effective
 //! config, seed) and compare, byte for byte; on a difference, name the first one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
-use crate::input::{self, Input};
+use crate::input;
 use crate::manifest::{self, Manifest, Provenance};
 use crate::plan::{self, PlanInput};
-use crate::split::{Split, SplitError};
+use crate::split::Split;
 
 /// What to check.
 #[derive(Clone, Debug, Default)]
@@ -44,15 +44,15 @@ pub struct Report {
 
 /// Runs the check.
 pub fn run(req: &Request) -> Result<Report, Error> {
-    let bytes = read(&req.manifest)?;
-    let text = utf8(&bytes, &req.manifest)?;
+    let bytes = input::read(&req.manifest)?;
+    let text = input::text(&bytes, &req.manifest)?;
     let m = Manifest::parse(text, &req.manifest)?;
     let rec = &m.record;
     let source = req
         .split
         .clone()
         .unwrap_or_else(|| PathBuf::from(&rec.source.split_file));
-    let src_bytes = read(&source)?;
+    let src_bytes = input::read(&source)?;
     let sha = input::sha256_hex(&src_bytes);
     let mut differences = Vec::new();
     if sha != rec.source.split_sha256 {
@@ -85,7 +85,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             });
         }
     }
-    let split = Split::parse(utf8(&src_bytes, &source)?, &source)?;
+    let split = Split::parse(input::text(&src_bytes, &source)?, &source)?;
     let labels = split.train_labels();
     let plan = plan::plan(&PlanInput {
         labels: &labels,
@@ -115,20 +115,6 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         identical: differences.is_empty(),
         differences,
     })
-}
-
-fn read(path: &Path) -> Result<Input, Error> {
-    Ok(Input::open(path).map_err(|source| SplitError::Read {
-        path: path.to_owned(),
-        source,
-    })?)
-}
-
-fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, Error> {
-    Ok(std::str::from_utf8(bytes).map_err(|e| SplitError::Json {
-        path: path.to_owned(),
-        message: format!("not UTF-8 text: {e}"),
-    })?)
 }
 
 /// The first difference between the recomputed and the found manifest: by JSON value
