@@ -9,6 +9,7 @@
 pub mod balance;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod input;
 pub mod manifest;
 pub mod pipe;

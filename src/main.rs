@@ -21,6 +21,8 @@ struct Args {
 enum Command {
     /// Balance the training split of a config's split file and write a manifest.
     Balance(cli::balance::Args),
+    /// Decode every image a split or manifest references; report the unusable ones.
+    CheckImages(cli::check_images::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
     Sample(cli::sample::Args),
     /// Per-class counts, shares and imbalance of a split or manifest (optionally a chart).
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
+        Command::CheckImages(a) => cli::check_images::run(a),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stats(a) => cli::stats::run(a).map(|()| ExitCode::SUCCESS),
         Command::Verify(a) => cli::verify::run(a),

@@ -1,0 +1,59 @@
+//! `balance-split check-images`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use balance_split::images::check;
+
+/// Exit code when some images are not usable.
+const BAD_IMAGES: u8 = 3;
+
+/// Decode every image a split or manifest references and report the unusable ones.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A split file or a manifest.
+    file: PathBuf,
+    /// Directory the image paths are relative to (the user's project root).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// model.architecture.image_size: images of another size are counted as to be resized.
+    #[arg(long, default_value_t = 40)]
+    image_size: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    // A progress bar only for a person watching a terminal; never in pipes or CI logs.
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} images {per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let req = check::Request {
+        file: a.file,
+        root: a.root,
+        image_size: a.image_size,
+    };
+    let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", check::render(&report));
+    }
+    Ok(if report.bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(BAD_IMAGES)
+    })
+}

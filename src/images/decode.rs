@@ -1,0 +1,218 @@
+//! Decoding one image file, and saying precisely why a file is not a usable image.
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use image::{DynamicImage, ImageError, ImageFormat};
+use serde::Serialize;
+
+/// Why a file cannot be used as an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Problem {
+    #[error("missing (no such file)")]
+    Missing,
+    #[error("not a file (a directory or a device)")]
+    NotAFile,
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    #[error("not an image: the content matches no known image signature")]
+    NotAnImage,
+    #[error("unsupported format: {0} (supported: PNG, JPEG, TIFF, BMP)")]
+    Unsupported(String),
+    #[error("truncated: {0}")]
+    Truncated(String),
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What a decodable file holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Info {
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    /// As the file stores it: `L8`, `La8`, `Rgb8`, `Rgba8`, `L16`, `Rgb16`, ...
+    pub color: String,
+}
+
+/// Reads a file's bytes, classifying failures.
+pub fn read(path: &Path) -> Result<Vec<u8>, Problem> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(Problem::Missing),
+        Err(e) => return Err(Problem::Unreadable(e.to_string())),
+        Ok(m) if !m.is_file() => return Err(Problem::NotAFile),
+        Ok(_) => {}
+    }
+    std::fs::read(path).map_err(|e| Problem::Unreadable(e.to_string()))
+}
+
+/// Decodes image bytes. The format comes from the content, not the file name.
+pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, Info), Problem> {
+    let format = image::guess_format(bytes).map_err(|_| Problem::NotAnImage)?;
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::Bmp
+    ) {
+        return Err(Problem::Unsupported(format!("{format:?}").to_lowercase()));
+    }
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        // Some JPEG decoders return the part they could read without an error; PIL
+        // reports these files as truncated, and so do we.
+        return Err(Problem::Truncated("no JPEG end-of-image marker".into()));
+    }
+    let img = image::load_from_memory_with_format(bytes, format).map_err(classify)?;
+    let info = Info {
+        format: format!("{format:?}").to_lowercase(),
+        width: img.width(),
+        height: img.height(),
+        color: format!("{:?}", img.color()),
+    };
+    Ok((img, info))
+}
+
+/// Whether a JPEG stream ends with its end-of-image marker (`FF D9`), allowing the zero
+/// padding some writers append.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    end >= 2 && bytes[end - 2..end] == [0xFF, 0xD9]
+}
+
+fn classify(e: ImageError) -> Problem {
+    match e {
+        ImageError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => {
+            Problem::Truncated(io.to_string())
+        }
+        ImageError::Unsupported(u) => Problem::Unsupported(u.to_string()),
+        other => {
+            let message = other.to_string();
+            let lower = message.to_lowercase();
+            if lower.contains("eof") || lower.contains("end of") || lower.contains("truncat") {
+                Problem::Truncated(message)
+            } else {
+                Problem::Corrupt(message)
+            }
+        }
+    }
+}
+
+/// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped.
+/// 16-bit samples are scaled to 8 bits (`round(v / 257)`); PIL would clip them at 255.
+pub fn to_rgb8(img: &DynamicImage) -> image::RgbImage {
+    img.to_rgb8()
+}
+
+/// One 8-bit channel (`model.architecture.in_channels: 1`): luminance of colour images.
+pub fn to_luma8(img: &DynamicImage) -> image::GrayImage {
+    img.to_luma8()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Luma, Rgb};
+    use std::io::Cursor;
+
+    fn encode<P: image::PixelWithColorType>(
+        img: &ImageBuffer<P, Vec<P::Subpixel>>,
+        format: ImageFormat,
+    ) -> Vec<u8>
+    where
+        [P::Subpixel]: image::EncodableLayout,
+    {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    const RGB_2X2: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]];
+
+    fn rgb_2x2() -> image::RgbImage {
+        ImageBuffer::from_fn(2, 2, |x, y| Rgb(RGB_2X2[(y * 2 + x) as usize]))
+    }
+
+    #[test]
+    fn rgb_png_is_pixel_exact() {
+        let (img, info) = decode(&encode(&rgb_2x2(), ImageFormat::Png)).unwrap();
+        assert_eq!(
+            info,
+            Info {
+                format: "png".into(),
+                width: 2,
+                height: 2,
+                color: "Rgb8".into()
+            }
+        );
+        assert_eq!(to_rgb8(&img).into_raw(), RGB_2X2.concat());
+    }
+
+    #[test]
+    fn grayscale_16_bit_is_scaled_and_replicated() {
+        let g: ImageBuffer<Luma<u16>, Vec<u16>> =
+            ImageBuffer::from_raw(4, 1, vec![0, 257, 32896, 65535]).unwrap();
+        let (img, info) = decode(&encode(&g, ImageFormat::Png)).unwrap();
+        assert_eq!(info.color, "L16");
+        assert_eq!(
+            to_rgb8(&img).into_raw(),
+            vec![0, 0, 0, 1, 1, 1, 128, 128, 128, 255, 255, 255]
+        );
+        assert_eq!(to_luma8(&img).into_raw(), vec![0, 1, 128, 255]);
+    }
+
+    #[test]
+    fn alpha_is_dropped_not_composited() {
+        let a: image::RgbaImage =
+            ImageBuffer::from_raw(2, 1, vec![10, 20, 30, 0, 40, 50, 60, 128]).unwrap();
+        let (img, info) = decode(&encode(&a, ImageFormat::Png)).unwrap();
+        assert_eq!(info.color, "Rgba8");
+        // What PIL's convert("RGB") gives for the same file: [[10, 20, 30], [40, 50, 60]].
+        assert_eq!(to_rgb8(&img).into_raw(), vec![10, 20, 30, 40, 50, 60]);
+    }
+
+    #[test]
+    fn jpeg_bmp_and_tiff_decode() {
+        let flat: image::RgbImage = ImageBuffer::from_pixel(16, 16, Rgb([200, 100, 50]));
+        let (img, info) = decode(&encode(&flat, ImageFormat::Jpeg)).unwrap();
+        assert_eq!(info.format, "jpeg");
+        for p in to_rgb8(&img).pixels() {
+            for (got, want) in p.0.iter().zip([200u8, 100, 50]) {
+                assert!(got.abs_diff(want) <= 3, "{:?}", p.0);
+            }
+        }
+        for format in [ImageFormat::Bmp, ImageFormat::Tiff] {
+            let (img, _) = decode(&encode(&rgb_2x2(), format)).unwrap();
+            assert_eq!(to_rgb8(&img).into_raw(), RGB_2X2.concat(), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn broken_files_are_classified() {
+        let png = encode(&rgb_2x2(), ImageFormat::Png);
+        assert!(matches!(
+            decode(&png[..png.len() / 2]),
+            Err(Problem::Truncated(_) | Problem::Corrupt(_))
+        ));
+        let jpeg = encode(
+            &ImageBuffer::from_pixel(16, 16, Rgb([1u8, 2, 3])),
+            ImageFormat::Jpeg,
+        );
+        assert_eq!(
+            decode(&jpeg[..jpeg.len() - 2]),
+            Err(Problem::Truncated("no JPEG end-of-image marker".into()))
+        );
+        let mut padded = jpeg.clone();
+        padded.extend([0, 0, 0]);
+        assert!(
+            decode(&padded).is_ok(),
+            "zero padding after the end marker is fine"
+        );
+        assert_eq!(
+            decode(b"hello, I am text").unwrap_err(),
+            Problem::NotAnImage
+        );
+        assert_eq!(
+            decode(b"GIF89a\x01\x00\x01\x00").unwrap_err(),
+            Problem::Unsupported("gif".into())
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Images: decoding and verifying the files a split references.
+//!
+//! Decoding follows the user's PyTorch pipeline (`Image.open(path).convert("RGB")`):
+//! grayscale is expanded to three equal channels and alpha is dropped, not composited.
+
+pub mod check;
+pub mod decode;
