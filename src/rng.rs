@@ -31,6 +31,8 @@ pub enum Purpose {
     Upsampling,
     /// The order (or weighted draws) of one training epoch (context: epoch number).
     Epoch,
+    /// One sample's augmentation (context: epoch number, position in the epoch).
+    Augment,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Downsampling => "downsampling",
             Purpose::Upsampling => "upsampling",
             Purpose::Epoch => "epoch",
+            Purpose::Augment => "augment",
         }
     }
 }
@@ -85,6 +88,15 @@ impl Stream<ChaCha8Rng> {
     pub fn epoch(seed: u64, epoch: u64) -> Self {
         Stream {
             rng: ChaCha8Rng::from_seed(key(seed, Purpose::Epoch, &[epoch])),
+        }
+    }
+}
+
+impl Stream<ChaCha8Rng> {
+    /// The ChaCha8 stream of one sample's augmentation in one epoch.
+    pub fn augment(seed: u64, epoch: u64, position: u64) -> Self {
+        Stream {
+            rng: ChaCha8Rng::from_seed(key(seed, Purpose::Augment, &[epoch, position])),
         }
     }
 }

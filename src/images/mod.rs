@@ -5,3 +5,5 @@
 
 pub mod check;
 pub mod decode;
+pub mod loader;
+pub mod transform;

@@ -1,0 +1,183 @@
+//! From a list of (path, label) entries and an epoch's positions to batches of normalised
+//! CHW f32 tensors, decoded in parallel (rayon) and prefetched by a background thread.
+//!
+//! Every sample is a pure function of (file, seed, epoch, its position in the epoch): its
+//! augmentation comes from its own ChaCha8 stream, so a batch is identical for any number
+//! of threads and the same sample drawn twice in an epoch is augmented differently.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::decode::{self, Problem};
+use super::transform::{self, Augment, AugmentationConfig};
+use crate::rng::EpochStream;
+use crate::split::Entry;
+
+/// A sample that could not be loaded: the entry index, its path, and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("entry {index} ({path}): {problem}")]
+pub struct LoadError {
+    pub index: usize,
+    pub path: String,
+    pub problem: Problem,
+}
+
+/// How samples become tensors.
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    /// `model.architecture.image_size`.
+    pub image_size: u32,
+    /// `model.architecture.in_channels`: 3 (RGB) or 1 (luminance).
+    pub channels: usize,
+    pub batch_size: usize,
+    pub drop_last: bool,
+    /// `None` for validation data, which is never augmented.
+    pub augmentation: Option<AugmentationConfig>,
+    pub seed: u64,
+}
+
+/// One batch: `images` is `[batch, channels, size, size]` in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// Positions of the samples in the entry list.
+    pub entries: Vec<usize>,
+    pub shape: [usize; 4],
+}
+
+/// The entries of one list with their paths resolved against the project root.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    items: Arc<Vec<(PathBuf, u32)>>,
+}
+
+impl Dataset {
+    pub fn new(entries: &[Entry], root: &Path) -> Dataset {
+        Dataset {
+            items: Arc::new(
+                entries
+                    .iter()
+                    .map(|e| (root.join(&*e.path), e.label))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sample `index` as normalised CHW floats appended to `out`; `slot` is its position
+    /// in the epoch (which picks its augmentation stream).
+    fn load_into(
+        &self,
+        index: usize,
+        epoch: u64,
+        slot: u64,
+        cfg: &LoaderConfig,
+        out: &mut Vec<f32>,
+    ) -> Result<(), LoadError> {
+        let (path, _) = &self.items[index];
+        let fail = |problem| LoadError {
+            index,
+            path: path.display().to_string(),
+            problem,
+        };
+        let (img, _) = decode::read(path)
+            .and_then(|b| decode::decode(&b))
+            .map_err(fail)?;
+        let mut rgb = transform::resize(&decode::to_rgb8(&img), cfg.image_size);
+        if let Some(aug) = &cfg.augmentation {
+            let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
+            rgb = transform::augment(&rgb, &a);
+        }
+        transform::normalize_into(&rgb, cfg.channels, out);
+        Ok(())
+    }
+
+    /// The batch of epoch positions `slots` (their entry indices in `positions`), decoded
+    /// in parallel on the current rayon pool.
+    pub fn batch(
+        &self,
+        positions: &[usize],
+        first_slot: usize,
+        epoch: u64,
+        cfg: &LoaderConfig,
+    ) -> Result<Batch, LoadError> {
+        let s = cfg.image_size as usize;
+        let per = cfg.channels * s * s;
+        let parts: Vec<Result<Vec<f32>, LoadError>> = positions
+            .par_iter()
+            .enumerate()
+            .map(|(k, &index)| {
+                let mut v = Vec::with_capacity(per);
+                self.load_into(index, epoch, (first_slot + k) as u64, cfg, &mut v)
+                    .map(|()| v)
+            })
+            .collect();
+        let mut images = Vec::with_capacity(per * positions.len());
+        for p in parts {
+            images.extend(p?);
+        }
+        Ok(Batch {
+            images,
+            labels: positions.iter().map(|&i| self.items[i].1).collect(),
+            entries: positions.to_vec(),
+            shape: [positions.len(), cfg.channels, s, s],
+        })
+    }
+
+    /// All batches of an epoch, produced by a background thread at most `depth` batches
+    /// ahead of the consumer (so memory stays at `depth + 1` batches); dropping the
+    /// iterator stops the producer.
+    pub fn batches(
+        &self,
+        positions: Vec<usize>,
+        epoch: u64,
+        cfg: LoaderConfig,
+        depth: usize,
+    ) -> Prefetch {
+        let (tx, rx) = mpsc::sync_channel(depth.max(1));
+        let data = self.clone();
+        let handle = std::thread::spawn(move || {
+            let b = cfg.batch_size.max(1);
+            for (k, chunk) in positions.chunks(b).enumerate() {
+                if chunk.len() < b && cfg.drop_last {
+                    break;
+                }
+                if tx.send(data.batch(chunk, k * b, epoch, &cfg)).is_err() {
+                    break;
+                }
+            }
+        });
+        Prefetch {
+            rx,
+            _handle: handle,
+        }
+    }
+}
+
+/// The iterator [`Dataset::batches`] returns.
+pub struct Prefetch {
+    rx: mpsc::Receiver<Result<Batch, LoadError>>,
+    _handle: std::thread::JoinHandle<()>,
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Batch, LoadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

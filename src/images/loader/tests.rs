@@ -1,0 +1,125 @@
+use super::*;
+use std::borrow::Cow;
+
+/// `n` 24x16 PNGs with distinct content in a temp dir, and entries for them.
+fn fixture(n: usize) -> (tempfile::TempDir, Vec<Entry<'static>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(24, 16, |x, y| {
+            image::Rgb([(x * 10) as u8, (y * 15) as u8, (i * 40) as u8])
+        });
+        let name = format!("img{i}.png");
+        img.save(dir.path().join(&name)).unwrap();
+        entries.push(Entry {
+            path: Cow::Owned(name),
+            label: (i % 2) as u32,
+            extra: None,
+        });
+    }
+    (dir, entries)
+}
+
+fn cfg(augment: bool) -> LoaderConfig {
+    LoaderConfig {
+        image_size: 8,
+        channels: 3,
+        batch_size: 3,
+        drop_last: false,
+        augmentation: augment.then_some(AugmentationConfig {
+            horizontal_flip: true,
+            rotation_degrees: 15.0,
+            color_jitter: transform::ColorJitterConfig {
+                enabled: true,
+                strength: 0.2,
+            },
+        }),
+        seed: 7,
+    }
+}
+
+#[test]
+fn batches_have_the_shape_labels_and_range() {
+    let (dir, entries) = fixture(5);
+    let data = Dataset::new(&entries, dir.path());
+    let batches: Vec<Batch> = data
+        .batches(vec![4, 0, 3, 1, 2], 0, cfg(true), 2)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0].shape, [3, 3, 8, 8]);
+    assert_eq!(batches[1].shape, [2, 3, 8, 8]);
+    assert_eq!(batches[0].labels, vec![0, 0, 1]);
+    assert_eq!(batches[0].entries, vec![4, 0, 3]);
+    assert!(batches
+        .iter()
+        .flat_map(|b| &b.images)
+        .all(|v| (-1.0..=1.0).contains(v)));
+    let mut last = cfg(true);
+    last.drop_last = true;
+    assert_eq!(data.batches(vec![4, 0, 3, 1, 2], 0, last, 2).count(), 1);
+}
+
+#[test]
+fn the_same_batch_for_one_and_two_threads() {
+    let (dir, entries) = fixture(6);
+    let data = Dataset::new(&entries, dir.path());
+    let positions = [5, 1, 1, 3, 0, 2];
+    let with = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| data.batch(&positions, 0, 3, &cfg(true)).unwrap())
+    };
+    assert_eq!(with(1), with(2));
+}
+
+#[test]
+fn augmentation_depends_on_epoch_and_position_and_validation_is_plain() {
+    let (dir, entries) = fixture(2);
+    let data = Dataset::new(&entries, dir.path());
+    let b = data.batch(&[0, 0, 0, 0], 0, 0, &cfg(true)).unwrap();
+    let per = 3 * 8 * 8;
+    let sample = |k: usize| &b.images[k * per..(k + 1) * per];
+    // The same file at four positions: not all augmented alike.
+    assert!((1..4).any(|k| sample(k) != sample(0)));
+    // Epoch 1 differs from epoch 0; validation (no augmentation) is identical everywhere.
+    assert_ne!(
+        data.batch(&[0], 0, 1, &cfg(true)).unwrap().images,
+        sample(0).to_vec()
+    );
+    let v = data.batch(&[0, 0], 0, 0, &cfg(false)).unwrap();
+    assert_eq!(v.images[..per], v.images[per..]);
+}
+
+#[test]
+fn errors_name_the_entry_and_path() {
+    let (dir, mut entries) = fixture(2);
+    entries.push(Entry {
+        path: Cow::Borrowed("gone.png"),
+        label: 0,
+        extra: None,
+    });
+    let data = Dataset::new(&entries, dir.path());
+    let err = data.batch(&[0, 2], 0, 0, &cfg(false)).unwrap_err();
+    assert_eq!(err.index, 2);
+    assert_eq!(err.problem, Problem::Missing);
+    assert!(err.to_string().starts_with("entry 2 ("), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("gone.png): missing (no such file)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_channel_gives_luminance() {
+    let (dir, entries) = fixture(1);
+    let data = Dataset::new(&entries, dir.path());
+    let mut c = cfg(false);
+    c.channels = 1;
+    let b = data.batch(&[0], 0, 0, &c).unwrap();
+    assert_eq!(b.shape, [1, 1, 8, 8]);
+    assert_eq!(b.images.len(), 64);
+}
