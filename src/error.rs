@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::images::cache::CacheError;
 use crate::manifest::ManifestError;
 use crate::plan::PlanError;
 use crate::plot::PlotError;
@@ -39,6 +40,9 @@ pub enum Error {
     /// Something outside the user's input failed (the OS could not provide a seed).
     #[error("{0}")]
     Internal(String),
+    /// The decoded image cache cannot be made or used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     /// The chart could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -59,6 +63,7 @@ impl Error {
             | Error::Split(_)
             | Error::Manifest(_)
             | Error::Sampler { .. }
+            | Error::Cache(_)
             | Error::Plan { .. }
             | Error::Usage(_) => 2,
         }

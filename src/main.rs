@@ -21,6 +21,8 @@ struct Args {
 enum Command {
     /// Balance the training split of a config's split file and write a manifest.
     Balance(cli::balance::Args),
+    /// Decode and resize every image of a manifest once, into a memory-mapped cache.
+    Cache(cli::cache::Args),
     /// Decode every image a split or manifest references; report the unusable ones.
     CheckImages(cli::check_images::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Cache(a) => cli::cache::run(a).map(|()| ExitCode::SUCCESS),
         Command::CheckImages(a) => cli::check_images::run(a),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stats(a) => cli::stats::run(a).map(|()| ExitCode::SUCCESS),

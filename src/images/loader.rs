@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use image::RgbImage;
+
+use super::cache::Cache;
 use super::decode::{self, Problem};
 use super::transform::{self, Augment, AugmentationConfig};
 use crate::rng::EpochStream;
@@ -52,7 +55,9 @@ pub struct Batch {
 /// The entries of one list with their paths resolved against the project root.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    items: Arc<Vec<(PathBuf, u32)>>,
+    /// (resolved path, label, path as the split names it)
+    items: Arc<Vec<(PathBuf, u32, String)>>,
+    cache: Option<Arc<Cache>>,
 }
 
 impl Dataset {
@@ -61,10 +66,18 @@ impl Dataset {
             items: Arc::new(
                 entries
                     .iter()
-                    .map(|e| (root.join(&*e.path), e.label))
+                    .map(|e| (root.join(&*e.path), e.label, e.path.to_string()))
                     .collect(),
             ),
+            cache: None,
         }
+    }
+
+    /// Takes decoded, resized pixels from `cache` (see [`super::cache`]) instead of the
+    /// files; entries the cache does not hold are decoded as usual.
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> Dataset {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -85,16 +98,23 @@ impl Dataset {
         cfg: &LoaderConfig,
         out: &mut Vec<f32>,
     ) -> Result<(), LoadError> {
-        let (path, _) = &self.items[index];
+        let (path, _, name) = &self.items[index];
         let fail = |problem| LoadError {
             index,
             path: path.display().to_string(),
             problem,
         };
-        let (img, _) = decode::read(path)
-            .and_then(|b| decode::decode(&b))
-            .map_err(fail)?;
-        let mut rgb = transform::resize(&decode::to_rgb8(&img), cfg.image_size);
+        let cached = self.cache.as_ref().and_then(|c| c.pixels(name));
+        let mut rgb = match cached {
+            Some(px) => RgbImage::from_raw(cfg.image_size, cfg.image_size, px.to_vec())
+                .expect("the cache was opened for this image size"),
+            None => {
+                let (img, _) = decode::read(path)
+                    .and_then(|b| decode::decode(&b))
+                    .map_err(fail)?;
+                transform::resize(&decode::to_rgb8(&img), cfg.image_size)
+            }
+        };
         if let Some(aug) = &cfg.augmentation {
             let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
             rgb = transform::augment(&rgb, &a);

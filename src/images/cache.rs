@@ -1,0 +1,219 @@
+//! The decoded cache: every distinct image of a manifest, decoded and resized once, as raw
+//! RGB bytes in one file that training memory-maps, so epochs do not decode again.
+//!
+//! Layout (little-endian):
+//!
+//! ```text
+//! "BSCACHE1" | header length: u32 | header: JSON | zero padding to a multiple of 64 | pixels
+//! header = {"version": 1, "manifest_sha256", "image_size", "channels": 3, "classes", "paths"}
+//! pixels = for each path in order: image_size * image_size * 3 bytes, RGB, row-major
+//! ```
+//!
+//! The header names the manifest's SHA-256; a loader refuses a cache made from another
+//! manifest (or another image size) instead of silently training on stale pixels.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::decode::{self, Problem};
+use super::transform;
+use crate::error::Error;
+use crate::input;
+use crate::manifest::Manifest;
+
+const MAGIC: &[u8; 8] = b"BSCACHE1";
+const VERSION: u32 = 1;
+const ALIGN: usize = 64;
+
+/// Why a cache cannot be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{path}: not a balance-split image cache ({reason})")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: stale cache: it was made from a manifest with sha256 {found}, not {expected}; run balance-split cache again")]
+    Stale {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: the cache holds {found}x{found} images but {expected}x{expected} are needed; run balance-split cache --image-size {expected}")]
+    Size {
+        path: PathBuf,
+        expected: u32,
+        found: u32,
+    },
+    #[error("{index} ({path}): {problem}")]
+    Image {
+        index: String,
+        path: String,
+        problem: Problem,
+    },
+}
+
+/// The JSON header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub version: u32,
+    pub manifest_sha256: String,
+    pub image_size: u32,
+    pub channels: u32,
+    pub classes: Vec<String>,
+    pub paths: Vec<String>,
+}
+
+/// A cache opened for reading (memory-mapped).
+#[derive(Debug)]
+pub struct Cache {
+    pub header: Header,
+    map: memmap2::Mmap,
+    data_start: usize,
+    slots: HashMap<String, usize>,
+}
+
+/// What `balance-split cache` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Written {
+    pub images: usize,
+    pub bytes: u64,
+    pub out: PathBuf,
+}
+
+/// Builds the cache of `manifest` into `out`.
+pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Result<Written, Error> {
+    let bytes = input::read(manifest)?;
+    let sha = input::sha256_hex(&bytes);
+    let m = Manifest::parse(input::text(&bytes, manifest)?, manifest)?;
+    let mut seen = HashMap::new();
+    let mut paths: Vec<(String, String)> = Vec::new(); // (path, first reference)
+    let lists = [
+        ("train", Some(&m.split.train)),
+        ("val", m.split.val.as_ref()),
+        ("test", m.split.test.as_ref()),
+    ];
+    for (name, list) in lists {
+        for (i, e) in list.into_iter().flatten().enumerate() {
+            if seen.insert(e.path.to_string(), ()).is_none() {
+                paths.push((e.path.to_string(), format!("{name}[{i}]")));
+            }
+        }
+    }
+    let pixels: Vec<Result<Vec<u8>, CacheError>> = paths
+        .par_iter()
+        .map(|(p, at)| {
+            let fail = |problem| CacheError::Image {
+                index: at.clone(),
+                path: p.clone(),
+                problem,
+            };
+            let (img, _) = decode::read(&root.join(p))
+                .and_then(|b| decode::decode(&b))
+                .map_err(fail)?;
+            Ok(transform::resize(&decode::to_rgb8(&img), image_size).into_raw())
+        })
+        .collect();
+    let pixels = pixels.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let header = Header {
+        version: VERSION,
+        manifest_sha256: sha,
+        image_size,
+        channels: 3,
+        classes: m.split.classes.clone(),
+        paths: paths.into_iter().map(|(p, _)| p).collect(),
+    };
+    let head = serde_json::to_vec(&header).expect("plain data");
+    let used = MAGIC.len() + 4 + head.len();
+    let pad = used.div_ceil(ALIGN) * ALIGN - used;
+    let total = (used + pad + pixels.iter().map(Vec::len).sum::<usize>()) as u64;
+    crate::balance::write_atomically(out, false, |w| {
+        w.write_all(MAGIC)?;
+        w.write_all(&(head.len() as u32).to_le_bytes())?;
+        w.write_all(&head)?;
+        w.write_all(&vec![0u8; pad])?;
+        for p in &pixels {
+            w.write_all(p)?;
+        }
+        Ok(())
+    })?;
+    Ok(Written {
+        images: pixels.len(),
+        bytes: total,
+        out: out.to_owned(),
+    })
+}
+
+impl Cache {
+    /// Opens a cache and checks it was made from the manifest whose bytes hash to
+    /// `manifest_sha256`, at `image_size`.
+    pub fn open(path: &Path, manifest_sha256: &str, image_size: u32) -> Result<Cache, CacheError> {
+        let format = |reason: &str| CacheError::Format {
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        };
+        let file = std::fs::File::open(path).map_err(|e| format(&e.to_string()))?;
+        // SAFETY: read-only map of a file we never write while it is open; a cache
+        // rewritten underneath would at worst give wrong pixels, which the header check
+        // on the next open catches.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format(&e.to_string()))?;
+        if map.len() < 12 || &map[..8] != MAGIC {
+            return Err(format("bad magic number"));
+        }
+        let len = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes")) as usize;
+        let header: Header = map
+            .get(12..12 + len)
+            .ok_or_else(|| format("header runs past the end"))
+            .and_then(|h| serde_json::from_slice(h).map_err(|e| format(&e.to_string())))?;
+        if header.version != VERSION {
+            return Err(format(&format!(
+                "version {} (this balance-split reads {VERSION})",
+                header.version
+            )));
+        }
+        if header.manifest_sha256 != manifest_sha256 {
+            return Err(CacheError::Stale {
+                path: path.to_owned(),
+                expected: manifest_sha256.to_string(),
+                found: header.manifest_sha256,
+            });
+        }
+        if header.image_size != image_size {
+            return Err(CacheError::Size {
+                path: path.to_owned(),
+                expected: image_size,
+                found: header.image_size,
+            });
+        }
+        let data_start = (12 + len).div_ceil(ALIGN) * ALIGN;
+        let need = data_start + header.paths.len() * Self::image_bytes(&header);
+        if map.len() != need {
+            return Err(format(&format!("{} bytes, expected {need}", map.len())));
+        }
+        let slots = header
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
+        Ok(Cache {
+            header,
+            map,
+            data_start,
+            slots,
+        })
+    }
+
+    fn image_bytes(h: &Header) -> usize {
+        (h.image_size * h.image_size * h.channels) as usize
+    }
+
+    /// The cached RGB pixels of `path`, if it is in the cache.
+    pub fn pixels(&self, path: &str) -> Option<&[u8]> {
+        let n = Self::image_bytes(&self.header);
+        self.slots
+            .get(path)
+            .map(|&i| &self.map[self.data_start + i * n..self.data_start + (i + 1) * n])
+    }
+}

@@ -1,0 +1,106 @@
+//! The decoded cache: round trip through the loader, and refusal of stale caches.
+
+mod util;
+
+use std::sync::Arc;
+
+use balance_split::images::cache::{Cache, CacheError};
+use balance_split::images::loader::{Dataset, LoaderConfig};
+use balance_split::manifest::Manifest;
+use pretty_assertions::assert_eq;
+use util::{repo, run_in, Dir};
+
+const MANIFEST: &str = "tests/golden/downsampling.balanced.json";
+
+fn sha(path: &std::path::Path) -> String {
+    balance_split::input::sha256_hex(&std::fs::read(path).unwrap())
+}
+
+fn cfg() -> LoaderConfig {
+    LoaderConfig {
+        image_size: 40,
+        channels: 3,
+        batch_size: 8,
+        drop_last: false,
+        augmentation: None,
+        seed: 0,
+    }
+}
+
+#[test]
+fn cached_batches_equal_decoded_batches() {
+    let d = Dir::new();
+    let out = d.join("example.cache");
+    let r = run_in(
+        &repo(),
+        &["cache", MANIFEST, "--out", out.to_str().unwrap()],
+        &[],
+    );
+    r.assert_ok();
+    // 20 + 20 train images (distinct files) and 50 val images: 90 x 40 x 40 x 3 = 432000
+    // bytes of pixels after a 4928-byte header (a multiple of 64).
+    assert_eq!(
+        r.stdout,
+        format!(
+            "cached 90 images of 40x40 (436928 bytes) in {}\n",
+            out.display()
+        )
+    );
+    let cache = Arc::new(Cache::open(&out, &sha(&repo().join(MANIFEST)), 40).unwrap());
+    assert_eq!(cache.header.classes, vec!["normal", "abnormal"]);
+    let text = std::fs::read_to_string(repo().join(MANIFEST)).unwrap();
+    let m = Manifest::parse(&text, std::path::Path::new(MANIFEST)).unwrap();
+    let plain = Dataset::new(&m.split.train, &repo());
+    let cached = Dataset::new(&m.split.train, &repo()).with_cache(cache);
+    let positions: Vec<usize> = (0..m.split.train.len()).rev().collect();
+    assert_eq!(
+        plain.batch(&positions, 0, 0, &cfg()).unwrap(),
+        cached.batch(&positions, 0, 0, &cfg()).unwrap()
+    );
+}
+
+#[test]
+fn stale_or_wrong_size_caches_are_refused() {
+    let d = Dir::new();
+    let out = d.join("c.cache");
+    run_in(
+        &repo(),
+        &["cache", MANIFEST, "--out", out.to_str().unwrap()],
+        &[],
+    )
+    .assert_ok();
+    let err = Cache::open(&out, "0000", 40).unwrap_err();
+    assert!(matches!(err, CacheError::Stale { .. }));
+    assert!(
+        err.to_string()
+            .contains("stale cache: it was made from a manifest with sha256 "),
+        "{err}"
+    );
+    let err = Cache::open(&out, &sha(&repo().join(MANIFEST)), 64).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}: the cache holds 40x40 images but 64x64 are needed; run balance-split cache --image-size 64", out.display())
+    );
+    std::fs::write(d.join("junk.cache"), b"not a cache at all").unwrap();
+    let err = Cache::open(&d.join("junk.cache"), "x", 40).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("not a balance-split image cache (bad magic number)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_image_fails_the_cache_with_its_entry() {
+    let d = Dir::new();
+    d.split(&[2, 1])
+        .config("    upsampling:\n      enabled: true\n");
+    d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
+        .assert_ok();
+    let r = d.run(&["cache", "m.json", "--out", "m.cache"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: train[0] (train/c0/img_00000.png): missing (no such file)"
+    );
+    assert!(!d.exists("m.cache"));
+}
