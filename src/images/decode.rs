@@ -96,6 +96,47 @@ fn classify(e: ImageError) -> Problem {
     }
 }
 
+/// The file as an RGB image of `size` x `size`, for training: decode, `convert("RGB")`,
+/// bilinear resize. A JPEG at least twice the target size in both directions is decoded
+/// at a reduced DCT scale (1/2, 1/4 or 1/8, the smallest that stays at or above the target)
+/// and then resized: the inverse DCT of the dropped frequencies is the expensive part of
+/// decoding and the resize would average them away anyway. Pixels then differ from a full
+/// decode by a few levels; `check-images` always decodes fully.
+pub fn decode_resized(bytes: &[u8], size: u32) -> Result<image::RgbImage, Problem> {
+    if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes) {
+        if let Some(img) = scaled_jpeg(bytes, size) {
+            return Ok(super::transform::resize(&img, size));
+        }
+    }
+    let (img, _) = decode(bytes)?;
+    Ok(super::transform::resize(&to_rgb8(&img), size))
+}
+
+/// A JPEG decoded at the smallest DCT scale that keeps both sides at or above `size`, or
+/// `None` when scaling would not help (small images, unusual colour formats, errors: the
+/// full decode then reports the problem).
+fn scaled_jpeg(bytes: &[u8], size: u32) -> Option<image::RgbImage> {
+    let mut d = jpeg_decoder::Decoder::new(bytes);
+    d.read_info().ok()?;
+    let info = d.info()?;
+    if u32::from(info.width) < 2 * size || u32::from(info.height) < 2 * size {
+        return None;
+    }
+    let target = u16::try_from(size).ok()?;
+    let (w, h) = d.scale(target, target).ok()?;
+    let px = d.decode().ok()?;
+    let info = d.info()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => image::RgbImage::from_raw(w, h, px),
+        jpeg_decoder::PixelFormat::L8 => {
+            let rgb = px.iter().flat_map(|&g| [g, g, g]).collect();
+            image::RgbImage::from_raw(w, h, rgb)
+        }
+        _ => None,
+    }
+}
+
 /// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped.
 /// 16-bit samples are scaled to 8 bits (`round(v / 257)`); PIL would clip them at 255.
 pub fn to_rgb8(img: &DynamicImage) -> image::RgbImage {

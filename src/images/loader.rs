@@ -108,12 +108,9 @@ impl Dataset {
         let mut rgb = match cached {
             Some(px) => RgbImage::from_raw(cfg.image_size, cfg.image_size, px.to_vec())
                 .expect("the cache was opened for this image size"),
-            None => {
-                let (img, _) = decode::read(path)
-                    .and_then(|b| decode::decode(&b))
-                    .map_err(fail)?;
-                transform::resize(&decode::to_rgb8(&img), cfg.image_size)
-            }
+            None => decode::read(path)
+                .and_then(|b| decode::decode_resized(&b, cfg.image_size))
+                .map_err(fail)?,
         };
         if let Some(aug) = &cfg.augmentation {
             let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
