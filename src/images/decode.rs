@@ -227,6 +227,36 @@ mod tests {
     }
 
     #[test]
+    fn large_jpegs_decode_scaled_close_to_a_full_decode() {
+        let img: image::RgbImage = ImageBuffer::from_fn(256, 192, |x, y| {
+            Rgb([
+                (x % 256) as u8,
+                (y * 4 % 256) as u8,
+                ((x + y) / 2 % 256) as u8,
+            ])
+        });
+        let jpeg = encode(&img, ImageFormat::Jpeg);
+        let small = decode_resized(&jpeg, 40).unwrap();
+        assert_eq!(small.dimensions(), (40, 40));
+        let (full, _) = decode(&jpeg).unwrap();
+        let reference = crate::images::transform::resize(&to_rgb8(&full), 40);
+        let diff: f64 = small
+            .as_raw()
+            .iter()
+            .zip(reference.as_raw())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / small.as_raw().len() as f64;
+        assert!(diff < 4.0, "mean absolute difference {diff}");
+        // Small JPEGs and other formats take the full decode.
+        let png = encode(&rgb_2x2(), ImageFormat::Png);
+        assert_eq!(
+            decode_resized(&png, 2).unwrap().into_raw(),
+            RGB_2X2.concat()
+        );
+    }
+
+    #[test]
     fn broken_files_are_classified() {
         let png = encode(&rgb_2x2(), ImageFormat::Png);
         assert!(matches!(

@@ -4,7 +4,7 @@
 //! randomness comes in as already-drawn parameters (see [`Augment::draw`]) so a sample's
 //! result depends only on its own stream.
 
-use image::imageops::{self, FilterType};
+use image::imageops;
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -71,13 +71,29 @@ impl Augment {
     }
 }
 
-/// Bilinear resize to `size` x `size` (a triangle filter, which like PIL's bilinear
-/// averages over the source footprint when shrinking); a no-op at the right size.
+/// Bilinear resize to `size` x `size` as PIL's `resize(BILINEAR)` (which torchvision's
+/// `Resize` calls): a convolution whose support grows with the shrink factor, so it
+/// averages the source footprint. fast_image_resize implements exactly Pillow's filter
+/// with SIMD, several times faster than `image`'s own resize. A no-op at the right size.
 pub fn resize(img: &RgbImage, size: u32) -> RgbImage {
-    if img.dimensions() == (size, size) {
+    use fast_image_resize::{
+        images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    };
+    let (w, h) = img.dimensions();
+    if (w, h) == (size, size) {
         return img.clone();
     }
-    imageops::resize(img, size, size, FilterType::Triangle)
+    let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3)
+        .expect("an RgbImage buffer is w * h * 3 bytes");
+    let mut dst = Image::new(size, size, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+        )
+        .expect("same pixel type, non-empty sizes");
+    RgbImage::from_raw(size, size, dst.into_vec()).expect("size * size * 3 bytes")
 }
 
 /// Applies flip, rotation and colour jitter, in torchvision's order.
