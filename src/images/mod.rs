@@ -7,4 +7,5 @@ pub mod cache;
 pub mod check;
 pub mod decode;
 pub mod loader;
+pub mod settings;
 pub mod transform;
