@@ -1,4 +1,4 @@
-//! The version-1 manifest: writing it here, reading it back in [`read`].
+//! The version-1 manifest: writing it here, reading it back in `read` ([`Manifest`]).
 //!
 //! A manifest is the source split (a valid split file for the user's
 //! `SplitFileDataset`) plus a `balancing` section with provenance.

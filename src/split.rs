@@ -69,8 +69,8 @@ pub struct Split<'a> {
 impl<'a> Split<'a> {
     /// Parses and validates split JSON; `path` is only used in messages.
     ///
-    /// A fast reader ([`fast`]) takes the common shape; anything it does not fully
-    /// understand, and every error, goes through the serde reader ([`serde_path`]), which
+    /// A fast reader (`split/fast.rs`) takes the common shape; anything it does not fully
+    /// understand, and every error, goes through the serde reader (`split/serde_path.rs`), which
     /// is also what words the messages.
     pub fn parse(text: &'a str, path: &Path) -> Result<Split<'a>, SplitError> {
         match Split::parse_with_balancing(text, path)? {
