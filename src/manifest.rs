@@ -48,11 +48,9 @@ pub fn write<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance)
         Selection::All => write_entries(w, split.train.iter().enumerate())?,
         Selection::Copies(c) => write_entries(w, repeated(&split.train, c))?,
     }
-    for (name, list) in [("val", &split.val), ("test", &split.test)] {
-        if let Some(list) = list {
-            write!(w, ",\n  \"{name}\": ")?;
-            write_entries(w, list.iter().enumerate())?;
-        }
+    for (name, list) in split.lists().into_iter().skip(1) {
+        write!(w, ",\n  \"{name}\": ")?;
+        write_entries(w, list.iter().enumerate())?;
     }
     for (key, value) in &split.extra {
         w.write_all(b",\n  ")?;

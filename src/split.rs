@@ -109,6 +109,34 @@ impl<'a> Split<'a> {
         Ok((raw.validate(path)?, balancing))
     }
 
+    /// The lists present, in this order: `train`, then `val` and `test` when the file has
+    /// them.
+    pub fn lists(&self) -> Vec<(&'static str, &[Entry<'a>])> {
+        [
+            ("train", Some(&self.train)),
+            ("val", self.val.as_ref()),
+            ("test", self.test.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, list)| list.map(|l| (name, l.as_slice())))
+        .collect()
+    }
+
+    /// Each distinct image path once, in list order, with the first entry that names it
+    /// (list, index): what image jobs decode, and how they report a bad file.
+    pub fn distinct_paths(&self) -> Vec<(&str, &'static str, usize)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (name, list) in self.lists() {
+            for (i, e) in list.iter().enumerate() {
+                if seen.insert(&*e.path) {
+                    out.push((&*e.path, name, i));
+                }
+            }
+        }
+        out
+    }
+
     /// Train labels, in source order.
     pub fn train_labels(&self) -> Vec<u32> {
         self.train.iter().map(|e| e.label).collect()

@@ -103,12 +103,11 @@ pub fn compute(path: &Path, split: &Split, balancing: Option<BalancingStats>) ->
             imbalance_ratio: (min > 0).then(|| max as f64 / min as f64),
         }
     };
-    let mut lists = vec![list("train", &split.train)];
-    for (name, l) in [("val", &split.val), ("test", &split.test)] {
-        if let Some(l) = l {
-            lists.push(list(name, l));
-        }
-    }
+    let lists = split
+        .lists()
+        .into_iter()
+        .map(|(name, l)| list(name, l))
+        .collect();
     Stats {
         file: path.to_owned(),
         classes: split.classes.clone(),

@@ -172,7 +172,13 @@ pub fn first_difference(expected: &Value, found: &Value, path: &str) -> Option<D
                             return Some(d);
                         }
                     }
-                    None => return Some(diff(join(k), ev, "missing")),
+                    None => {
+                        return Some(Difference {
+                            field: join(k),
+                            expected: show(ev),
+                            found: "missing".into(),
+                        })
+                    }
                 }
             }
             f.iter()
@@ -200,14 +206,6 @@ pub fn first_difference(expected: &Value, found: &Value, path: &str) -> Option<D
             expected: show(expected),
             found: show(found),
         }),
-    }
-}
-
-fn diff(field: String, expected: &Value, found: &str) -> Difference {
-    Difference {
-        field,
-        expected: show(expected),
-        found: found.to_string(),
     }
 }
 

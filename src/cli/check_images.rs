@@ -14,12 +14,8 @@ const BAD_IMAGES: u8 = 3;
 pub struct Args {
     /// A split file or a manifest.
     file: PathBuf,
-    /// Directory the image paths are relative to (the user's project root).
-    #[arg(long, default_value = ".")]
-    root: PathBuf,
-    /// model.architecture.image_size: images of another size are counted as to be resized.
-    #[arg(long, default_value_t = 40)]
-    image_size: u32,
+    #[command(flatten)]
+    images: super::ImageArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -41,8 +37,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let req = check::Request {
         file: a.file,
-        root: a.root,
-        image_size: a.image_size,
+        root: a.images.root,
+        image_size: a.images.image_size,
     };
     let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))?;
     bar.finish_and_clear();

@@ -6,3 +6,16 @@ pub mod check_images;
 pub mod sample;
 pub mod stats;
 pub mod verify;
+
+use std::path::PathBuf;
+
+/// Where a split's images are and what size training wants: shared by the image commands.
+#[derive(clap::Args)]
+pub struct ImageArgs {
+    /// Directory the image paths are relative to (the user's project root).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// model.architecture.image_size: the side images are resized to.
+    #[arg(long, default_value_t = 40)]
+    pub image_size: u32,
+}

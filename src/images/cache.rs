@@ -87,26 +87,13 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
     let bytes = input::read(manifest)?;
     let sha = input::sha256_hex(&bytes);
     let m = Manifest::parse(input::text(&bytes, manifest)?, manifest)?;
-    let mut seen = HashMap::new();
-    let mut paths: Vec<(String, String)> = Vec::new(); // (path, first reference)
-    let lists = [
-        ("train", Some(&m.split.train)),
-        ("val", m.split.val.as_ref()),
-        ("test", m.split.test.as_ref()),
-    ];
-    for (name, list) in lists {
-        for (i, e) in list.into_iter().flatten().enumerate() {
-            if seen.insert(e.path.to_string(), ()).is_none() {
-                paths.push((e.path.to_string(), format!("{name}[{i}]")));
-            }
-        }
-    }
+    let paths = m.split.distinct_paths();
     let pixels: Vec<Result<Vec<u8>, CacheError>> = paths
         .par_iter()
-        .map(|(p, at)| {
+        .map(|&(p, list, i)| {
             let fail = |problem| CacheError::Image {
-                index: at.clone(),
-                path: p.clone(),
+                index: format!("{list}[{i}]"),
+                path: p.to_string(),
                 problem,
             };
             let (img, _) = decode::read(&root.join(p))
@@ -122,7 +109,7 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
         image_size,
         channels: 3,
         classes: m.split.classes.clone(),
-        paths: paths.into_iter().map(|(p, _)| p).collect(),
+        paths: paths.iter().map(|&(p, _, _)| p.to_string()).collect(),
     };
     let head = serde_json::to_vec(&header).expect("plain data");
     let used = MAGIC.len() + 4 + head.len();

@@ -2,7 +2,7 @@
 //! report every file that is not usable, with a summary of what the set holds.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::decode::{self, Info, Problem};
 use crate::error::Error;
 use crate::input;
-use crate::split::{Entry, Split};
+use crate::split::Split;
 
 /// What to check.
 #[derive(Clone, Debug)]
@@ -59,35 +59,21 @@ pub fn run(
     let bytes = input::read(&req.file)?;
     let text = input::text(&bytes, &req.file)?;
     let (split, _) = Split::parse_with_balancing(text, &req.file)?;
-    let lists: Vec<(&str, &[Entry])> = [
-        ("train", Some(&split.train)),
-        ("val", split.val.as_ref()),
-        ("test", split.test.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(n, l)| l.map(|l| (n, l.as_slice())))
-    .collect();
-    // Each distinct file once, named by its first reference, in list order.
-    let mut first: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
-    let mut order: Vec<&str> = Vec::new();
     let mut entries: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for (name, list) in &lists {
+    for (name, list) in split.lists() {
         let per_class = entries.entry(name.to_string()).or_default();
-        for (i, e) in list.iter().enumerate() {
+        for e in list {
             *per_class
                 .entry(split.classes[e.label as usize].clone())
                 .or_default() += 1;
-            first.entry(&e.path).or_insert_with(|| {
-                order.push(&e.path);
-                (name, i)
-            });
         }
     }
+    let order = split.distinct_paths();
     total(order.len());
     let results: Vec<Result<Info, Problem>> = order
         .par_iter()
-        .map(|p| {
-            let r = decode::read(&resolve(&req.root, p))
+        .map(|(p, _, _)| {
+            let r = decode::read(&req.root.join(p))
                 .and_then(|b| decode::decode(&b).map(|(_, info)| info));
             progress();
             r
@@ -104,7 +90,7 @@ pub fn run(
         to_resize: 0,
         image_size: req.image_size,
     };
-    for (p, r) in order.iter().zip(results) {
+    for (&(path, list, index), r) in order.iter().zip(results) {
         match r {
             Ok(info) => {
                 *report
@@ -118,22 +104,16 @@ pub fn run(
                 }
             }
             Err(problem) => {
-                let (list, index) = first[p];
                 report.bad.push(Bad {
                     list: list.to_string(),
                     index,
-                    path: p.to_string(),
+                    path: path.to_string(),
                     problem,
                 });
             }
         }
     }
     Ok(report)
-}
-
-/// Paths in a split are relative to the user's project root (absolute ones stay).
-pub fn resolve(root: &Path, p: &str) -> PathBuf {
-    root.join(p)
 }
 
 /// The human-readable report.

@@ -95,31 +95,11 @@ fn shards_pad_by_wrap_around_and_cover_the_stream() {
 fn without_replacement_never_repeats_and_full_epochs_are_permutations() {
     let labels: Vec<u32> = (0..300).map(|i| (i % 3 == 0) as u32).collect();
     let w = weighted(vec![1.0, 5.0], false, 300);
-    let mut e = global(
-        &Source {
-            labels: &labels,
-            num_classes: 2,
-            weighted: Some(&w),
-            shuffle: true,
-        },
-        1,
-        0,
-    )
-    .unwrap();
+    let mut e = global(&src(&labels, Some(&w), true), 1, 0).unwrap();
     e.sort_unstable();
     assert_eq!(e, (0..300).collect::<Vec<_>>());
     let w = weighted(vec![1.0, 5.0], false, 120);
-    let e = global(
-        &Source {
-            labels: &labels,
-            num_classes: 2,
-            weighted: Some(&w),
-            shuffle: true,
-        },
-        1,
-        0,
-    )
-    .unwrap();
+    let e = global(&src(&labels, Some(&w), true), 1, 0).unwrap();
     let mut d = e.clone();
     d.sort_unstable();
     d.dedup();

@@ -21,6 +21,15 @@ pub(super) struct TopVisitor<'de> {
     pub(super) text: &'de str,
 }
 
+impl<'de> TopVisitor<'de> {
+    fn list(&self, list: &'static str) -> ListSeed<'de> {
+        ListSeed {
+            list,
+            text: self.text,
+        }
+    }
+}
+
 impl<'de> Visitor<'de> for TopVisitor<'de> {
     type Value = RawSplit<'de>;
 
@@ -34,22 +43,9 @@ impl<'de> Visitor<'de> for TopVisitor<'de> {
             match &*key {
                 "metadata" => raw.metadata = Some(map.next_value()?),
                 "balancing" => raw.balancing = Some(map.next_value::<&'de RawValue>()?.get()),
-                "train" | "val" | "test" => {
-                    let list = match &*key {
-                        "train" => "train",
-                        "val" => "val",
-                        _ => "test",
-                    };
-                    let entries = map.next_value_seed(ListSeed {
-                        list,
-                        text: self.text,
-                    })?;
-                    match list {
-                        "train" => raw.train = Some(entries),
-                        "val" => raw.val = Some(entries),
-                        _ => raw.test = Some(entries),
-                    }
-                }
+                "train" => raw.train = Some(map.next_value_seed(self.list("train"))?),
+                "val" => raw.val = Some(map.next_value_seed(self.list("val"))?),
+                "test" => raw.test = Some(map.next_value_seed(self.list("test"))?),
                 _ => {
                     let value = map.next_value()?;
                     raw.extra.retain(|(k, _)| k != &key);
