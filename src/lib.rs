@@ -21,6 +21,7 @@ pub mod sample;
 pub mod sampler;
 pub mod split;
 pub mod stats;
+pub mod train;
 pub mod verify;
 pub mod weights;
 

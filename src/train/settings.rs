@@ -1,0 +1,663 @@
+//! The parts of the user's YAML that the trainer reads: `compute`, `model`, `training`,
+//! `output`, `generation` (and, through [`PipelineSettings`], `data.loading` and
+//! `data.augmentation`). Sections other commands own are ignored, so the user's complete
+//! file loads unchanged; every value the trainer uses is validated up front, with the file
+//! and the dotted key in the message, so a run never fails hours in on a typo.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::config::{ConfigError, SeedSetting};
+use crate::images::settings::PipelineSettings;
+
+/// Where the model runs (`compute.device`, or `--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A wgpu GPU when one exists, else the CPU backend.
+    Auto,
+    /// Any adapter wgpu reaches (Vulkan, Metal, DX12). The user's `cuda` means this.
+    Wgpu,
+    /// burn's pure-Rust CPU backend.
+    Cpu,
+}
+
+impl DeviceChoice {
+    /// Parses a `compute.device` / `--device` value.
+    pub fn parse(s: &str) -> Option<DeviceChoice> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Some(DeviceChoice::Auto),
+            "wgpu" | "cuda" | "gpu" | "vulkan" | "metal" => Some(DeviceChoice::Wgpu),
+            "cpu" => Some(DeviceChoice::Cpu),
+            _ => None,
+        }
+    }
+}
+
+/// `model.architecture`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    pub image_size: usize,
+    pub in_channels: usize,
+    pub model_channels: usize,
+    pub channel_multipliers: Vec<usize>,
+    pub use_attention: Vec<bool>,
+}
+
+impl Architecture {
+    /// Width of the time and class embeddings: four times the base width, as in the
+    /// user's UNet (256 for their 64 channels).
+    pub fn embed_dim(&self) -> usize {
+        self.model_channels * 4
+    }
+}
+
+/// `model.diffusion.beta_schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BetaSchedule {
+    Linear,
+    Cosine,
+    Quadratic,
+    Sigmoid,
+}
+
+/// `model.diffusion`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diffusion {
+    pub num_timesteps: usize,
+    pub beta_schedule: BetaSchedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+}
+
+/// `model.conditioning` when `type: class`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conditioning {
+    pub num_classes: usize,
+    /// Probability that a training label is replaced by the unconditional class.
+    pub class_dropout_prob: f64,
+}
+
+/// `training.optimizer.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Adam with L2 weight decay added to the gradient (`torch.optim.Adam`).
+    Adam,
+    /// Adam with decoupled weight decay (`torch.optim.AdamW`).
+    AdamW,
+}
+
+/// `training.optimizer`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub betas: [f64; 2],
+    /// Global L2 norm over all gradients, as `clip_grad_norm_`.
+    pub gradient_clip_norm: Option<f64>,
+}
+
+/// `training.scheduler`, stepped once per epoch as the user's PyTorch loop does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scheduler {
+    Constant,
+    /// `CosineAnnealingLR(T_max, eta_min)`.
+    Cosine {
+        t_max: usize,
+        eta_min: f64,
+    },
+    /// `StepLR(step_size, gamma)`.
+    Step {
+        step_size: usize,
+        gamma: f64,
+    },
+}
+
+/// `training.checkpointing`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpointing {
+    pub save_frequency: usize,
+    pub save_optimizer: bool,
+    pub save_best_only: bool,
+    pub save_latest: bool,
+}
+
+/// `training.ema`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ema {
+    pub enabled: bool,
+    pub decay: f64,
+}
+
+/// `training.validation`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validation {
+    pub enabled: bool,
+    pub frequency: usize,
+}
+
+/// `training.visualization`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visualization {
+    pub enabled: bool,
+    pub num_samples: usize,
+    pub guidance_scale: f64,
+    pub log_images_interval: Option<usize>,
+    pub log_denoising_interval: Option<usize>,
+}
+
+/// `training.resume`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resume {
+    pub enabled: bool,
+    pub checkpoint: Option<PathBuf>,
+    pub reset_optimizer: bool,
+    pub reset_scheduler: bool,
+}
+
+/// `training`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Training {
+    pub epochs: usize,
+    pub optimizer: Optimizer,
+    pub scheduler: Scheduler,
+    pub checkpointing: Checkpointing,
+    pub ema: Ema,
+    pub validation: Validation,
+    pub visualization: Visualization,
+    pub resume: Resume,
+}
+
+/// `generation`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    pub checkpoint: Option<PathBuf>,
+    pub num_samples: usize,
+    pub batch_size: usize,
+    pub guidance_scale: f64,
+    pub use_ema: bool,
+    pub class_selection: Option<Vec<usize>>,
+    pub save_individual: bool,
+    pub save_grid: bool,
+    pub grid_nrow: usize,
+}
+
+/// `output`: the run's directories.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub base_dir: PathBuf,
+    pub logs: PathBuf,
+    pub checkpoints: PathBuf,
+    pub samples: PathBuf,
+    pub generated: PathBuf,
+}
+
+impl Output {
+    /// The same layout under another base directory (`--out`).
+    pub fn rebased(&self, base: &Path) -> Output {
+        let sub = |p: &Path| base.join(p.strip_prefix(&self.base_dir).unwrap_or(p));
+        Output {
+            base_dir: base.to_owned(),
+            logs: sub(&self.logs),
+            checkpoints: sub(&self.checkpoints),
+            samples: sub(&self.samples),
+            generated: sub(&self.generated),
+        }
+    }
+}
+
+/// Everything the trainer reads from the config, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSettings {
+    pub seed: SeedSetting,
+    pub device: DeviceChoice,
+    /// `mode: train | generate`.
+    pub generate_mode: bool,
+    pub architecture: Architecture,
+    pub diffusion: Diffusion,
+    /// `None` when `model.conditioning.type` is null (unconditional).
+    pub conditioning: Option<Conditioning>,
+    pub pipeline: PipelineSettings,
+    pub training: Training,
+    pub generation: Generation,
+    pub output: Output,
+}
+
+/// A view of the YAML tree that reads typed values by dotted key and words every failure
+/// as `file: key: message`.
+struct Doc<'a> {
+    root: Value,
+    path: &'a Path,
+}
+
+impl Doc<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The value at `key`, `None` when it or a parent is absent or null.
+    fn value(&self, key: &str) -> Option<&Value> {
+        let mut v = &self.root;
+        for part in key.split('.') {
+            v = v.get(part)?;
+        }
+        (!v.is_null()).then_some(v)
+    }
+
+    fn opt<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        self.value(key)
+            .map(|v| {
+                serde_yaml_ng::from_value(v.clone())
+                    .map_err(|e| self.invalid(key, format!("{e}, found {}", show(v))))
+            })
+            .transpose()
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        Ok(self.opt(key)?.unwrap_or(default))
+    }
+
+    fn positive(&self, key: &str, default: usize) -> Result<usize, ConfigError> {
+        let n = self.get(key, default)?;
+        if n == 0 {
+            return Err(self.invalid(key, "expected a positive integer, found 0"));
+        }
+        Ok(n)
+    }
+
+    /// A number in `range` (inclusive).
+    fn number(&self, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+        let x = self.get(key, default)?;
+        if !(x.is_finite() && (lo..=hi).contains(&x)) {
+            return Err(self.invalid(key, format!("expected a number in [{lo}, {hi}], found {x}")));
+        }
+        Ok(x)
+    }
+
+    /// An interval in epochs where `null` or 0 disables.
+    fn interval(&self, key: &str, default: Option<usize>) -> Result<Option<usize>, ConfigError> {
+        if self.value(key).is_none() && self.has(key) {
+            return Ok(None);
+        }
+        Ok(self.opt::<usize>(key)?.or(default).filter(|&n| n > 0))
+    }
+
+    /// Whether `key` is written at all (possibly as null).
+    fn has(&self, key: &str) -> bool {
+        let mut v = &self.root;
+        for part in key.split('.') {
+            match v.get(part) {
+                Some(x) => v = x,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn path_buf(&self, key: &str, default: &str) -> Result<PathBuf, ConfigError> {
+        Ok(PathBuf::from(self.get::<String>(key, default.to_owned())?))
+    }
+}
+
+/// A YAML scalar as the user wrote it, for messages.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => serde_yaml_ng::to_string(other)
+            .map(|s| s.trim_end().replace('\n', " "))
+            .unwrap_or_else(|_| "?".into()),
+    }
+}
+
+impl TrainSettings {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<TrainSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        TrainSettings::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in messages. Missing keys take the values
+    /// of the user's default config.
+    pub fn parse(text: &str, path: &Path) -> Result<TrainSettings, ConfigError> {
+        let pipeline = PipelineSettings::parse(text, path)?;
+        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let d = Doc { root, path };
+        let seed = if !d.has("compute.seed") {
+            SeedSetting::Fixed(0)
+        } else {
+            match d.opt::<u64>("compute.seed")? {
+                Some(n) => SeedSetting::Fixed(n),
+                None => SeedSetting::FromOs,
+            }
+        };
+        let device_name: String = d.get("compute.device", "auto".to_owned())?;
+        let device = DeviceChoice::parse(&device_name).ok_or_else(|| {
+            d.invalid(
+                "compute.device",
+                format!("expected auto, cuda, wgpu or cpu, found {device_name:?}"),
+            )
+        })?;
+        let mode: String = d.get("mode", "train".to_owned())?;
+        let generate_mode = match mode.as_str() {
+            "train" => false,
+            "generate" => true,
+            other => {
+                return Err(d.invalid(
+                    "mode",
+                    format!("expected train or generate, found {other:?}"),
+                ))
+            }
+        };
+        let architecture = architecture(&d, &pipeline)?;
+        let diffusion = diffusion(&d)?;
+        let conditioning = conditioning(&d)?;
+        let training = training(&d)?;
+        let generation = generation(&d, conditioning.as_ref())?;
+        let base: PathBuf = d.path_buf("output.base_dir", "outputs/diffusion")?;
+        let sub = |name: &str| -> Result<PathBuf, ConfigError> {
+            Ok(base.join(d.path_buf(&format!("output.subdirs.{name}"), name)?))
+        };
+        let output = Output {
+            logs: sub("logs")?,
+            checkpoints: sub("checkpoints")?,
+            samples: sub("samples")?,
+            generated: sub("generated")?,
+            base_dir: base.clone(),
+        };
+        Ok(TrainSettings {
+            seed,
+            device,
+            generate_mode,
+            architecture,
+            diffusion,
+            conditioning,
+            pipeline,
+            training,
+            generation,
+            output,
+        })
+    }
+}
+
+fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigError> {
+    let key = "model.architecture";
+    let model_channels = d.positive(&format!("{key}.model_channels"), 64)?;
+    if model_channels % 8 != 0 {
+        return Err(d.invalid(
+            &format!("{key}.model_channels"),
+            format!("expected a multiple of 8 (GroupNorm uses 8 groups), found {model_channels}"),
+        ));
+    }
+    let channel_multipliers: Vec<usize> =
+        d.get(&format!("{key}.channel_multipliers"), vec![1, 2, 4])?;
+    if channel_multipliers.is_empty() || channel_multipliers.contains(&0) {
+        return Err(d.invalid(
+            &format!("{key}.channel_multipliers"),
+            format!(
+                "expected a non-empty list of positive integers, found {channel_multipliers:?}"
+            ),
+        ));
+    }
+    let n = channel_multipliers.len();
+    let use_attention: Vec<bool> = d.get(&format!("{key}.use_attention"), {
+        let mut v = vec![false; n];
+        v[n - 1] = true;
+        v
+    })?;
+    if use_attention.len() != n {
+        return Err(d.invalid(
+            &format!("{key}.use_attention"),
+            format!(
+                "expected one entry per channel multiplier ({n}), found {}",
+                use_attention.len()
+            ),
+        ));
+    }
+    let min_size = 1usize << (n - 1);
+    if (p.image_size as usize) < min_size {
+        return Err(d.invalid(
+            &format!("{key}.image_size"),
+            format!(
+                "expected at least {min_size} for {n} stages (each but the last halves it), found {}",
+                p.image_size
+            ),
+        ));
+    }
+    Ok(Architecture {
+        image_size: p.image_size as usize,
+        in_channels: p.in_channels,
+        model_channels,
+        channel_multipliers,
+        use_attention,
+    })
+}
+
+fn diffusion(d: &Doc) -> Result<Diffusion, ConfigError> {
+    let key = "model.diffusion";
+    let num_timesteps = d.positive(&format!("{key}.num_timesteps"), 1000)?;
+    let beta_schedule = d.get(&format!("{key}.beta_schedule"), BetaSchedule::Cosine)?;
+    let beta_start = d.number(&format!("{key}.beta_start"), 1e-4, 0.0, 1.0)?;
+    let beta_end = d.number(&format!("{key}.beta_end"), 0.02, 0.0, 1.0)?;
+    if beta_schedule != BetaSchedule::Cosine
+        && !(beta_start > 0.0 && beta_start <= beta_end && beta_end < 1.0)
+    {
+        return Err(d.invalid(
+            &format!("{key}.beta_end"),
+            format!("expected 0 < beta_start <= beta_end < 1, found beta_start {beta_start}, beta_end {beta_end}"),
+        ));
+    }
+    Ok(Diffusion {
+        num_timesteps,
+        beta_schedule,
+        beta_start,
+        beta_end,
+    })
+}
+
+fn conditioning(d: &Doc) -> Result<Option<Conditioning>, ConfigError> {
+    let key = "model.conditioning";
+    let kind: Option<String> = d.opt(&format!("{key}.type"))?;
+    match kind.as_deref() {
+        None => Ok(None),
+        Some("class") => {
+            let num_classes: usize = d.opt(&format!("{key}.num_classes"))?.ok_or_else(|| {
+                d.invalid(
+                    &format!("{key}.num_classes"),
+                    "required when model.conditioning.type is class",
+                )
+            })?;
+            if num_classes == 0 {
+                return Err(d.invalid(
+                    &format!("{key}.num_classes"),
+                    "expected a positive integer, found 0",
+                ));
+            }
+            Ok(Some(Conditioning {
+                num_classes,
+                class_dropout_prob: d.number(
+                    &format!("{key}.class_dropout_prob"),
+                    0.1,
+                    0.0,
+                    1.0,
+                )?,
+            }))
+        }
+        Some(other) => Err(d.invalid(
+            &format!("{key}.type"),
+            format!("expected class or null, found {other:?}"),
+        )),
+    }
+}
+
+fn training(d: &Doc) -> Result<Training, ConfigError> {
+    let epochs = d.positive("training.epochs", 500)?;
+    let o = "training.optimizer";
+    let kind_name: String = d.get(&format!("{o}.type"), "adam".to_owned())?;
+    let kind = match kind_name.to_ascii_lowercase().as_str() {
+        "adam" => OptimizerKind::Adam,
+        "adamw" => OptimizerKind::AdamW,
+        _ => {
+            return Err(d.invalid(
+                &format!("{o}.type"),
+                format!("expected adam or adamw, found {kind_name:?}"),
+            ))
+        }
+    };
+    let learning_rate = d.number(&format!("{o}.learning_rate"), 1e-4, 0.0, 10.0)?;
+    if learning_rate == 0.0 {
+        return Err(d.invalid(
+            &format!("{o}.learning_rate"),
+            "expected a positive number, found 0",
+        ));
+    }
+    let weight_decay = d.number(&format!("{o}.weight_decay"), 0.0, 0.0, 1.0)?;
+    let betas: Vec<f64> = d.get(&format!("{o}.betas"), vec![0.9, 0.999])?;
+    let betas: [f64; 2] = match betas[..] {
+        [a, b] if (0.0..1.0).contains(&a) && (0.0..1.0).contains(&b) => [a, b],
+        _ => {
+            return Err(d.invalid(
+                &format!("{o}.betas"),
+                format!("expected two numbers in [0, 1), found {betas:?}"),
+            ))
+        }
+    };
+    let gradient_clip_norm: Option<f64> = d.opt(&format!("{o}.gradient_clip_norm"))?;
+    if let Some(c) = gradient_clip_norm {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(d.invalid(
+                &format!("{o}.gradient_clip_norm"),
+                format!("expected a positive number or null, found {c}"),
+            ));
+        }
+    }
+    let optimizer = Optimizer {
+        kind,
+        learning_rate,
+        weight_decay,
+        betas,
+        gradient_clip_norm,
+    };
+    let scheduler = scheduler(d, epochs)?;
+    let c = "training.checkpointing";
+    let checkpointing = Checkpointing {
+        save_frequency: d.positive(&format!("{c}.save_frequency"), 50)?,
+        save_optimizer: d.get(&format!("{c}.save_optimizer"), true)?,
+        save_best_only: d.get(&format!("{c}.save_best_only"), false)?,
+        save_latest: d.get(&format!("{c}.save_latest"), false)?,
+    };
+    let ema = Ema {
+        enabled: d.get("training.ema.enabled", true)?,
+        decay: d.number("training.ema.decay", 0.9999, 0.0, 1.0)?,
+    };
+    let validation = Validation {
+        enabled: d.get("training.validation.enabled", true)?,
+        frequency: d.positive("training.validation.frequency", 50)?,
+    };
+    let v = "training.visualization";
+    let visualization = Visualization {
+        enabled: d.get(&format!("{v}.enabled"), true)?,
+        num_samples: d.positive(&format!("{v}.num_samples"), 8)?,
+        guidance_scale: d.number(&format!("{v}.guidance_scale"), 3.0, 0.0, 100.0)?,
+        log_images_interval: d.interval(&format!("{v}.log_images_interval"), Some(50))?,
+        log_denoising_interval: d.interval(&format!("{v}.log_denoising_interval"), Some(50))?,
+    };
+    let r = "training.resume";
+    let resume = Resume {
+        enabled: d.get(&format!("{r}.enabled"), false)?,
+        checkpoint: d
+            .opt::<String>(&format!("{r}.checkpoint"))?
+            .map(PathBuf::from),
+        reset_optimizer: d.get(&format!("{r}.reset_optimizer"), false)?,
+        reset_scheduler: d.get(&format!("{r}.reset_scheduler"), false)?,
+    };
+    if resume.enabled && resume.checkpoint.is_none() {
+        return Err(d.invalid(
+            &format!("{r}.checkpoint"),
+            "required when training.resume.enabled is true",
+        ));
+    }
+    Ok(Training {
+        epochs,
+        optimizer,
+        scheduler,
+        checkpointing,
+        ema,
+        validation,
+        visualization,
+        resume,
+    })
+}
+
+fn scheduler(d: &Doc, epochs: usize) -> Result<Scheduler, ConfigError> {
+    let s = "training.scheduler";
+    let kind: Option<String> = d.opt(&format!("{s}.type"))?;
+    match kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("none") | Some("null") | Some("constant") => Ok(Scheduler::Constant),
+        Some("cosine") => {
+            let t_max = match d.value(&format!("{s}.T_max")) {
+                None => epochs,
+                Some(Value::String(a)) if a == "auto" => epochs,
+                Some(_) => d.positive(&format!("{s}.T_max"), epochs)?,
+            };
+            Ok(Scheduler::Cosine {
+                t_max,
+                eta_min: d.number(&format!("{s}.eta_min"), 1e-6, 0.0, 10.0)?,
+            })
+        }
+        Some("step") => Ok(Scheduler::Step {
+            step_size: d.positive(&format!("{s}.step_size"), 30)?,
+            gamma: d.number(&format!("{s}.gamma"), 0.1, 0.0, 1.0)?,
+        }),
+        Some("plateau") => Err(d.invalid(
+            &format!("{s}.type"),
+            "plateau is not supported by diffusion-train yet; use cosine, step or null",
+        )),
+        Some(other) => Err(d.invalid(
+            &format!("{s}.type"),
+            format!("expected cosine, step, plateau or null, found {other:?}"),
+        )),
+    }
+}
+
+fn generation(d: &Doc, cond: Option<&Conditioning>) -> Result<Generation, ConfigError> {
+    let g = "generation";
+    let class_selection: Option<Vec<usize>> = d.opt(&format!("{g}.sampling.class_selection"))?;
+    if let (Some(sel), Some(c)) = (&class_selection, cond) {
+        if let Some(bad) = sel.iter().find(|&&k| k >= c.num_classes) {
+            return Err(d.invalid(
+                &format!("{g}.sampling.class_selection"),
+                format!("class {bad} is not below num_classes {}", c.num_classes),
+            ));
+        }
+    }
+    Ok(Generation {
+        checkpoint: d
+            .opt::<String>(&format!("{g}.checkpoint"))?
+            .map(PathBuf::from),
+        num_samples: d.positive(&format!("{g}.sampling.num_samples"), 100)?,
+        batch_size: d.positive(&format!("{g}.sampling.batch_size"), 50)?,
+        guidance_scale: d.number(&format!("{g}.sampling.guidance_scale"), 3.0, 0.0, 100.0)?,
+        use_ema: d.get(&format!("{g}.sampling.use_ema"), true)?,
+        class_selection,
+        save_individual: d.get(&format!("{g}.output.save_individual"), true)?,
+        save_grid: d.get(&format!("{g}.output.save_grid"), true)?,
+        grid_nrow: d.positive(&format!("{g}.output.grid_nrow"), 10)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

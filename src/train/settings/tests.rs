@@ -1,0 +1,185 @@
+use super::*;
+
+fn parse(text: &str) -> Result<TrainSettings, String> {
+    TrainSettings::parse(text, Path::new("c.yaml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_users_config() {
+    let s = parse(include_str!("../../../configs/diffusion.yaml")).unwrap();
+    assert_eq!(s.seed, SeedSetting::Fixed(0));
+    assert_eq!(s.device, DeviceChoice::Wgpu, "cuda means the wgpu GPU");
+    assert!(!s.generate_mode);
+    assert_eq!(
+        s.architecture,
+        Architecture {
+            image_size: 40,
+            in_channels: 3,
+            model_channels: 64,
+            channel_multipliers: vec![1, 2, 4],
+            use_attention: vec![false, false, true],
+        }
+    );
+    assert_eq!(s.architecture.embed_dim(), 256);
+    assert_eq!(
+        s.diffusion,
+        Diffusion {
+            num_timesteps: 1000,
+            beta_schedule: BetaSchedule::Cosine,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+        }
+    );
+    assert_eq!(
+        s.conditioning,
+        Some(Conditioning {
+            num_classes: 2,
+            class_dropout_prob: 0.1
+        })
+    );
+    let t = &s.training;
+    assert_eq!(t.epochs, 500);
+    assert_eq!(
+        t.optimizer,
+        Optimizer {
+            kind: OptimizerKind::Adam,
+            learning_rate: 1e-4,
+            weight_decay: 0.0,
+            betas: [0.9, 0.999],
+            gradient_clip_norm: None,
+        }
+    );
+    assert_eq!(
+        t.scheduler,
+        Scheduler::Cosine {
+            t_max: 500,
+            eta_min: 1e-6
+        }
+    );
+    assert_eq!(t.checkpointing.save_frequency, 50);
+    assert_eq!((t.ema.enabled, t.ema.decay), (true, 0.9999));
+    assert_eq!(t.visualization.log_images_interval, Some(50));
+    assert!(!t.resume.enabled);
+    assert_eq!(s.generation.num_samples, 100);
+    assert_eq!(s.generation.grid_nrow, 10);
+    assert_eq!(
+        s.output.checkpoints,
+        Path::new("outputs/diffusion/checkpoints")
+    );
+    assert_eq!(
+        s.output.rebased(Path::new("/tmp/run")).samples,
+        Path::new("/tmp/run/samples")
+    );
+}
+
+#[test]
+fn the_users_untouched_example_loads() {
+    parse(include_str!(
+        "../../../tests/fixtures/user.diffusion.example.yaml"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn defaults_for_an_empty_file() {
+    let s = parse("").unwrap();
+    assert_eq!(s.device, DeviceChoice::Auto);
+    assert_eq!(
+        s.conditioning, None,
+        "no conditioning section: unconditional"
+    );
+    assert_eq!(s.architecture.channel_multipliers, [1, 2, 4]);
+    assert_eq!(s.architecture.use_attention, [false, false, true]);
+    assert_eq!(s.training.scheduler, Scheduler::Constant);
+}
+
+#[test]
+fn every_bad_value_names_its_key() {
+    let cases = [
+        (
+            "training:\n  optimizer:\n    type: sgd\n",
+            "c.yaml: training.optimizer.type: expected adam or adamw, found \"sgd\"",
+        ),
+        (
+            "training:\n  scheduler:\n    type: plateau\n",
+            "c.yaml: training.scheduler.type: plateau is not supported by diffusion-train yet; use cosine, step or null",
+        ),
+        (
+            "compute:\n  device: tpu\n",
+            "c.yaml: compute.device: expected auto, cuda, wgpu or cpu, found \"tpu\"",
+        ),
+        (
+            "model:\n  architecture:\n    model_channels: 12\n",
+            "c.yaml: model.architecture.model_channels: expected a multiple of 8 (GroupNorm uses 8 groups), found 12",
+        ),
+        (
+            "model:\n  architecture:\n    channel_multipliers: [1, 2]\n    use_attention: [true]\n",
+            "c.yaml: model.architecture.use_attention: expected one entry per channel multiplier (2), found 1",
+        ),
+        (
+            "model:\n  architecture:\n    image_size: 2\n    channel_multipliers: [1, 1, 1]\n",
+            "c.yaml: model.architecture.image_size: expected at least 4 for 3 stages (each but the last halves it), found 2",
+        ),
+        (
+            "model:\n  conditioning:\n    type: class\n",
+            "c.yaml: model.conditioning.num_classes: required when model.conditioning.type is class",
+        ),
+        (
+            "model:\n  conditioning:\n    type: text\n",
+            "c.yaml: model.conditioning.type: expected class or null, found \"text\"",
+        ),
+        (
+            "model:\n  diffusion:\n    beta_schedule: linear\n    beta_start: 0.5\n    beta_end: 0.1\n",
+            "c.yaml: model.diffusion.beta_end: expected 0 < beta_start <= beta_end < 1, found beta_start 0.5, beta_end 0.1",
+        ),
+        (
+            "training:\n  optimizer:\n    betas: [0.9]\n",
+            "c.yaml: training.optimizer.betas: expected two numbers in [0, 1), found [0.9]",
+        ),
+        (
+            "training:\n  epochs: 0\n",
+            "c.yaml: training.epochs: expected a positive integer, found 0",
+        ),
+        (
+            "training:\n  resume:\n    enabled: true\n",
+            "c.yaml: training.resume.checkpoint: required when training.resume.enabled is true",
+        ),
+        (
+            "mode: evaluate\n",
+            "c.yaml: mode: expected train or generate, found \"evaluate\"",
+        ),
+    ];
+    for (yaml, expect) in cases {
+        assert_eq!(parse(yaml).unwrap_err(), expect, "{yaml}");
+    }
+    let wrong_type = parse("training:\n  epochs: many\n").unwrap_err();
+    assert!(
+        wrong_type.starts_with("c.yaml: training.epochs: invalid type: string \"many\""),
+        "{wrong_type}"
+    );
+}
+
+#[test]
+fn schedulers_and_intervals() {
+    let s =
+        parse("training:\n  epochs: 7\n  scheduler:\n    type: cosine\n    T_max: 3\n").unwrap();
+    assert_eq!(
+        s.training.scheduler,
+        Scheduler::Cosine {
+            t_max: 3,
+            eta_min: 1e-6
+        }
+    );
+    let s = parse("training:\n  scheduler:\n    type: step\n    step_size: 4\n    gamma: 0.5\n")
+        .unwrap();
+    assert_eq!(
+        s.training.scheduler,
+        Scheduler::Step {
+            step_size: 4,
+            gamma: 0.5
+        }
+    );
+    let s = parse("training:\n  visualization:\n    log_images_interval: null\n    log_denoising_interval: 0\n").unwrap();
+    assert_eq!(s.training.visualization.log_images_interval, None);
+    assert_eq!(s.training.visualization.log_denoising_interval, None);
+}
