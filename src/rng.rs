@@ -33,6 +33,12 @@ pub enum Purpose {
     Epoch,
     /// One sample's augmentation (context: epoch number, position in the epoch).
     Augment,
+    /// One training step's timesteps, label dropout and noise (context: global step).
+    Diffusion,
+    /// The fixed timesteps and noise of a validation pass (context: batch number).
+    Validation,
+    /// Generated samples' starting noise and ancestral noise (context: batch number).
+    Generation,
 }
 
 impl Purpose {
@@ -43,6 +49,9 @@ impl Purpose {
             Purpose::Upsampling => "upsampling",
             Purpose::Epoch => "epoch",
             Purpose::Augment => "augment",
+            Purpose::Diffusion => "diffusion",
+            Purpose::Validation => "validation",
+            Purpose::Generation => "generation",
         }
     }
 }
@@ -101,6 +110,16 @@ impl Stream<ChaCha8Rng> {
     }
 }
 
+impl Stream<ChaCha8Rng> {
+    /// The ChaCha8 stream of any other `(seed, purpose, context)`: the trainer's many
+    /// draws per step need the faster cipher as the epoch streams do.
+    pub fn fast(seed: u64, purpose: Purpose, context: &[u64]) -> Self {
+        Stream {
+            rng: ChaCha8Rng::from_seed(key(seed, purpose, context)),
+        }
+    }
+}
+
 impl<R: RngCore> Stream<R> {
     /// The next 64 raw bits (two consecutive ChaCha output words, little-endian).
     #[inline]
@@ -137,6 +156,24 @@ impl<R: RngCore> Stream<R> {
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
+
+    /// Fills `out` with standard normal values by the Box-Muller transform, two values per
+    /// two draws: `u1 = ((x1 >> 11) + 1) / 2^53` (in (0, 1], so the log is finite),
+    /// `u2 = uniform()`, `r = sqrt(-2 ln u1)`, values `r cos(2 pi u2)` then `r sin(2 pi u2)`.
+    /// Written out rather than taken from `rand_distr`, whose algorithms may change between
+    /// versions; the noise a seed gives must not.
+    pub fn fill_normal(&mut self, out: &mut [f32]) {
+        for pair in out.chunks_mut(2) {
+            let u1 = ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+            let u2 = self.uniform();
+            let r = (-2.0 * u1.ln()).sqrt();
+            let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+            pair[0] = (r * c) as f32;
+            if let Some(second) = pair.get_mut(1) {
+                *second = (r * s) as f32;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +203,21 @@ mod tests {
         assert_ne!(base, first(1, Purpose::Downsampling, 0));
         assert_ne!(base, first(0, Purpose::Upsampling, 0));
         assert_ne!(base, first(0, Purpose::Downsampling, 1));
+    }
+
+    #[test]
+    fn normals_have_unit_moments() {
+        let mut v = vec![0f32; 200_001];
+        Stream::fast(3, Purpose::Diffusion, &[0]).fill_normal(&mut v);
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 0.01, "{mean}");
+        assert!((var - 1.0).abs() < 0.01, "{var}");
+        assert!(v.iter().all(|x| x.is_finite()));
+        let mut again = vec![0f32; 4];
+        Stream::fast(3, Purpose::Diffusion, &[0]).fill_normal(&mut again);
+        assert_eq!(again, v[..4], "a seed pins its noise");
     }
 
     #[test]

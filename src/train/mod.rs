@@ -4,5 +4,6 @@
 //! the crate; everything that touches burn is behind the `train` cargo feature, so the
 //! data-preparation CLI builds in seconds without the GPU stack.
 
+pub mod draws;
 pub mod schedule;
 pub mod settings;
