@@ -1,9 +1,27 @@
 //! The diffusion trainer behind `diffusion-train`.
 //!
-//! The settings and the schedules are pure and always built (and tested) with the rest of
-//! the crate; everything that touches burn is behind the `train` cargo feature, so the
-//! data-preparation CLI builds in seconds without the GPU stack.
+//! The settings, schedules, per-step draws and checkpoint files are pure (or plain file
+//! I/O) and always built and tested with the rest of the crate; everything that touches
+//! burn is behind the `train` cargo feature, so the data-preparation CLI builds in seconds
+//! without the GPU stack.
 
+pub mod checkpoint;
+pub mod data;
 pub mod draws;
+pub mod error;
+pub mod metrics;
 pub mod schedule;
 pub mod settings;
+
+#[cfg(feature = "train")]
+pub mod device;
+#[cfg(feature = "train")]
+pub mod job;
+#[cfg(feature = "train")]
+pub mod loss;
+#[cfg(feature = "train")]
+pub mod optim;
+#[cfg(feature = "train")]
+pub mod trainer;
+#[cfg(feature = "train")]
+pub mod unet;

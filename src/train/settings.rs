@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
 use crate::config::{ConfigError, SeedSetting};
@@ -37,7 +37,7 @@ impl DeviceChoice {
 }
 
 /// `model.architecture`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
     pub image_size: usize,
     pub in_channels: usize,
@@ -55,7 +55,7 @@ impl Architecture {
 }
 
 /// `model.diffusion.beta_schedule`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BetaSchedule {
     Linear,
@@ -65,7 +65,7 @@ pub enum BetaSchedule {
 }
 
 /// `model.diffusion`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Diffusion {
     pub num_timesteps: usize,
     pub beta_schedule: BetaSchedule,

@@ -1,0 +1,140 @@
+//! What the trainer takes from a manifest, checked against the config and the split it
+//! was made from before any training starts.
+
+use std::path::{Path, PathBuf};
+
+use crate::images::loader::Dataset;
+use crate::input;
+use crate::manifest::Manifest;
+use crate::sampler::{self, SamplerError, Source, Weighted};
+
+use super::error::TrainError;
+use super::settings::TrainSettings;
+
+/// A manifest's training and validation data.
+pub struct TrainData {
+    pub manifest: PathBuf,
+    pub manifest_sha256: String,
+    pub classes: Vec<String>,
+    pub train: Dataset,
+    pub train_labels: Vec<u32>,
+    pub val: Option<Dataset>,
+    pub val_labels: Vec<u32>,
+    /// `balancing.sampler`: weighted draws instead of a shuffle.
+    pub sampler: Option<Weighted>,
+    /// `balancing.loss.class_weights`: the class-weighted MSE.
+    pub loss_weights: Option<Vec<f64>>,
+    /// The seed the manifest's epoch order derives from (`balancing.seed`), so the
+    /// trainer sees exactly the order `balance-split sample` prints.
+    pub data_seed: u64,
+    /// The split the manifest was made from, and whether its hash was checked.
+    pub source_check: SourceCheck,
+}
+
+/// The outcome of checking the source split's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceCheck {
+    Matches(PathBuf),
+    /// The split file is not there (the manifest was copied to another machine); nothing
+    /// to compare.
+    Absent(PathBuf),
+}
+
+impl TrainData {
+    /// Reads `manifest`, resolving image paths and the recorded split path against `root`.
+    pub fn load(manifest: &Path, root: &Path, s: &TrainSettings) -> Result<TrainData, TrainError> {
+        let bytes = input::read(manifest)?;
+        let manifest_sha256 = input::sha256_hex(&bytes);
+        let text = input::text(&bytes, manifest)?;
+        let m = Manifest::parse(text, manifest)?;
+        let k = m.split.classes.len();
+        let configured = s.conditioning.as_ref().map(|c| c.num_classes);
+        if let Some(n) = configured.filter(|&n| n != k) {
+            return Err(TrainError::Mismatch(format!(
+                "{}: metadata.classes has {k} classes but the config's model.conditioning.num_classes is {n}",
+                manifest.display()
+            )));
+        }
+        if m.split.train.is_empty() {
+            return Err(TrainError::Mismatch(format!(
+                "{}: train is empty; nothing to train on",
+                manifest.display()
+            )));
+        }
+        let source_check = check_source(
+            &under(root, Path::new(&m.record.source.split_file)),
+            &m.record.source.split_sha256,
+        )?;
+        let train_labels = m.split.train_labels();
+        let val_labels = m
+            .split
+            .val
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.label)
+            .collect();
+        Ok(TrainData {
+            manifest: manifest.to_owned(),
+            manifest_sha256,
+            classes: m.split.classes.clone(),
+            train: Dataset::new(&m.split.train, root),
+            train_labels,
+            val: m
+                .split
+                .val
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| Dataset::new(v, root)),
+            val_labels,
+            sampler: m.record.sampler.as_ref().map(|r| r.weighted()),
+            loss_weights: m.record.loss.as_ref().map(|l| l.class_weights.clone()),
+            data_seed: m.record.seed,
+            source_check,
+        })
+    }
+
+    /// The positions of `train` that epoch `epoch` visits, in order.
+    pub fn epoch_order(&self, epoch: u64, shuffle: bool) -> Result<Vec<usize>, SamplerError> {
+        let src = Source {
+            labels: &self.train_labels,
+            num_classes: self.classes.len(),
+            weighted: self.sampler.as_ref(),
+            shuffle,
+        };
+        sampler::global(&src, self.data_seed, epoch)
+    }
+}
+
+/// `path` relative to `root`, without a leading `./` when the root is the current
+/// directory (so messages show the path as the user wrote it).
+pub fn under(root: &Path, path: &Path) -> PathBuf {
+    if root == Path::new(".") {
+        path.to_owned()
+    } else {
+        root.join(path)
+    }
+}
+
+fn check_source(split: &Path, recorded: &str) -> Result<SourceCheck, TrainError> {
+    let bytes = match input::Input::open(split) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(SourceCheck::Absent(split.to_owned()))
+        }
+        Err(source) => {
+            return Err(TrainError::Mismatch(format!(
+                "{}: cannot read the manifest's source split: {source}",
+                split.display()
+            )))
+        }
+    };
+    let found = input::sha256_hex(&bytes);
+    if found != recorded {
+        return Err(TrainError::Mismatch(format!(
+            "{}: the split changed since the manifest was made (sha256 {found}, manifest records {recorded}); run balance-split balance again",
+            split.display()
+        )));
+    }
+    Ok(SourceCheck::Matches(split.to_owned()))
+}

@@ -1,0 +1,60 @@
+//! The trainer's errors, and the exit code each one gives.
+
+use crate::config::ConfigError;
+use crate::images::cache::CacheError;
+use crate::images::loader::LoadError;
+use crate::manifest::ManifestError;
+use crate::sampler::SamplerError;
+use crate::split::SplitError;
+
+use super::checkpoint::CheckpointError;
+
+/// Everything `diffusion-train` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("{0}")]
+    Sampler(#[from] SamplerError),
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Inputs that are each valid but do not fit together (a manifest with another
+    /// number of classes than the config, a split that changed since the manifest).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The device asked for cannot be used on this machine.
+    #[error("{0}")]
+    Device(String),
+    /// Writing outputs (metrics, logs, images) failed.
+    #[error("{path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl TrainError {
+    /// 2 for input the user can fix, 1 for the environment.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TrainError::Write { .. } | TrainError::Device(_) => 1,
+            TrainError::Checkpoint(CheckpointError::Write { .. }) => 1,
+            TrainError::Config(_)
+            | TrainError::Split(_)
+            | TrainError::Manifest(_)
+            | TrainError::Cache(_)
+            | TrainError::Sampler(_)
+            | TrainError::Load(_)
+            | TrainError::Checkpoint(_)
+            | TrainError::Mismatch(_) => 2,
+        }
+    }
+}

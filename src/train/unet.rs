@@ -1,0 +1,282 @@
+//! The user's class-conditional DDPM UNet, built from `model.architecture`: sinusoidal
+//! time embedding and MLP, a class embedding with one extra row for the unconditional
+//! class (classifier-free guidance), residual blocks (GroupNorm(8), SiLU, dropout, time and
+//! class injection), self-attention where `use_attention` says, strided-conv
+//! downsampling, bilinear (align_corners) upsampling plus conv, skip connections, and a
+//! GroupNorm-SiLU-conv head. Layer for layer the structure of
+//! `../shared/bench/python/unet_ref.py`, so parameter counts and shapes match PyTorch's.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear,
+    LinearConfig, PaddingConfig2d,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use super::settings::Architecture;
+
+/// Residual blocks per stage, as in the user's UNet.
+const BLOCKS: usize = 2;
+/// Attention heads.
+const HEADS: usize = 4;
+/// Dropout inside residual blocks.
+const DROPOUT: f64 = 0.1;
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+        .init(device)
+}
+
+fn group_norm(ch: usize, device: &Device) -> GroupNorm {
+    GroupNormConfig::new(8, ch).init(device)
+}
+
+/// `sin`/`cos` features of the timesteps, `[B, dim]`: frequencies
+/// `exp(-ln(10000) * i / (dim/2 - 1))`, sines first.
+pub fn timestep_embedding(t: Tensor<1>, dim: usize) -> Tensor<2> {
+    let half = dim / 2;
+    let device = t.device();
+    let denom = (half.max(2) - 1) as f64;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10000f64.ln()) * i as f64 / denom).exp() as f32)
+        .collect();
+    let freqs = Tensor::<1>::from_floats(freqs.as_slice(), &device).reshape([1, half]);
+    let n = t.dims()[0];
+    let args = t.reshape([n, 1]).mul(freqs);
+    Tensor::cat(vec![args.clone().sin(), args.cos()], 1)
+}
+
+/// A residual block with time (and class) injection.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    norm1: GroupNorm,
+    norm2: GroupNorm,
+    time: Linear,
+    class: Option<Linear>,
+    dropout: Dropout,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(cin: usize, cout: usize, emb: usize, conditional: bool, device: &Device) -> Self {
+        ResBlock {
+            conv1: conv(cin, cout, 3, 1, device),
+            conv2: conv(cout, cout, 3, 1, device),
+            norm1: group_norm(cout, device),
+            norm2: group_norm(cout, device),
+            time: LinearConfig::new(emb, cout).init(device),
+            class: conditional.then(|| LinearConfig::new(emb, cout).init(device)),
+            dropout: DropoutConfig::new(DROPOUT).init(),
+            skip: (cin != cout).then(|| conv(cin, cout, 1, 1, device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, t: &Tensor<2>, c: Option<&Tensor<2>>) -> Tensor<4> {
+        let h = self.norm1.forward(self.conv1.forward(x.clone()));
+        let mut e = self.time.forward(silu(t.clone()));
+        if let (Some(layer), Some(c)) = (&self.class, c) {
+            e = e + layer.forward(silu(c.clone()));
+        }
+        let [b, ch] = e.dims();
+        let h = silu(h + e.reshape([b, ch, 1, 1]));
+        let h = self
+            .dropout
+            .forward(self.norm2.forward(self.conv2.forward(h)));
+        let skip = match &self.skip {
+            Some(s) => s.forward(x),
+            None => x,
+        };
+        silu(h + skip)
+    }
+}
+
+/// Multi-head self-attention over the pixels of a feature map, with a residual.
+#[derive(Module, Debug)]
+pub struct Attention {
+    norm: GroupNorm,
+    qkv: Conv2d,
+    proj: Conv2d,
+}
+
+impl Attention {
+    fn new(ch: usize, device: &Device) -> Self {
+        Attention {
+            norm: group_norm(ch, device),
+            qkv: conv(ch, ch * 3, 1, 1, device),
+            proj: conv(ch, ch, 1, 1, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let d = c / HEADS;
+        // [b, 3, heads, d, hw] -> [b, 3, heads, hw, d]
+        let qkv = self
+            .qkv
+            .forward(self.norm.forward(x.clone()))
+            .reshape([b, 3, HEADS, d, h * w])
+            .swap_dims(3, 4);
+        let part = |i: usize| qkv.clone().narrow(1, i, 1).reshape([b, HEADS, h * w, d]);
+        let (q, k, v) = (part(0), part(1), part(2));
+        let a = softmax(
+            q.matmul(k.swap_dims(2, 3))
+                .mul_scalar((d as f64).powf(-0.5)),
+            3,
+        );
+        let out = a.matmul(v).swap_dims(2, 3).reshape([b, c, h, w]);
+        x + self.proj.forward(out)
+    }
+}
+
+/// One resolution level of the encoder or decoder.
+#[derive(Module, Debug)]
+pub struct Stage {
+    res: Vec<ResBlock>,
+    attn: Option<Attention>,
+    /// Strided conv (encoder) or the conv after upsampling (decoder); `None` at the
+    /// lowest resolution / the output resolution.
+    resample: Option<Conv2d>,
+}
+
+/// The UNet.
+#[derive(Module, Debug)]
+pub struct UNet {
+    time_in: Linear,
+    time_out: Linear,
+    class_emb: Option<Embedding>,
+    conv_in: Conv2d,
+    downs: Vec<Stage>,
+    mid1: ResBlock,
+    mid_attn: Attention,
+    mid2: ResBlock,
+    ups: Vec<Stage>,
+    out_norm: GroupNorm,
+    out_conv: Conv2d,
+    embed_dim: usize,
+}
+
+impl UNet {
+    /// A freshly initialised UNet; `num_classes` `None` builds the unconditional model.
+    pub fn new(arch: &Architecture, num_classes: Option<usize>, device: &Device) -> UNet {
+        let base = arch.model_channels;
+        let emb = arch.embed_dim();
+        let cond = num_classes.is_some();
+        let n = arch.channel_multipliers.len();
+        let mut chans = vec![];
+        let mut now = base;
+        let mut downs = Vec::with_capacity(n);
+        for (i, &m) in arch.channel_multipliers.iter().enumerate() {
+            let out = base * m;
+            let res = (0..BLOCKS)
+                .map(|j| ResBlock::new(if j == 0 { now } else { out }, out, emb, cond, device))
+                .collect();
+            downs.push(Stage {
+                res,
+                attn: arch.use_attention[i].then(|| Attention::new(out, device)),
+                resample: (i + 1 < n).then(|| conv(out, out, 3, 2, device)),
+            });
+            now = out;
+            chans.push(now);
+        }
+        let mid1 = ResBlock::new(now, now, emb, cond, device);
+        let mid_attn = Attention::new(now, device);
+        let mid2 = ResBlock::new(now, now, emb, cond, device);
+        let mut ups = Vec::with_capacity(n);
+        for i in (0..n).rev() {
+            let out = base * arch.channel_multipliers[i];
+            let cin = now + chans.pop().expect("one skip per stage");
+            let res = (0..BLOCKS)
+                .map(|j| ResBlock::new(if j == 0 { cin } else { out }, out, emb, cond, device))
+                .collect();
+            ups.push(Stage {
+                res,
+                attn: arch.use_attention[i].then(|| Attention::new(out, device)),
+                resample: (i > 0).then(|| conv(out, out, 3, 1, device)),
+            });
+            now = out;
+        }
+        UNet {
+            time_in: LinearConfig::new(emb, emb * 4).init(device),
+            time_out: LinearConfig::new(emb * 4, emb).init(device),
+            class_emb: num_classes.map(|k| EmbeddingConfig::new(k + 1, emb).init(device)),
+            conv_in: conv(arch.in_channels, base, 3, 1, device),
+            downs,
+            mid1,
+            mid_attn,
+            mid2,
+            ups,
+            out_norm: group_norm(base, device),
+            out_conv: conv(base, arch.in_channels, 3, 1, device),
+            embed_dim: emb,
+        }
+    }
+
+    /// Predicted noise for `x` (`[B, C, H, W]`) at timesteps `t` (`[B]`, as floats) with
+    /// class labels `y` (`[B]`; the unconditional row is `num_classes`).
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let te = self.time_out.forward(silu(
+            self.time_in.forward(timestep_embedding(t, self.embed_dim)),
+        ));
+        let ce = match (&self.class_emb, y) {
+            (Some(emb), Some(y)) => {
+                let b = y.dims()[0];
+                Some(emb.forward(y.reshape([b, 1])).reshape([b, self.embed_dim]))
+            }
+            _ => None,
+        };
+        let ce = ce.as_ref();
+        let mut h = self.conv_in.forward(x);
+        let mut skips = Vec::with_capacity(self.downs.len());
+        for stage in &self.downs {
+            for r in &stage.res {
+                h = r.forward(h, &te, ce);
+            }
+            if let Some(a) = &stage.attn {
+                h = a.forward(h);
+            }
+            skips.push(h.clone());
+            if let Some(down) = &stage.resample {
+                h = down.forward(h);
+            }
+        }
+        h = self.mid1.forward(h, &te, ce);
+        h = self.mid_attn.forward(h);
+        h = self.mid2.forward(h, &te, ce);
+        for stage in &self.ups {
+            let s = skips.pop().expect("one skip per stage");
+            let [_, _, sh, sw] = s.dims();
+            let [_, _, hh, hw] = h.dims();
+            if (sh, sw) != (hh, hw) {
+                h = bilinear(h, [sh, sw]);
+            }
+            h = Tensor::cat(vec![h, s], 1);
+            for r in &stage.res {
+                h = r.forward(h, &te, ce);
+            }
+            if let Some(a) = &stage.attn {
+                h = a.forward(h);
+            }
+            if let Some(up) = &stage.resample {
+                let [_, _, hh, hw] = h.dims();
+                h = up.forward(bilinear(h, [hh * 2, hw * 2]));
+            }
+        }
+        self.out_conv.forward(silu(self.out_norm.forward(h)))
+    }
+}
+
+/// Bilinear resize with `align_corners = true`, as the user's `nn.Upsample` and
+/// `F.interpolate` calls.
+fn bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    let mut o = InterpolateOptions::new(InterpolateMode::Bilinear);
+    o.align_corners = true;
+    o.output_size = Some(size);
+    interpolate(x, o)
+}

@@ -1,0 +1,174 @@
+//! `diffusion-train` end to end on the embedded example, on the CPU backend, and its
+//! bad-input errors.
+
+#![cfg(feature = "train")]
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+
+use util::{repo, Dir, Run};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A project directory with the example split, the tiny config and its manifest.
+fn project() -> Dir {
+    let d = Dir::new();
+    copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
+    std::fs::copy(
+        repo().join("configs/examples/tiny.yaml"),
+        d.join("tiny.yaml"),
+    )
+    .unwrap();
+    d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
+    assert!(d.exists("splits/example/train_val_split.balanced.json"));
+    d
+}
+
+fn train(dir: &Dir, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_diffusion-train"))
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .expect("run diffusion-train");
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
+    let d = project();
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "3",
+            "--out",
+            "run",
+            "-q",
+        ],
+    );
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("trained 0 epochs (3 steps)"),
+        "{}",
+        r.stdout
+    );
+    let csv = d.read("run/metrics.csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,step,loss,weighted_loss,lr,images_per_s,val_loss,val_loss_normal,val_loss_abnormal"
+    );
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("0,3,"), "{}", lines[1]);
+    let fields: Vec<f64> = lines[1]
+        .split(',')
+        .take(6)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert!(
+        fields[2] > 0.0 && fields[2].is_finite(),
+        "loss {}",
+        fields[2]
+    );
+    assert!(
+        fields[3] > 0.0 && fields[3] != fields[2],
+        "the class-weighted loss differs"
+    );
+    assert!(d.exists("run/checkpoints/checkpoint_step_00000003.ckpt"));
+    assert!(d.exists("run/checkpoints/latest.ckpt"));
+    let log = d.read("run/logs/train.log");
+    assert!(log.contains("device: CPU (burn Flex backend)"), "{log}");
+    assert!(log.contains("matches the manifest's sha256"), "{log}");
+}
+
+#[test]
+fn a_missing_manifest_is_bad_input() {
+    let d = project();
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--manifest",
+            "nope.json",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: nope.json: cannot read split file: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn a_changed_source_split_is_refused() {
+    let d = project();
+    let split = d.read("splits/example/train_val_split.json");
+    d.write("splits/example/train_val_split.json", &format!("{split}\n"));
+    let r = train(&d, &["--config", "tiny.yaml", "--device", "cpu"]);
+    let line = r.assert_bad_input();
+    assert!(
+        line.starts_with("error: splits/example/train_val_split.json: the split changed since the manifest was made (sha256 "),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("; run balance-split balance again"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_class_count_mismatch_is_refused() {
+    let d = project();
+    let cfg = d
+        .read("tiny.yaml")
+        .replace("num_classes: 2", "num_classes: 3");
+    d.write("three.yaml", &cfg);
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "three.yaml",
+            "--manifest",
+            "splits/example/train_val_split.balanced.json",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: splits/example/train_val_split.balanced.json: metadata.classes has 2 classes but the config's model.conditioning.num_classes is 3"
+    );
+}
+
+#[test]
+fn an_unsupported_optimizer_is_refused() {
+    let d = project();
+    let cfg = d.read("tiny.yaml").replace("type: adam", "type: sgd");
+    d.write("sgd.yaml", &cfg);
+    let r = train(&d, &["--config", "sgd.yaml"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: sgd.yaml: training.optimizer.type: expected adam or adamw, found \"sgd\""
+    );
+}

@@ -1,0 +1,228 @@
+//! The trainer's model, loss and optimizer on burn's CPU backend (Flex): shapes, parameter
+//! counts against the PyTorch reference, the class-weighted loss, gradient flow, clipping
+//! and learning on the embedded example.
+
+#![cfg(feature = "train")]
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+use balance_split::train::loss::{per_sample_mse, sample_weights, weighted_mse};
+use balance_split::train::optim::{clip_global_norm, global_norm};
+use balance_split::train::settings::{Architecture, TrainSettings};
+use balance_split::train::unet::UNet;
+
+fn cpu() -> Device {
+    Device::flex().autodiff()
+}
+
+fn arch(size: usize, ch: usize, mult: &[usize], attn: &[bool]) -> Architecture {
+    Architecture {
+        image_size: size,
+        in_channels: 3,
+        model_channels: ch,
+        channel_multipliers: mult.to_vec(),
+        use_attention: attn.to_vec(),
+    }
+}
+
+fn tensor4(values: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_scalar::<f32>() as f64
+}
+
+#[test]
+fn unet_keeps_the_input_shape_for_every_layout() {
+    let device = Device::flex();
+    let cases = [
+        (32, &[1, 2][..], &[false, false][..]),
+        (32, &[1, 2, 4][..], &[false, false, true][..]),
+        (40, &[1, 2][..], &[true, true][..]),
+        (40, &[1, 2, 4][..], &[false, true, true][..]),
+        // 10 -> 5 -> 3: odd sizes need the decoder to resize to its skip.
+        (10, &[1, 1, 1][..], &[false, false, false][..]),
+    ];
+    for (size, mult, attn) in cases {
+        let a = arch(size, 8, mult, attn);
+        let model = UNet::new(&a, Some(2), &device);
+        let x = Tensor::<4>::zeros([2, 3, size, size], &device);
+        let t = Tensor::<1>::from_floats([0.0, 999.0], &device);
+        let y = Tensor::<1, Int>::from_ints([0, 2], &device);
+        let out = model.forward(x, t, Some(y));
+        assert_eq!(out.dims(), [2, 3, size, size], "{size} {mult:?} {attn:?}");
+    }
+}
+
+#[test]
+fn parameter_counts_match_the_pytorch_reference() {
+    // Counted by ../shared/bench/python/unet_ref.py (sum of p.numel()), with emb set to
+    // 4 * model_channels as this trainer does.
+    let device = Device::flex();
+    let count = |a: &Architecture, k: Option<usize>| UNet::new(a, k, &device).num_params();
+    assert_eq!(
+        count(&arch(40, 64, &[1, 2, 4], &[false, false, true]), Some(2)),
+        12_817_859,
+        "the user's default config"
+    );
+    assert_eq!(
+        count(&arch(16, 16, &[1, 2], &[false, true]), Some(2)),
+        235_091
+    );
+    let mut gray = arch(32, 32, &[1, 2], &[true, true]);
+    gray.in_channels = 1;
+    assert_eq!(count(&gray, Some(3)), 939_553);
+}
+
+#[test]
+fn weighted_loss_with_equal_weights_is_plain_mse() {
+    let device = cpu();
+    let p: Vec<f32> = (0..2 * 3 * 4 * 4)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let t: Vec<f32> = (0..2 * 3 * 4 * 4)
+        .map(|i| (i as f32 * 0.11).cos())
+        .collect();
+    let expect = p
+        .iter()
+        .zip(&t)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        / p.len() as f64;
+    let per = per_sample_mse(
+        tensor4(p.clone(), [2, 3, 4, 4], &device),
+        tensor4(t.clone(), [2, 3, 4, 4], &device),
+    );
+    let plain = scalar(weighted_mse(per.clone(), None));
+    assert!((plain - expect).abs() < 1e-6, "{plain} vs {expect}");
+    let ones = sample_weights(&[1.0, 1.0], &[0, 1], &device);
+    assert!((scalar(weighted_mse(per, Some(ones))) - expect).abs() < 1e-6);
+}
+
+#[test]
+fn doubling_a_class_weight_adds_its_share() {
+    let device = cpu();
+    // Sample 0 (class 0) is off by 1 everywhere, sample 1 (class 1) by 2: per-sample MSEs 1 and 4.
+    let pred = tensor4([vec![1.0; 4], vec![2.0; 4]].concat(), [2, 1, 2, 2], &device);
+    let target = Tensor::<4>::zeros([2, 1, 2, 2], &device);
+    let per = per_sample_mse(pred, target);
+    assert_eq!(per.to_data().to_vec::<f32>().unwrap(), [1.0, 4.0]);
+    let loss = |w: &[f64]| {
+        scalar(weighted_mse(
+            per.clone(),
+            Some(sample_weights(w, &[0, 1], &device)),
+        ))
+    };
+    assert_eq!(loss(&[1.0, 1.0]), 2.5);
+    // Doubling class 1's weight adds w * mse_1 / B = 4 / 2.
+    assert_eq!(loss(&[1.0, 2.0]), 4.5);
+    assert_eq!(loss(&[2.0, 1.0]), 3.0);
+    // The weight follows the true label, whatever the conditioning label was.
+    let swapped = scalar(weighted_mse(
+        per.clone(),
+        Some(sample_weights(&[1.0, 2.0], &[1, 0], &device)),
+    ));
+    assert_eq!(swapped, (2.0 * 1.0 + 4.0) / 2.0);
+}
+
+/// Records, for every parameter, whether its gradient is present and not all zero.
+struct GradCheck<'a> {
+    grads: &'a GradientsParams,
+    missing: usize,
+    zero: usize,
+    total: usize,
+}
+
+impl ModuleVisitor for GradCheck<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.total += 1;
+        match self.grads.get::<D>(param.id) {
+            None => self.missing += 1,
+            Some(g) => {
+                if g.abs().sum().into_scalar::<f32>() == 0.0 {
+                    self.zero += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_reach_every_parameter() {
+    let device = cpu();
+    device.seed(1);
+    let model = UNet::new(&arch(8, 8, &[1, 2], &[false, true]), Some(2), &device);
+    let x = Tensor::<4>::random(
+        [4, 3, 8, 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let noise = Tensor::<4>::random(
+        [4, 3, 8, 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let t = Tensor::<1>::from_floats([1.0, 50.0, 300.0, 999.0], &device);
+    // Both classes and the unconditional row are used, so every embedding row learns.
+    let y = Tensor::<1, Int>::from_ints([0, 1, 2, 1], &device);
+    let per = per_sample_mse(model.forward(x, t, Some(y)), noise);
+    let loss = weighted_mse(
+        per,
+        Some(sample_weights(&[1.0, 9.0], &[0, 1, 0, 1], &device)),
+    );
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut check = GradCheck {
+        grads: &grads,
+        missing: 0,
+        zero: 0,
+        total: 0,
+    };
+    model.visit(&mut check);
+    assert!(check.total > 50, "{}", check.total);
+    assert_eq!(
+        (check.missing, check.zero),
+        (0, 0),
+        "of {} parameters",
+        check.total
+    );
+}
+
+#[test]
+fn global_clipping_matches_clip_grad_norm() {
+    let device = cpu();
+    device.seed(2);
+    let model = UNet::new(&arch(8, 8, &[1, 2], &[false, false]), None, &device);
+    let x = Tensor::<4>::random(
+        [2, 3, 8, 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let t = Tensor::<1>::from_floats([3.0, 7.0], &device);
+    let loss = per_sample_mse(model.forward(x.clone(), t, None), x.mul_scalar(5.0)).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let before = scalar(global_norm(&model, &grads).unwrap());
+    assert!(before > 0.5, "{before}");
+    let clipped = clip_global_norm(&model, grads, 0.5);
+    let after = scalar(global_norm(&model, &clipped).unwrap());
+    // torch: scaled by max_norm / (norm + 1e-6).
+    assert!(
+        (after - 0.5 * before / (before + 1e-6)).abs() < 1e-4,
+        "{after}"
+    );
+    // A bound above the norm leaves gradients as they are.
+    let unclipped = clip_global_norm(&model, clipped, 10.0);
+    assert!((scalar(global_norm(&model, &unclipped).unwrap()) - after).abs() < 1e-5);
+}
+
+#[test]
+fn the_tiny_example_config_loads_and_fits_the_example_split() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = TrainSettings::load(&root.join("configs/examples/tiny.yaml")).unwrap();
+    assert_eq!(s.conditioning.as_ref().unwrap().num_classes, 2);
+    assert!(s.architecture.image_size <= 40);
+}
