@@ -14,6 +14,11 @@ use crate::stats::Stats;
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
+/// Makes the embedded font plotters' "sans-serif" (idempotent).
+pub fn register_font() {
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+}
+
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: cannot draw the chart: {message}")]
@@ -75,8 +80,7 @@ pub fn draw(stats: &Stats, path: &Path) -> Result<(), PlotError> {
                 .collect(),
         ),
     };
-    // Registering twice is harmless; the first registration wins.
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    register_font();
     render(&title, &stats.classes, &series, path).map_err(|e| err(e.to_string()))
 }
 

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod draws;
 pub mod error;
+pub mod grid;
 pub mod metrics;
 pub mod schedule;
 pub mod settings;
