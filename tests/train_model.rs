@@ -111,7 +111,7 @@ fn doubling_a_class_weight_adds_its_share() {
     let pred = tensor4([vec![1.0; 4], vec![2.0; 4]].concat(), [2, 1, 2, 2], &device);
     let target = Tensor::<4>::zeros([2, 1, 2, 2], &device);
     let per = per_sample_mse(pred, target);
-    assert_eq!(per.to_data().to_vec::<f32>().unwrap(), [1.0, 4.0]);
+    assert_eq!(per.to_data().try_to_vec::<f32>().unwrap(), [1.0, 4.0]);
     let loss = |w: &[f64]| {
         scalar(weighted_mse(
             per.clone(),

@@ -1,14 +1,14 @@
-//! `diffusion-train`: argument parsing, logging setup and printing; the run itself is
+//! `diffusion-train`: argument parsing, logging setup and printing; the work is in
 //! `balance_split::train::job`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use balance_split::train::error::TrainError;
-use balance_split::train::job::{self, TrainRequest};
+use balance_split::train::job::{self, GenerateRequest, TrainRequest};
 use balance_split::train::settings::DeviceChoice;
 use balance_split::train::trainer::RunOptions;
 
@@ -16,19 +16,49 @@ use balance_split::train::trainer::RunOptions;
 #[command(
     name = "diffusion-train",
     version,
-    about = "Train the class-conditional DDPM of a config on a balanced manifest (burn + wgpu)"
+    about = "Train the class-conditional DDPM of a config on a balanced manifest (burn + wgpu), and generate from it",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
-struct Args {
-    /// The diffusion YAML (model, training, output sections).
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train (what `diffusion-train --config FILE` does; `mode: generate` in the config
+    /// generates instead).
+    Train(TrainArgs),
+    /// Generate samples per class from a checkpoint (generation section of the config).
+    Generate(GenerateArgs),
+    /// Time training steps of the configured model on random data (one JSON line per batch size).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// The diffusion YAML.
     #[arg(long)]
     config: PathBuf,
+    /// Where to run [default: compute.device of the config; cuda means the GPU via wgpu].
+    #[arg(long, value_parser = parse_device)]
+    device: Option<DeviceChoice>,
+    /// No progress bar; only warnings on the console.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    common: Common,
     /// Manifest from `balance-split balance` [default: <split dir>/<split stem>.balanced.json
     /// of the config's data.split_file].
     #[arg(long)]
     manifest: Option<PathBuf>,
-    /// Where to run [default: compute.device of the config; cuda means the GPU via wgpu].
-    #[arg(long, value_parser = parse_device)]
-    device: Option<DeviceChoice>,
     /// Train this many epochs instead of training.epochs.
     #[arg(long)]
     epochs: Option<usize>,
@@ -47,9 +77,33 @@ struct Args {
     /// Continue from this checkpoint (as training.resume with enabled: true).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Checkpoint to sample from instead of generation.checkpoint.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Output directory instead of output.base_dir (images go to its generated/ subdirectory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Batch sizes to time.
+    #[arg(long, num_args = 1.., default_values_t = [8, 64])]
+    batch: Vec<usize>,
+    /// Timed steps per batch size.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Untimed steps first (kernel compilation, autotuning).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -58,33 +112,23 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 
 /// Console at info (warnings only with --quiet), the log file at debug; other crates'
 /// messages (wgpu, burn) only from warnings up, so the log stays readable.
-fn init_logging(file: &std::path::Path, quiet: bool) -> anyhow::Result<()> {
+fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
     use simplelog::{
-        ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, TermLogger, TerminalMode,
-        WriteLogger,
+        ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger,
+        TerminalMode, WriteLogger,
     };
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .with_context(|| format!("{}: cannot open log file", file.display()))?;
     let ours = ConfigBuilder::new()
         .add_filter_allow_str("balance_split")
-        .add_filter_allow_str("diffusion_train")
         .build();
     let theirs = ConfigBuilder::new()
         .add_filter_ignore_str("balance_split")
-        .add_filter_ignore_str("diffusion_train")
         .build();
     let console = if quiet {
         LevelFilter::Warn
     } else {
         LevelFilter::Info
     };
-    CombinedLogger::init(vec![
+    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![
         TermLogger::new(
             console,
             ours.clone(),
@@ -97,17 +141,29 @@ fn init_logging(file: &std::path::Path, quiet: bool) -> anyhow::Result<()> {
             TerminalMode::Stderr,
             ColorChoice::Auto,
         ),
-        WriteLogger::new(LevelFilter::Debug, ours, log.try_clone()?),
-        WriteLogger::new(LevelFilter::Warn, theirs, log),
-    ])
-    .context("cannot install the logger")
+    ];
+    if let Some(file) = file {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create log directory", dir.display()))?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .with_context(|| format!("{}: cannot open log file", file.display()))?;
+        loggers.push(WriteLogger::new(LevelFilter::Debug, ours, log.try_clone()?));
+        loggers.push(WriteLogger::new(LevelFilter::Warn, theirs, log));
+    }
+    CombinedLogger::init(loggers).context("cannot install the logger")
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let c = args.common;
     let req = TrainRequest {
-        config: args.config,
+        config: c.config,
         manifest: args.manifest,
-        device: args.device,
+        device: c.device,
         out: args.out,
         root: args.root,
         resume: args.resume,
@@ -115,11 +171,20 @@ fn run(args: Args) -> anyhow::Result<()> {
             epochs: args.epochs,
             max_steps: args.max_steps,
             cache: args.cache,
-            progress: !args.quiet,
+            progress: !c.quiet,
         },
     };
     let settings = job::settings(&req)?;
-    init_logging(&settings.output.logs.join("train.log"), args.quiet)?;
+    if settings.generate_mode {
+        let gen = GenerateRequest {
+            config: req.config,
+            checkpoint: None,
+            device: req.device,
+            out: req.out,
+        };
+        return generate_with(&gen, &settings, c.quiet);
+    }
+    init_logging(Some(&settings.output.logs.join("train.log")), c.quiet)?;
     let summary = job::train(&req, &settings)?;
     if let Some(last) = &summary.last {
         println!(
@@ -130,18 +195,66 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(c) = &summary.checkpoint {
         println!("checkpoint: {}", c.display());
     }
+    for p in &summary.images {
+        println!("image: {}", p.display());
+    }
+    Ok(())
+}
+
+fn generate_with(
+    req: &GenerateRequest,
+    settings: &balance_split::train::settings::TrainSettings,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    init_logging(Some(&settings.output.logs.join("generate.log")), quiet)?;
+    for p in job::generate(req, settings)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let c = args.common;
+    let req = GenerateRequest {
+        config: c.config,
+        checkpoint: args.checkpoint,
+        device: c.device,
+        out: args.out,
+    };
+    let settings = job::load_settings(&req.config, req.device, req.out.as_deref())?;
+    generate_with(&req, &settings, c.quiet)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let c = args.common;
+    let settings = job::load_settings(&c.config, c.device, None)?;
+    init_logging(None, c.quiet)?;
+    for t in job::bench(&settings, &args.batch, args.steps, args.warmup)? {
+        println!("{}", serde_json::to_string(&t)?);
+    }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => train(cli.train),
+        Some(Command::Train(a)) => train(a),
+        Some(Command::Generate(a)) => generate(a),
+        Some(Command::Bench(a)) => bench(a),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = e
-                .downcast_ref::<TrainError>()
-                .map_or(1, TrainError::exit_code);
-            eprintln!("error: {e:#}");
-            ExitCode::from(code as u8)
-        }
+        Err(e) => match e.downcast_ref::<TrainError>() {
+            // Library errors already carry their cause; the chain would repeat it.
+            Some(t) => {
+                eprintln!("error: {t}");
+                ExitCode::from(t.exit_code() as u8)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -59,8 +59,8 @@ pub struct Meta {
     pub num_classes: Option<usize>,
     pub class_names: Vec<String>,
     pub diffusion: Diffusion,
-    /// The learning rate of the last epoch trained.
-    pub learning_rate: f64,
+    /// The epoch the learning-rate schedule counts from (0 unless a resume reset it).
+    pub schedule_start: usize,
     /// Lowest validation loss seen so far (for `save_best_only`).
     pub best_val_loss: Option<f64>,
 }
@@ -264,7 +264,7 @@ mod tests {
                     beta_start: 1e-4,
                     beta_end: 0.02,
                 },
-                learning_rate: 1e-4,
+                schedule_start: 0,
                 best_val_loss: None,
             },
             sections: vec![("model".into(), vec![1, 2, 3]), ("ema".into(), vec![])],

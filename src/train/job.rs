@@ -6,8 +6,11 @@ use super::checkpoint::Checkpoint;
 use super::data::{SourceCheck, TrainData};
 use super::device;
 use super::error::TrainError;
+use super::schedule::NoiseSchedule;
 use super::settings::{DeviceChoice, TrainSettings};
 use super::trainer::{self, RunOptions, Summary, Trainer};
+use super::unet::UNet;
+use super::visualize;
 
 /// A training request from the command line.
 #[derive(Clone, Debug, Default)]
@@ -24,15 +27,25 @@ pub struct TrainRequest {
     pub options: RunOptions,
 }
 
-/// The settings with the command line's overrides applied.
-pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
-    let mut s = TrainSettings::load(&req.config)?;
-    if let Some(d) = req.device {
+/// The config's settings with the command line's `--device` and `--out` applied.
+pub fn load_settings(
+    config: &Path,
+    device: Option<DeviceChoice>,
+    out: Option<&Path>,
+) -> Result<TrainSettings, TrainError> {
+    let mut s = TrainSettings::load(config)?;
+    if let Some(d) = device {
         s.device = d;
     }
-    if let Some(out) = &req.out {
+    if let Some(out) = out {
         s.output = s.output.rebased(out);
     }
+    Ok(s)
+}
+
+/// The settings of a training request (`--resume` included).
+pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
+    let mut s = load_settings(&req.config, req.device, req.out.as_deref())?;
     if let Some(r) = &req.resume {
         s.training.resume.enabled = true;
         s.training.resume.checkpoint = Some(r.clone());
@@ -107,7 +120,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             .as_ref()
             .expect("validated: resume has a checkpoint");
         let ck = Checkpoint::load(path)?;
-        state = trainer::restore(state, &ck, path, s, r.reset_optimizer)?;
+        state = trainer::restore(state, &ck, path, s)?;
         log::info!(
             "resumed from {} at epoch {} step {}",
             path.display(),
@@ -124,4 +137,93 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     };
     let (_, summary) = t.run(state)?;
     Ok(summary)
+}
+
+/// A generation request from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateRequest {
+    pub config: PathBuf,
+    /// Overrides `generation.checkpoint`.
+    pub checkpoint: Option<PathBuf>,
+    pub device: Option<DeviceChoice>,
+    /// Overrides `output.base_dir`; images go to its `generated` subdirectory.
+    pub out: Option<PathBuf>,
+}
+
+/// Generation mode: samples per class from a checkpoint, written as PNGs. The model's
+/// shape and noise schedule come from the checkpoint; the sampling settings from the
+/// config's `generation` section.
+pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>, TrainError> {
+    let path = req
+        .checkpoint
+        .clone()
+        .or_else(|| s.generation.checkpoint.clone())
+        .ok_or_else(|| {
+            TrainError::Mismatch(format!(
+                "{}: generation.checkpoint: missing; set it or pass --checkpoint FILE",
+                req.config.display()
+            ))
+        })?;
+    let ck = Checkpoint::load(&path)?;
+    let m = &ck.meta;
+    if let Some(sel) = &s.generation.class_selection {
+        if let Some(bad) = sel.iter().find(|&&k| k >= m.class_names.len()) {
+            return Err(TrainError::Mismatch(format!(
+                "{}: generation.sampling.class_selection: class {bad} is not below the checkpoint's {} classes",
+                req.config.display(),
+                m.class_names.len()
+            )));
+        }
+    }
+    let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
+    log::info!("device: {}", chosen.description);
+    let model = UNet::new(&m.architecture, m.num_classes, &chosen.device);
+    let use_ema = s.generation.use_ema;
+    if use_ema && ck.section("ema").is_none() {
+        log::warn!(
+            "{}: no EMA weights; generating with the trained weights",
+            path.display()
+        );
+    }
+    let model = trainer::load_weights(model, &ck, &path, use_ema)?;
+    let schedule = NoiseSchedule::new(&m.diffusion);
+    let mut settings = s.clone();
+    settings.architecture = m.architecture.clone();
+    let seed = trainer::training_seed(s);
+    let ctx = visualize::Context {
+        model: &model,
+        schedule: &schedule,
+        settings: &settings,
+        classes: &m.class_names,
+        seed,
+        device: &chosen.device,
+    };
+    let title = format!(
+        "{}: epoch {}, guidance {}, seed {seed}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        m.epoch,
+        s.generation.guidance_scale
+    );
+    let written = visualize::generation(&ctx, &s.output.generated, &title)?;
+    log::info!(
+        "wrote {} files to {}",
+        written.len(),
+        s.output.generated.display()
+    );
+    Ok(written)
+}
+
+/// `diffusion-train bench`: timed training steps per batch size.
+pub fn bench(
+    s: &TrainSettings,
+    batches: &[usize],
+    steps: usize,
+    warmup: usize,
+) -> Result<Vec<super::bench::Timing>, TrainError> {
+    let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
+    let device = chosen.device.autodiff();
+    Ok(batches
+        .iter()
+        .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup))
+        .collect())
 }

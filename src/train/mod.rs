@@ -15,7 +15,13 @@ pub mod schedule;
 pub mod settings;
 
 #[cfg(feature = "train")]
+pub mod bench;
+#[cfg(feature = "train")]
 pub mod device;
+#[cfg(feature = "train")]
+pub mod ema;
+#[cfg(feature = "train")]
+pub mod generate;
 #[cfg(feature = "train")]
 pub mod job;
 #[cfg(feature = "train")]
@@ -26,3 +32,5 @@ pub mod optim;
 pub mod trainer;
 #[cfg(feature = "train")]
 pub mod unet;
+#[cfg(feature = "train")]
+pub mod visualize;

@@ -84,10 +84,13 @@ impl NoiseSchedule {
         (a.sqrt(), (1.0 - a).sqrt())
     }
 
-    /// One ancestral step's coefficients at t (Ho et al. 2020, eq. 11, sigma_t^2 = the
-    /// posterior variance `beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)`):
-    /// `x_{t-1} = c_x (x_t - c_eps eps) + sigma z`, returned as `(c_x, c_eps, sigma)`.
-    pub fn reverse_coefficients(&self, t: usize) -> (f64, f64, f64) {
+    /// The posterior `q(x_{t-1} | x_t, x_0)` of Ho et al. 2020 (eqs. 6-7): its mean is
+    /// `c0 * x_0 + ct * x_t` with `c0 = beta_t sqrt(alpha_bar_{t-1}) / (1 - alpha_bar_t)`,
+    /// `ct = (1 - alpha_bar_{t-1}) sqrt(alpha_t) / (1 - alpha_bar_t)`, and its standard
+    /// deviation `sigma_t = sqrt(beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t))` (0 at
+    /// t = 0). Sampling predicts x_0 from the noise estimate, clips it to [-1, 1] and takes
+    /// this step; returned as `(c0, ct, sigma)`.
+    pub fn posterior(&self, t: usize) -> (f64, f64, f64) {
         let beta = self.betas[t];
         let a_bar = self.alphas_cumprod[t];
         let a_bar_prev = if t == 0 {
@@ -95,14 +98,14 @@ impl NoiseSchedule {
         } else {
             self.alphas_cumprod[t - 1]
         };
-        let c_x = 1.0 / (1.0 - beta).sqrt();
-        let c_eps = beta / (1.0 - a_bar).sqrt();
+        let c0 = beta * a_bar_prev.sqrt() / (1.0 - a_bar);
+        let ct = (1.0 - a_bar_prev) * (1.0 - beta).sqrt() / (1.0 - a_bar);
         let var = if t == 0 {
             0.0
         } else {
             beta * (1.0 - a_bar_prev) / (1.0 - a_bar)
         };
-        (c_x, c_eps, var.sqrt())
+        (c0, ct, var.sqrt())
     }
 }
 
@@ -181,13 +184,18 @@ mod tests {
         let s = NoiseSchedule::new(&diffusion(BetaSchedule::Linear, 10));
         let (a, b) = s.forward_coefficients(3);
         assert!(close(a * a + b * b, 1.0));
-        let (cx, ce, sigma) = s.reverse_coefficients(0);
-        assert_eq!(sigma, 0.0, "no noise is added at the last step");
-        assert!(close(cx, 1.0 / (1.0 - 1e-4f64).sqrt()));
-        assert!(close(ce, 1e-4 / (1.0 - s.alphas_cumprod[0]).sqrt()));
-        let (_, _, sigma) = s.reverse_coefficients(5);
-        let var = s.betas[5] * (1.0 - s.alphas_cumprod[4]) / (1.0 - s.alphas_cumprod[5]);
-        assert!(close(sigma * sigma, var));
+        // At t = 0 the posterior mean is x_0 itself and no noise is added.
+        let (c0, ct, sigma) = s.posterior(0);
+        assert!(close(c0, 1.0) && ct == 0.0 && sigma == 0.0);
+        let (c0, ct, sigma) = s.posterior(5);
+        let (b, a, ap) = (s.betas[5], s.alphas_cumprod[5], s.alphas_cumprod[4]);
+        assert!(close(sigma * sigma, b * (1.0 - ap) / (1.0 - a)));
+        // With x_0 recovered exactly from the true noise, the posterior mean equals the
+        // eq. 11 step `(x_t - beta / sqrt(1 - a) eps) / sqrt(1 - beta)`.
+        let (x0, eps) = (0.3, -1.2);
+        let xt = a.sqrt() * x0 + (1.0 - a).sqrt() * eps;
+        let eq11 = (xt - b / (1.0 - a).sqrt() * eps) / (1.0 - b).sqrt();
+        assert!(close(c0 * x0 + ct * xt, eq11));
     }
 
     #[test]

@@ -218,6 +218,11 @@ impl UNet {
         }
     }
 
+    /// Whether the model has a class embedding (`model.conditioning.type: class`).
+    pub fn is_conditional(&self) -> bool {
+        self.class_emb.is_some()
+    }
+
     /// Predicted noise for `x` (`[B, C, H, W]`) at timesteps `t` (`[B]`, as floats) with
     /// class labels `y` (`[B]`; the unconditional row is `num_classes`).
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
