@@ -5,23 +5,9 @@
 
 mod util;
 
-use std::path::Path;
 use std::process::Command;
 
-use util::{repo, Dir, Run};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+use util::{copy_dir, repo, Dir, Run};
 
 /// A project directory with the example split, the tiny config and its manifest.
 fn project() -> Dir {

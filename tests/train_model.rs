@@ -4,6 +4,8 @@
 
 #![cfg(feature = "train")]
 
+mod util;
+
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -57,6 +59,41 @@ fn unet_keeps_the_input_shape_for_every_layout() {
         let out = model.forward(x, t, Some(y));
         assert_eq!(out.dims(), [2, 3, size, size], "{size} {mult:?} {attn:?}");
     }
+}
+
+#[test]
+fn matrix_bilinear_equals_burns_interpolate() {
+    use balance_split::train::unet::bilinear;
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let device = Device::flex();
+    for (h, w, oh, ow) in [(5, 5, 10, 10), (10, 20, 20, 40), (3, 4, 5, 7), (4, 4, 4, 4)] {
+        let v: Vec<f32> = (0..2 * 3 * h * w)
+            .map(|i| ((i as f32) * 0.31).sin())
+            .collect();
+        let x = tensor4(v, [2, 3, h, w], &device);
+        let mut o = InterpolateOptions::new(InterpolateMode::Bilinear);
+        o.align_corners = true;
+        o.output_size = Some([oh, ow]);
+        let a = interpolate(x.clone(), o)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = bilinear(x, [oh, ow])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-5, "{h}x{w} -> {oh}x{ow}: {diff}");
+    }
+    // Corners are kept exactly (align_corners).
+    let x = tensor4(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2], &device);
+    let up = bilinear(x, [3, 3]).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(up, [1.0, 1.5, 2.0, 2.0, 2.5, 3.0, 3.0, 3.5, 4.0]);
 }
 
 #[test]
@@ -217,6 +254,55 @@ fn global_clipping_matches_clip_grad_norm() {
     // A bound above the norm leaves gradients as they are.
     let unclipped = clip_global_norm(&model, clipped, 10.0);
     assert!((scalar(global_norm(&model, &unclipped).unwrap()) - after).abs() < 1e-5);
+}
+
+#[test]
+fn training_on_the_example_lowers_the_validation_loss() {
+    use balance_split::train::data::TrainData;
+    use balance_split::train::trainer::{fresh, validate, RunOptions, Trainer};
+    let d = util::Dir::new();
+    util::copy_dir(
+        &util::repo().join("splits/example"),
+        &d.join("splits/example"),
+    );
+    std::fs::copy(
+        util::repo().join("configs/examples/tiny.yaml"),
+        d.join("tiny.yaml"),
+    )
+    .unwrap();
+    d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
+    let mut s = TrainSettings::load(&d.join("tiny.yaml")).unwrap();
+    s.training.visualization.enabled = false;
+    s.output = s.output.rebased(&d.join("out"));
+    let data = TrainData::load(
+        &d.join("splits/example/train_val_split.balanced.json"),
+        d.path(),
+        &s,
+    )
+    .unwrap();
+    let device = cpu();
+    let val = data.val.as_ref().expect("the example has validation data");
+    let state = fresh(&s, 0, &device);
+    let loss = |m: &UNet| validate(&m.valid(), val, &s, data.data_seed, 0, 2, &device).unwrap();
+    let (before, _) = loss(&state.model);
+    let t = Trainer {
+        settings: &s,
+        data: &data,
+        device: device.clone(),
+        seed: 0,
+        options: RunOptions {
+            epochs: Some(2),
+            ..RunOptions::default()
+        },
+    };
+    let (state, summary) = t.run(state).unwrap();
+    assert_eq!(summary.steps, 26, "2 epochs of 200 images in batches of 16");
+    let (after, per_class) = loss(&state.model);
+    assert!(after < 0.8 * before, "validation MSE {before} -> {after}");
+    assert!(
+        per_class.iter().all(|v| v.is_some_and(f64::is_finite)),
+        "{per_class:?}"
+    );
 }
 
 #[test]

@@ -17,14 +17,29 @@ use balance_split::train::trainer::RunOptions;
     name = "diffusion-train",
     version,
     about = "Train the class-conditional DDPM of a config on a balanced manifest (burn + wgpu), and generate from it",
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    after_help = "Without a command, `diffusion-train --config FILE ...` trains."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    train: TrainArgs,
+    command: Command,
+}
+
+/// The command line with `train` supplied when no command is named, so the documented
+/// `diffusion-train --config FILE --manifest FILE` trains. (clap's optional subcommand
+/// with flattened required arguments cannot express this without making every
+/// training argument optional.)
+fn args_with_default_command() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
+        matches!(
+            a,
+            "train" | "generate" | "bench" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
+    if !named {
+        args.insert(1, "train".into());
+    }
+    args
 }
 
 #[derive(Subcommand)]
@@ -123,23 +138,24 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
     let theirs = ConfigBuilder::new()
         .add_filter_ignore_str("balance_split")
         .build();
+    // simplelog's Auto still colours a pipe; only a terminal gets colours.
+    let colors = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
+    };
     let console = if quiet {
         LevelFilter::Warn
     } else {
         LevelFilter::Info
     };
     let mut loggers: Vec<Box<dyn SharedLogger>> = vec![
-        TermLogger::new(
-            console,
-            ours.clone(),
-            TerminalMode::Stderr,
-            ColorChoice::Auto,
-        ),
+        TermLogger::new(console, ours.clone(), TerminalMode::Stderr, colors),
         TermLogger::new(
             LevelFilter::Warn,
             theirs.clone(),
             TerminalMode::Stderr,
-            ColorChoice::Auto,
+            colors,
         ),
     ];
     if let Some(file) = file {
@@ -236,12 +252,19 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // burn creates a few internal tensors (an optimizer state being loaded) on its
+    // default device, which with the wgpu feature is the GPU. Every device we use is
+    // chosen explicitly, so the default is pinned to the CPU backend: resuming on a
+    // machine without Vulkan must not try to start one. Set while the process has one
+    // thread, before anything reads the environment.
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        std::env::set_var("BURN_DEVICE", "flex");
+    }
+    let cli = Cli::parse_from(args_with_default_command());
     let result = match cli.command {
-        None => train(cli.train),
-        Some(Command::Train(a)) => train(a),
-        Some(Command::Generate(a)) => generate(a),
-        Some(Command::Bench(a)) => bench(a),
+        Command::Train(a) => train(a),
+        Command::Generate(a) => generate(a),
+        Command::Bench(a) => bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

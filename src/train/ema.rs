@@ -11,8 +11,8 @@ use super::unet::UNet;
 
 /// The averaged model.
 #[derive(Clone, Debug)]
-pub struct Ema {
-    pub model: UNet,
+pub struct Ema<M = UNet> {
+    pub model: M,
     pub decay: f64,
 }
 
@@ -46,9 +46,9 @@ impl ModuleMapper for Blend {
     }
 }
 
-impl Ema {
+impl<M: Module> Ema<M> {
     /// Starts the average at the model's current weights.
-    pub fn new(model: &UNet, decay: f64) -> Ema {
+    pub fn new(model: &M, decay: f64) -> Ema<M> {
         Ema {
             model: model.valid(),
             decay,
@@ -56,7 +56,7 @@ impl Ema {
     }
 
     /// One update towards `model` (the model being trained; same parameter ids).
-    pub fn update(&mut self, model: &UNet) {
+    pub fn update(&mut self, model: &M) {
         let mut c = Collect(HashMap::new());
         model.visit(&mut c);
         let mut blend = Blend {

@@ -77,6 +77,30 @@ pub fn sample(
     req: &Request,
     device: &Device,
 ) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
+    sample_with(
+        |x, t| {
+            guided_eps(
+                model,
+                x,
+                t,
+                Some(req.labels),
+                req.num_classes,
+                req.guidance_scale,
+            )
+        },
+        schedule,
+        req,
+        device,
+    )
+}
+
+/// [`sample`] with any noise predictor `eps(x_t, t)`.
+pub fn sample_with(
+    mut eps: impl FnMut(Tensor<4>, usize) -> Tensor<4>,
+    schedule: &NoiseSchedule,
+    req: &Request,
+    device: &Device,
+) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
     let n = req.labels.len();
     let shape = [n, req.channels, req.size, req.size];
     let len = shape.iter().product();
@@ -89,18 +113,9 @@ pub fn sample(
         if req.snapshots.contains(&t) {
             snaps.push((t, x.to_data().try_to_vec::<f32>().expect("f32 samples")));
         }
-        let eps = guided_eps(
-            model,
-            x.clone(),
-            t,
-            Some(req.labels),
-            req.num_classes,
-            req.guidance_scale,
-        );
+        let e = eps(x.clone(), t);
         let (a, b) = schedule.forward_coefficients(t);
-        let x0 = (x.clone() - eps.mul_scalar(b))
-            .div_scalar(a)
-            .clamp(-1.0, 1.0);
+        let x0 = (x.clone() - e.mul_scalar(b)).div_scalar(a).clamp(-1.0, 1.0);
         let (c0, ct, sigma) = schedule.posterior(t);
         let mut next = x0.mul_scalar(c0) + x.mul_scalar(ct);
         if t > 0 {

@@ -99,6 +99,17 @@ pub fn training_seed(s: &TrainSettings) -> u64 {
     }
 }
 
+/// Touches every parameter. burn initialises parameters lazily, on first use, from the
+/// device's generator; forcing it right after seeding makes the initial weights a
+/// function of the seed alone, whatever runs before the first forward pass.
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        let _ = p.val();
+    }
+}
+
 /// A fresh model and optimizer on `device`, initialised from `seed`.
 pub fn fresh(s: &TrainSettings, seed: u64, device: &Device) -> State {
     device.seed(seed);
@@ -107,6 +118,7 @@ pub fn fresh(s: &TrainSettings, seed: u64, device: &Device) -> State {
         s.conditioning.as_ref().map(|c| c.num_classes),
         device,
     );
+    model.visit(&mut Materialize);
     let ema = s
         .training
         .ema

@@ -13,8 +13,6 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::settings::Architecture;
 
@@ -278,10 +276,40 @@ impl UNet {
 }
 
 /// Bilinear resize with `align_corners = true`, as the user's `nn.Upsample` and
-/// `F.interpolate` calls.
-fn bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    let mut o = InterpolateOptions::new(InterpolateMode::Bilinear);
-    o.align_corners = true;
-    o.output_size = Some(size);
-    interpolate(x, o)
+/// `F.interpolate` calls, written as two small matrix products (one per axis).
+///
+/// burn's `interpolate` has no backward pass for bilinear mode on its GPU (CubeCL)
+/// backends; a separable resize is exactly two linear maps, and matmul differentiates
+/// everywhere. Output row `i` of an axis resized from `n` to `m` samples input position
+/// `i (n - 1) / (m - 1)`, weighting its two neighbours linearly.
+pub fn bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [oh, ow] = size;
+    let device = x.device();
+    let aw = Tensor::<2>::from_data(TensorData::new(resize_matrix(w, ow), [w, ow]), &device);
+    let ah = Tensor::<2>::from_data(TensorData::new(resize_matrix(h, oh), [h, oh]), &device);
+    let x = x.reshape([b * c * h, w]).matmul(aw).reshape([b, c, h, ow]);
+    x.swap_dims(2, 3)
+        .reshape([b * c * ow, h])
+        .matmul(ah)
+        .reshape([b, c, ow, oh])
+        .swap_dims(2, 3)
+}
+
+/// The `[n, m]` matrix that resizes an axis of `n` samples to `m` (align_corners).
+pub fn resize_matrix(n: usize, m: usize) -> Vec<f32> {
+    let mut a = vec![0f32; n * m];
+    for i in 0..m {
+        let src = if m == 1 {
+            0.0
+        } else {
+            i as f64 * (n - 1) as f64 / (m - 1) as f64
+        };
+        let i0 = (src.floor() as usize).min(n - 1);
+        let i1 = (i0 + 1).min(n - 1);
+        let frac = (src - i0 as f64) as f32;
+        a[i0 * m + i] += 1.0 - frac;
+        a[i1 * m + i] += frac;
+    }
+    a
 }

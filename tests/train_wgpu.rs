@@ -1,0 +1,92 @@
+//! The trainer on wgpu: in CI that is Mesa's lavapipe (Vulkan on the CPU). The same
+//! model gives the same predictions as on the CPU backend, and training steps run and
+//! lower the loss on a repeated batch.
+//!
+//! Without a wgpu adapter this test cannot check anything. With
+//! `DIFFUSION_TRAIN_REQUIRE_WGPU=1` (set by `scripts/test`, which CI runs) that is a
+//! failure; without it the test says loudly that it checked nothing.
+
+#![cfg(feature = "train")]
+
+use burn::module::Module;
+use burn::prelude::*;
+
+use balance_split::images::loader::Batch;
+use balance_split::train::device;
+use balance_split::train::schedule::NoiseSchedule;
+use balance_split::train::settings::{DeviceChoice, TrainSettings};
+use balance_split::train::trainer::{fresh, step_inputs, train_step};
+use balance_split::train::unet::UNet;
+
+fn wgpu_or_skip() -> Option<device::Chosen> {
+    match device::choose(DeviceChoice::Wgpu) {
+        Ok(c) => {
+            eprintln!("wgpu test on {}", c.description);
+            Some(c)
+        }
+        Err(e) => {
+            if std::env::var_os("DIFFUSION_TRAIN_REQUIRE_WGPU").is_some() {
+                panic!("DIFFUSION_TRAIN_REQUIRE_WGPU is set but {e}");
+            }
+            eprintln!("SKIPPED (checked nothing): {e}; set DIFFUSION_TRAIN_REQUIRE_WGPU=1 to make this a failure");
+            None
+        }
+    }
+}
+
+fn tiny() -> TrainSettings {
+    TrainSettings::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/tiny.yaml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn wgpu_matches_the_cpu_and_trains() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let s = tiny();
+    let cpu = Device::flex();
+    cpu.seed(3);
+    let model = UNet::new(&s.architecture, Some(2), &cpu).valid();
+    let on_gpu = model.clone().to_device(&gpu.device);
+    let x: Vec<f32> = (0..2 * 3 * 16 * 16)
+        .map(|i| ((i as f32) * 0.37).sin())
+        .collect();
+    let predict = |m: &UNet, d: &Device| {
+        m.forward(
+            Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 16, 16]), d),
+            Tensor::<1>::from_floats([5.0, 77.0], d),
+            Some(Tensor::<1, Int>::from_ints([0, 2], d)),
+        )
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+    };
+    let (a, b) = (predict(&model, &cpu), predict(&on_gpu, &gpu.device));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-3, "wgpu and CPU predictions differ by {diff}");
+
+    // Training steps on one repeated batch: the loss of that batch must fall.
+    let device = gpu.device.clone().autodiff();
+    let mut state = fresh(&s, 0, &device);
+    let schedule = NoiseSchedule::new(&s.diffusion);
+    let batch = || Batch {
+        images: x.iter().map(|v| v * 0.5).collect(),
+        labels: vec![0, 1],
+        entries: Vec::new(),
+        shape: [2, 3, 16, 16],
+    };
+    let mut losses = Vec::new();
+    for _ in 0..12 {
+        // The same draws every step (step 0's), so only the weights change.
+        let inputs = step_inputs(batch(), &s, &schedule, Some(&[1.0, 2.0]), 0, 0, &device);
+        let (objective, _) = train_step(&mut state, inputs, 2e-3, Some(1.0), &device);
+        losses.push(objective.into_scalar::<f32>());
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[11] < 0.8 * losses[0], "{losses:?}");
+}
