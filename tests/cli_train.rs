@@ -158,3 +158,154 @@ fn an_unsupported_optimizer_is_refused() {
         "error: sgd.yaml: training.optimizer.type: expected adam or adamw, found \"sgd\""
     );
 }
+
+fn png_size(d: &Dir, rel: &str) -> (u32, u32) {
+    image::image_dimensions(d.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn an_epoch_writes_its_sample_grid_and_denoising_strip() {
+    let d = project();
+    let cfg = d
+        .read("tiny.yaml")
+        .replace("log_images_interval: 10", "log_images_interval: 1")
+        .replace("log_denoising_interval: 20", "log_denoising_interval: 1");
+    d.write("vis.yaml", &cfg);
+    let r = train(
+        &d,
+        &[
+            "--config", "vis.yaml", "--device", "cpu", "--epochs", "1", "--out", "run", "-q",
+        ],
+    );
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("image: run/samples/samples_epoch_0001.png"),
+        "{}",
+        r.stdout
+    );
+    // 4 samples per class, 16 px enlarged 4x to 64, in two labelled rows.
+    assert_eq!(
+        png_size(&d, "run/samples/samples_epoch_0001.png"),
+        (140 + 4 * 68 + 4, 28 + 2 * 68 + 4)
+    );
+    // Eight timesteps and the result, one row per class.
+    assert_eq!(
+        png_size(&d, "run/samples/denoising_epoch_0001.png"),
+        (140 + 9 * 68 + 4, 28 + 2 * 68 + 4)
+    );
+    let csv = d.read("run/metrics.csv");
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[0], "1");
+    // The last epoch is validated: overall and per class.
+    assert!(
+        row[6..]
+            .iter()
+            .all(|v| v.parse::<f64>().is_ok_and(|x| x > 0.0)),
+        "{row:?}"
+    );
+    assert!(d.exists("run/checkpoints/checkpoint_epoch_0001.ckpt"));
+}
+
+#[test]
+fn generate_writes_per_class_pngs_and_a_grid() {
+    let d = project();
+    train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+            "--out",
+            "run",
+            "-q",
+        ],
+    )
+    .assert_ok();
+    let r = train(
+        &d,
+        &[
+            "generate",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "gen",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    r.assert_ok();
+    let mut files: Vec<String> = std::fs::read_dir(d.join("gen/generated"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "abnormal_0000.png",
+            "abnormal_0001.png",
+            "abnormal_0002.png",
+            "abnormal_0003.png",
+            "grid.png",
+            "normal_0000.png",
+            "normal_0001.png",
+            "normal_0002.png",
+            "normal_0003.png",
+        ]
+    );
+    assert_eq!(png_size(&d, "gen/generated/normal_0002.png"), (16, 16));
+    // grid_nrow 4: each class's 4 samples on one row.
+    assert_eq!(
+        png_size(&d, "gen/generated/grid.png"),
+        (140 + 4 * 68 + 4, 28 + 2 * 68 + 4)
+    );
+    // Deterministic for the seed: a second run writes the same pixels.
+    let first = std::fs::read(d.join("gen/generated/abnormal_0001.png")).unwrap();
+    train(
+        &d,
+        &[
+            "generate",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "gen2",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
+    .assert_ok();
+    assert_eq!(
+        first,
+        std::fs::read(d.join("gen2/generated/abnormal_0001.png")).unwrap()
+    );
+    // A damaged checkpoint is refused as bad input.
+    let ck = d.join("run/checkpoints/latest.ckpt");
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let r = train(
+        &d,
+        &[
+            "generate",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: run/checkpoints/latest.ckpt: not a diffusion-train checkpoint (checksum mismatch: the file is truncated or damaged)"
+    );
+}
