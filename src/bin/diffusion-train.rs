@@ -70,9 +70,11 @@ struct Common {
 struct TrainArgs {
     #[command(flatten)]
     common: Common,
-    /// Manifest from `balance-split balance` [default: <split dir>/<split stem>.balanced.json
-    /// of the config's data.split_file].
-    #[arg(long)]
+    // A help attribute, not a doc comment: rustdoc would read `<split dir>` as HTML.
+    #[arg(
+        long,
+        help = "Manifest from `balance-split balance` [default: <split dir>/<split stem>.balanced.json of the config's data.split_file]"
+    )]
     manifest: Option<PathBuf>,
     /// Train this many epochs instead of training.epochs.
     #[arg(long)]
