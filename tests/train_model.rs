@@ -259,7 +259,9 @@ fn global_clipping_matches_clip_grad_norm() {
 #[test]
 fn training_on_the_example_lowers_the_validation_loss() {
     use balance_split::train::data::TrainData;
-    use balance_split::train::trainer::{fresh, validate, RunOptions, Trainer};
+    use balance_split::train::state::fresh;
+    use balance_split::train::step::validate;
+    use balance_split::train::trainer::{RunOptions, Trainer};
     let d = util::Dir::new();
     util::copy_dir(
         &util::repo().join("splits/example"),

@@ -14,7 +14,8 @@ use burn::prelude::*;
 use balance_split::train::checkpoint::Checkpoint;
 use balance_split::train::data::TrainData;
 use balance_split::train::settings::TrainSettings;
-use balance_split::train::trainer::{fresh, restore, RunOptions, State, Trainer};
+use balance_split::train::state::{fresh, restore, State};
+use balance_split::train::trainer::{RunOptions, Trainer};
 use util::{copy_dir, repo, Dir};
 
 /// Every parameter's values in visiting order (records also carry parameter ids, which

@@ -15,7 +15,8 @@ use balance_split::images::loader::Batch;
 use balance_split::train::device;
 use balance_split::train::schedule::NoiseSchedule;
 use balance_split::train::settings::{DeviceChoice, TrainSettings};
-use balance_split::train::trainer::{fresh, step_inputs, train_step};
+use balance_split::train::state::fresh;
+use balance_split::train::step::{step_inputs, train_step};
 use balance_split::train::unet::UNet;
 
 fn wgpu_or_skip() -> Option<device::Chosen> {

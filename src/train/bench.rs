@@ -1,7 +1,7 @@
 //! `diffusion-train bench`: training steps of the configured model on random data of the
 //! configured shape, timed, for comparison with `../shared/bench/python/unet_ref.py`
-//! (same model, same class-weighted loss with weights [1, 9], Adam at 1e-4, timesteps,
-//! label dropout and noise drawn per step).
+//! (same model, same class-weighted loss with weights [1, 9], Adam at the configured
+//! learning rate, timesteps, label dropout and noise drawn per step, no EMA, no clipping).
 
 use std::time::Instant;
 
@@ -11,7 +11,8 @@ use crate::rng::{Purpose, Stream};
 
 use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
-use super::trainer::{self, State};
+use super::state::{self, State};
+use super::step;
 use crate::images::loader::Batch;
 
 /// One measurement.
@@ -41,7 +42,9 @@ pub fn run(
     let k = s.conditioning.as_ref().map_or(1, |c| c.num_classes);
     let weights: Vec<f64> = (0..k).map(|i| if i == 1 { 9.0 } else { 1.0 }).collect();
     let schedule = NoiseSchedule::new(&s.diffusion);
-    let mut state: State = trainer::fresh(s, 0, device);
+    let mut state: State = state::fresh(s, 0, device);
+    // The reference keeps no average; timing ours with one would compare different work.
+    state.ema = None;
     let mut data = Stream::fast(0, Purpose::Generation, &[u64::MAX]);
     let shape = [batch, a.in_channels, a.image_size, a.image_size];
     let mut images = vec![0f32; shape.iter().product()];
@@ -55,8 +58,8 @@ pub fn run(
             entries: Vec::new(),
             shape,
         };
-        let inputs = trainer::step_inputs(b, s, &schedule, Some(&weights), 0, i, device);
-        trainer::train_step(state, inputs, lr, None, device).0
+        let inputs = step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device);
+        step::train_step(state, inputs, lr, None, device).0
     };
     for i in 0..warmup {
         step(&mut state, i as u64).into_scalar::<f32>();

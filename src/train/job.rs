@@ -8,7 +8,8 @@ use super::device;
 use super::error::TrainError;
 use super::schedule::NoiseSchedule;
 use super::settings::{DeviceChoice, TrainSettings};
-use super::trainer::{self, RunOptions, Summary, Trainer};
+use super::state;
+use super::trainer::{RunOptions, Summary, Trainer};
 use super::unet::UNet;
 use super::visualize;
 
@@ -90,7 +91,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
     log::info!("device: {}", chosen.description);
     let device = chosen.device.autodiff();
-    let seed = trainer::training_seed(s);
+    let seed = state::training_seed(s);
     if seed != data.data_seed {
         log::info!(
             "training seed {seed}; the data order follows the manifest's seed {} (as balance-split sample prints it)",
@@ -112,7 +113,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             None => "plain MSE".into(),
         }
     );
-    let mut state = trainer::fresh(s, seed, &device);
+    let mut state = state::fresh(s, seed, &device);
     let r = &s.training.resume;
     if r.enabled {
         let path = r
@@ -120,7 +121,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             .as_ref()
             .expect("validated: resume has a checkpoint");
         let ck = Checkpoint::load(path)?;
-        state = trainer::restore(state, &ck, path, s)?;
+        state = state::restore(state, &ck, path, s)?;
         log::info!(
             "resumed from {} at epoch {} step {}",
             path.display(),
@@ -185,11 +186,11 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
             path.display()
         );
     }
-    let model = trainer::load_weights(model, &ck, &path, use_ema)?;
+    let model = state::load_weights(model, &ck, &path, use_ema)?;
     let schedule = NoiseSchedule::new(&m.diffusion);
     let mut settings = s.clone();
     settings.architecture = m.architecture.clone();
-    let seed = trainer::training_seed(s);
+    let seed = state::training_seed(s);
     let ctx = visualize::Context {
         model: &model,
         schedule: &schedule,

@@ -29,6 +29,10 @@ pub mod loss;
 #[cfg(feature = "train")]
 pub mod optim;
 #[cfg(feature = "train")]
+pub mod state;
+#[cfg(feature = "train")]
+pub mod step;
+#[cfg(feature = "train")]
 pub mod trainer;
 #[cfg(feature = "train")]
 pub mod unet;

@@ -1,0 +1,240 @@
+//! The training state (model, optimizer, EMA, position) and its checkpoints: a fresh
+//! state from a seed, the checkpoint of a state, and a state restored from one.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use burn::tensor::Bytes;
+
+use super::checkpoint::{Checkpoint, CheckpointError, Meta, FORMAT_VERSION};
+use super::data::TrainData;
+use super::ema::Ema;
+use super::error::TrainError;
+use super::optim;
+use super::schedule::learning_rate;
+use super::settings::TrainSettings;
+use super::unet::UNet;
+
+/// The model, its optimizer, its average and where the run stands.
+pub struct State {
+    pub model: UNet,
+    pub optim: ModuleOptimizer,
+    pub ema: Option<Ema>,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// The epoch the learning-rate schedule counts from (moved by `reset_scheduler`).
+    pub schedule_start: usize,
+    pub best_val_loss: Option<f64>,
+}
+
+impl State {
+    /// The learning rate of epoch `epoch`.
+    pub fn learning_rate(&self, s: &TrainSettings, epoch: usize) -> f64 {
+        learning_rate(
+            s.training.optimizer.learning_rate,
+            &s.training.scheduler,
+            epoch - self.schedule_start,
+        )
+    }
+
+    /// The model samples are drawn from: the EMA when there is one and `use_ema`.
+    pub fn sampling_model(&self, use_ema: bool) -> UNet {
+        match (&self.ema, use_ema) {
+            (Some(e), true) => e.model.clone(),
+            _ => self.model.valid(),
+        }
+    }
+}
+
+/// The training seed (`compute.seed`); the OS seed of `compute.seed: null` is drawn once
+/// and logged so the run can be repeated.
+pub fn training_seed(s: &TrainSettings) -> u64 {
+    match s.seed {
+        crate::config::SeedSetting::Fixed(n) => n,
+        crate::config::SeedSetting::FromOs => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).expect("the OS provides random bytes");
+            let n = u64::from_le_bytes(b);
+            log::info!("compute.seed is null; drew seed {n} from the OS");
+            n
+        }
+    }
+}
+
+/// Touches every parameter. burn initialises parameters lazily, on first use, from the
+/// device's generator; forcing it right after seeding makes the initial weights a
+/// function of the seed alone, whatever runs before the first forward pass.
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        let _ = p.val();
+    }
+}
+
+/// A fresh model and optimizer on `device`, initialised from `seed`.
+pub fn fresh(s: &TrainSettings, seed: u64, device: &Device) -> State {
+    device.seed(seed);
+    let model = UNet::new(
+        &s.architecture,
+        s.conditioning.as_ref().map(|c| c.num_classes),
+        device,
+    );
+    model.visit(&mut Materialize);
+    let ema = s
+        .training
+        .ema
+        .enabled
+        .then(|| Ema::new(&model, s.training.ema.decay));
+    State {
+        model,
+        optim: optim::build(&s.training.optimizer),
+        ema,
+        epoch: 0,
+        step: 0,
+        schedule_start: 0,
+        best_val_loss: None,
+    }
+}
+
+fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint(CheckpointError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn module_bytes(m: &UNet) -> Vec<u8> {
+    m.clone()
+        .into_record()
+        .into_bytes()
+        .expect("an in-memory record always serialises")
+        .to_vec()
+}
+
+fn load_module(m: UNet, bytes: &[u8], path: &Path) -> Result<UNet, TrainError> {
+    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| record_error(path, e))?;
+    m.try_load_record(record).map_err(|e| record_error(path, e))
+}
+
+/// The checkpoint of `state`.
+pub fn checkpoint(
+    state: &State,
+    s: &TrainSettings,
+    data: &TrainData,
+    seed: u64,
+    with_optimizer: bool,
+) -> Checkpoint {
+    let mut sections = vec![("model".to_string(), module_bytes(&state.model))];
+    if with_optimizer {
+        let o = state
+            .optim
+            .into_bytes()
+            .expect("an in-memory record always serialises");
+        sections.push(("optimizer".to_string(), o.to_vec()));
+    }
+    if let Some(e) = &state.ema {
+        sections.push(("ema".to_string(), module_bytes(&e.model)));
+    }
+    Checkpoint {
+        meta: Meta {
+            format_version: FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            epoch: state.epoch,
+            step: state.step,
+            seed,
+            manifest: data.manifest.display().to_string(),
+            manifest_sha256: data.manifest_sha256.clone(),
+            architecture: s.architecture.clone(),
+            num_classes: s.conditioning.as_ref().map(|c| c.num_classes),
+            class_names: data.classes.clone(),
+            diffusion: s.diffusion.clone(),
+            schedule_start: state.schedule_start,
+            best_val_loss: state.best_val_loss,
+        },
+        sections,
+    }
+}
+
+/// Loads the model weights (the EMA's when `use_ema` and present) of a checkpoint into
+/// `model`, which must have the checkpoint's architecture.
+pub fn load_weights(
+    model: UNet,
+    ck: &Checkpoint,
+    path: &Path,
+    use_ema: bool,
+) -> Result<UNet, TrainError> {
+    let section = if use_ema && ck.section("ema").is_some() {
+        "ema"
+    } else {
+        "model"
+    };
+    let bytes = ck
+        .section(section)
+        .ok_or_else(|| record_error(path, "no model section"))?;
+    load_module(model, bytes, path)
+}
+
+/// Restores `state` from a checkpoint written by [`checkpoint`]. `reset_optimizer` keeps
+/// the fresh optimizer; `reset_scheduler` starts the learning-rate schedule again at the
+/// checkpoint's epoch.
+pub fn restore(
+    state: State,
+    ck: &Checkpoint,
+    path: &Path,
+    s: &TrainSettings,
+) -> Result<State, TrainError> {
+    let m = &ck.meta;
+    let num_classes = s.conditioning.as_ref().map(|c| c.num_classes);
+    if m.architecture != s.architecture
+        || m.num_classes != num_classes
+        || m.diffusion != s.diffusion
+    {
+        return Err(TrainError::Mismatch(format!(
+            "{}: the checkpoint's model ({:?}, {:?}, {:?} classes) differs from the config's ({:?}, {:?}, {:?} classes)",
+            path.display(),
+            m.architecture,
+            m.diffusion,
+            m.num_classes,
+            s.architecture,
+            s.diffusion,
+            num_classes
+        )));
+    }
+    let r = &s.training.resume;
+    let model = load_weights(state.model, ck, path, false)?;
+    let optim = match ck.section("optimizer") {
+        Some(b) if !r.reset_optimizer => state
+            .optim
+            .from_bytes(Bytes::from_bytes_vec(b.to_vec()))
+            .map_err(|e| record_error(path, e))?,
+        _ => state.optim,
+    };
+    let ema = match (state.ema, ck.section("ema")) {
+        (Some(e), Some(b)) => Some(Ema {
+            model: load_module(e.model, b, path)?,
+            decay: e.decay,
+        }),
+        // EMA newly enabled: start it at the restored weights.
+        (Some(e), None) => Some(Ema::new(&model, e.decay)),
+        (None, _) => None,
+    };
+    Ok(State {
+        model,
+        optim,
+        ema,
+        epoch: m.epoch,
+        step: m.step,
+        schedule_start: if r.reset_scheduler {
+            m.epoch
+        } else {
+            m.schedule_start
+        },
+        best_val_loss: m.best_val_loss,
+    })
+}

@@ -1,0 +1,177 @@
+//! One training step and one validation pass: a batch noised with the step's host-drawn
+//! timesteps and noise, the model's prediction, the (class-weighted) loss.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+use crate::images::loader::{Batch, Dataset};
+
+use super::draws;
+use super::error::TrainError;
+use super::loss;
+use super::optim;
+use super::schedule::NoiseSchedule;
+use super::settings::TrainSettings;
+use super::state::State;
+use super::unet::UNet;
+
+/// Per-sample forward-process coefficients, `[B, 1, 1, 1]` each.
+fn coefficients(schedule: &NoiseSchedule, t: &[usize], device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let (a, b): (Vec<f32>, Vec<f32>) = t
+        .iter()
+        .map(|&t| {
+            let (a, b) = schedule.forward_coefficients(t);
+            (a as f32, b as f32)
+        })
+        .unzip();
+    let n = t.len();
+    (
+        Tensor::<1>::from_floats(a.as_slice(), device).reshape([n, 1, 1, 1]),
+        Tensor::<1>::from_floats(b.as_slice(), device).reshape([n, 1, 1, 1]),
+    )
+}
+
+fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+    let n = v.len();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
+}
+
+/// `x_t`, the noise and the timesteps as the model takes them.
+fn noised(
+    images: Vec<f32>,
+    shape: [usize; 4],
+    noise: Vec<f32>,
+    timesteps: &[usize],
+    schedule: &NoiseSchedule,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>, Tensor<1>) {
+    let x0 = Tensor::<4>::from_data(TensorData::new(images, shape), device);
+    let noise = Tensor::<4>::from_data(TensorData::new(noise, shape), device);
+    let (a, b) = coefficients(schedule, timesteps, device);
+    let x_t = x0 * a + noise.clone() * b;
+    let t: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
+    (x_t, noise, Tensor::<1>::from_floats(t.as_slice(), device))
+}
+
+/// The tensors of one training step.
+pub struct StepInputs {
+    pub x_t: Tensor<4>,
+    pub noise: Tensor<4>,
+    pub t: Tensor<1>,
+    pub cond: Option<Tensor<1, Int>>,
+    /// Per-sample weights of the true labels, when the loss is class-weighted.
+    pub weights: Option<Tensor<1>>,
+    /// Seeds the device's generator (dropout masks).
+    pub device_seed: u64,
+}
+
+/// Step `step`'s inputs from a batch: noising, label dropout, weights.
+pub fn step_inputs(
+    batch: Batch,
+    s: &TrainSettings,
+    schedule: &NoiseSchedule,
+    loss_weights: Option<&[f64]>,
+    seed: u64,
+    step: u64,
+    device: &Device,
+) -> StepInputs {
+    let [_, c, h, w] = batch.shape;
+    let d = draws::training_step(
+        seed,
+        step,
+        &batch.labels,
+        c * h * w,
+        schedule.len(),
+        s.conditioning.as_ref(),
+    );
+    let (x_t, noise, t) = noised(
+        batch.images,
+        batch.shape,
+        d.noise,
+        &d.timesteps,
+        schedule,
+        device,
+    );
+    StepInputs {
+        x_t,
+        noise,
+        t,
+        cond: d.cond_labels.map(|l| labels_tensor(&l, device)),
+        weights: loss_weights.map(|w| loss::sample_weights(w, &batch.labels, device)),
+        device_seed: d.device_seed,
+    }
+}
+
+/// One optimizer step (and EMA update); returns the step's (objective, unweighted MSE)
+/// as device scalars, not read back, so the GPU queue keeps flowing.
+pub fn train_step(
+    state: &mut State,
+    inputs: StepInputs,
+    lr: f64,
+    clip: Option<f64>,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    device.seed(inputs.device_seed);
+    let pred = state.model.forward(inputs.x_t, inputs.t, inputs.cond);
+    let per = loss::per_sample_mse(pred, inputs.noise);
+    let mse = per.clone().mean().detach();
+    let objective = loss::weighted_mse(per, inputs.weights);
+    let grads = GradientsParams::from_grads(objective.backward(), &state.model);
+    let grads = match clip {
+        Some(max) => optim::clip_global_norm(&state.model, grads, max),
+        None => grads,
+    };
+    let model = state.model.clone();
+    state.model = state.optim.step(lr, model, grads);
+    if let Some(e) = &mut state.ema {
+        e.update(&state.model);
+    }
+    state.step += 1;
+    (objective.detach(), mse)
+}
+
+/// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
+/// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
+/// comparable across epochs.
+pub fn validate(
+    model: &UNet,
+    val: &Dataset,
+    s: &TrainSettings,
+    data_seed: u64,
+    seed: u64,
+    num_classes: usize,
+    device: &Device,
+) -> Result<(f64, Vec<Option<f64>>), TrainError> {
+    let schedule = NoiseSchedule::new(&s.diffusion);
+    let cfg = s.pipeline.loader(data_seed, false);
+    let mut sum = vec![0f64; num_classes];
+    let mut count = vec![0usize; num_classes];
+    let order: Vec<usize> = (0..val.len()).collect();
+    for (k, batch) in val.batches(order, 0, cfg, 2).enumerate() {
+        let batch = batch?;
+        let [n, c, h, w] = batch.shape;
+        let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, schedule.len());
+        let labels = batch.labels.clone();
+        let (x_t, noise, tt) = noised(batch.images, batch.shape, noise, &t, &schedule, device);
+        let y = model
+            .is_conditional()
+            .then(|| labels_tensor(&labels, device));
+        let per = loss::per_sample_mse(model.forward(x_t, tt, y), noise)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 losses");
+        for (l, v) in labels.iter().zip(per) {
+            sum[*l as usize] += v as f64;
+            count[*l as usize] += 1;
+        }
+    }
+    let total: usize = count.iter().sum();
+    let overall = sum.iter().sum::<f64>() / total.max(1) as f64;
+    let per_class = sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &n)| (n > 0).then(|| s / n as f64))
+        .collect();
+    Ok((overall, per_class))
+}
