@@ -5,35 +5,14 @@
 
 mod util;
 
-use std::process::Command;
+use util::{Dir, Run};
 
-use util::{copy_dir, repo, Dir, Run};
-
-/// A project directory with the example split, the tiny config and its manifest.
 fn project() -> Dir {
-    let d = Dir::new();
-    copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
-    std::fs::copy(
-        repo().join("configs/examples/tiny.yaml"),
-        d.join("tiny.yaml"),
-    )
-    .unwrap();
-    d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
-    assert!(d.exists("splits/example/train_val_split.balanced.json"));
-    d
+    Dir::tiny_project()
 }
 
 fn train(dir: &Dir, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_diffusion-train"))
-        .args(args)
-        .current_dir(dir.path())
-        .output()
-        .expect("run diffusion-train");
-    Run {
-        code: out.status.code().expect("exited normally"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
 #[test]

@@ -262,17 +262,7 @@ fn training_on_the_example_lowers_the_validation_loss() {
     use balance_split::train::state::fresh;
     use balance_split::train::step::validate;
     use balance_split::train::trainer::{RunOptions, Trainer};
-    let d = util::Dir::new();
-    util::copy_dir(
-        &util::repo().join("splits/example"),
-        &d.join("splits/example"),
-    );
-    std::fs::copy(
-        util::repo().join("configs/examples/tiny.yaml"),
-        d.join("tiny.yaml"),
-    )
-    .unwrap();
-    d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
+    let d = util::Dir::tiny_project();
     let mut s = TrainSettings::load(&d.join("tiny.yaml")).unwrap();
     s.training.visualization.enabled = false;
     s.output = s.output.rebased(&d.join("out"));

@@ -16,7 +16,7 @@ use balance_split::train::data::TrainData;
 use balance_split::train::settings::TrainSettings;
 use balance_split::train::state::{fresh, restore, State};
 use balance_split::train::trainer::{RunOptions, Trainer};
-use util::{copy_dir, repo, Dir};
+use util::Dir;
 
 /// Every parameter's values in visiting order (records also carry parameter ids, which
 /// differ between a fresh model and a restored one).
@@ -48,14 +48,7 @@ fn fingerprint(s: &State) -> Fingerprint {
 
 #[test]
 fn a_resumed_run_reaches_the_uninterrupted_weights() {
-    let d = Dir::new();
-    copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
-    std::fs::copy(
-        repo().join("configs/examples/tiny.yaml"),
-        d.join("tiny.yaml"),
-    )
-    .unwrap();
-    d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
+    let d = Dir::tiny_project();
     let mut s = TrainSettings::load(&d.join("tiny.yaml")).unwrap();
     s.training.visualization.enabled = false;
     // Dropout on, clipping on, the cosine schedule: everything a resume must restore.

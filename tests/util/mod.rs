@@ -121,6 +121,21 @@ impl Dir {
         )
     }
 
+    /// A project with the embedded example split, `tiny.yaml` (the trainer demo config)
+    /// and the manifest `balance-split balance --config tiny.yaml` writes.
+    pub fn tiny_project() -> Dir {
+        let d = Dir::new();
+        copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
+        std::fs::copy(
+            repo().join("configs/examples/tiny.yaml"),
+            d.join("tiny.yaml"),
+        )
+        .unwrap();
+        d.run(&["balance", "--config", "tiny.yaml"]).assert_ok();
+        assert!(d.exists("splits/example/train_val_split.balanced.json"));
+        d
+    }
+
     /// Runs `balance-split ARGS` in this directory.
     pub fn run(&self, args: &[&str]) -> Run {
         run_in(self.path(), args, &[])
@@ -128,12 +143,19 @@ impl Dir {
 }
 
 pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_balance-split"));
+    run_program(env!("CARGO_BIN_EXE_balance-split"), dir, args, env)
+}
+
+/// Runs one of the crate's binaries (`balance-split`, `diffusion-train`) in `dir`.
+pub fn run_program(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run balance-split");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     Run {
         code: out.status.code().expect("exited normally, no signal"),
         stdout: String::from_utf8(out.stdout).unwrap(),
