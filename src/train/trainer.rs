@@ -109,17 +109,25 @@ impl Trainer<'_> {
                 );
                 let (objective, mse) = train_step(&mut state, inputs, lr, clip, &self.device);
                 steps += 1;
+                // The bar shows the loss every tenth step: reading it waits for the device,
+                // which every step would keep the GPU's queue from filling.
+                if let Some(bar) = bar.as_ref().filter(|_| steps % 10 == 1) {
+                    let loss = objective.clone().into_scalar::<f32>();
+                    bar.set_message(format!(
+                        "step {} {} {loss:.4} {:.0} img/s",
+                        state.step,
+                        if weights.is_some() {
+                            "weighted loss"
+                        } else {
+                            "loss"
+                        },
+                        images as f64 / started.elapsed().as_secs_f64()
+                    ));
+                }
                 sums = Some(match sums {
                     Some((o, m)) => (o + objective, m + mse),
                     None => (objective, mse),
                 });
-                if let Some(bar) = &bar {
-                    bar.set_message(format!(
-                        "step {} {:.0} img/s",
-                        state.step,
-                        images as f64 / started.elapsed().as_secs_f64()
-                    ));
-                }
                 if self.options.max_steps.is_some_and(|m| state.step >= m) {
                     stopped = true;
                     break;
