@@ -75,7 +75,7 @@ impl Metrics {
     pub fn write(&mut self, r: &Row) -> Result<(), TrainError> {
         let opt = |x: Option<f64>| x.map(|v| format!("{v:.6}")).unwrap_or_default();
         let mut s = format!(
-            "{},{},{:.6},{:.6},{:e},{:.1},{}",
+            "{},{},{:.6},{:.6},{:.6e},{:.1},{}",
             r.epoch,
             r.step,
             r.loss,
@@ -138,8 +138,8 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "epoch,step,loss,weighted_loss,lr,images_per_s,val_loss,val_loss_normal,\"val_loss_ab,normal\"\n\
-             1,23,0.500000,0.750000,1e-4,123.5,,,\n\
-             2,46,0.250000,0.250000,5e-5,100.0,0.300000,0.200000,0.400000\n"
+             1,23,0.500000,0.750000,1.000000e-4,123.5,,,\n\
+             2,46,0.250000,0.250000,5.000000e-5,100.0,0.300000,0.200000,0.400000\n"
         );
     }
 }
