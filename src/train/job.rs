@@ -56,18 +56,17 @@ pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
 
 /// The manifest path: `--manifest`, or `<split dir>/<split stem>.balanced.json` beside
 /// the config's `data.split_file`, where `balance-split balance` writes it by default.
-pub fn manifest_path(req: &TrainRequest) -> Result<PathBuf, TrainError> {
+pub fn manifest_path(req: &TrainRequest, s: &TrainSettings) -> Result<PathBuf, TrainError> {
     if let Some(m) = &req.manifest {
         return Ok(m.clone());
     }
-    let cfg = crate::config::Config::load(&req.config)?;
-    let split = cfg.split_file.ok_or_else(|| {
+    let split = s.split_file.as_deref().ok_or_else(|| {
         TrainError::Mismatch(format!(
             "{}: data.split_file: missing; set it or pass --manifest FILE",
             req.config.display()
         ))
     })?;
-    let split = Path::new(&split);
+    let split = Path::new(split);
     let stem = split.file_stem().unwrap_or_default().to_string_lossy();
     Ok(super::data::under(
         &req.root,
@@ -77,7 +76,7 @@ pub fn manifest_path(req: &TrainRequest) -> Result<PathBuf, TrainError> {
 
 /// Runs training as `req` and the config say.
 pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainError> {
-    let manifest = manifest_path(req)?;
+    let manifest = manifest_path(req, s)?;
     let data = TrainData::load(&manifest, &req.root, s)?;
     match &data.source_check {
         SourceCheck::Matches(p) => {

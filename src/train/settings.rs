@@ -217,6 +217,8 @@ pub struct TrainSettings {
     pub device: DeviceChoice,
     /// `mode: train | generate`.
     pub generate_mode: bool,
+    /// `data.split_file`: where the default manifest is found.
+    pub split_file: Option<String>,
     pub architecture: Architecture,
     pub diffusion: Diffusion,
     /// `None` when `model.conditioning.type` is null (unconditional).
@@ -362,6 +364,7 @@ impl TrainSettings {
                 ))
             }
         };
+        let split_file = d.opt::<String>("data.split_file")?;
         let architecture = architecture(&d, &pipeline)?;
         let diffusion = diffusion(&d)?;
         let conditioning = conditioning(&d)?;
@@ -382,6 +385,7 @@ impl TrainSettings {
             seed,
             device,
             generate_mode,
+            split_file,
             architecture,
             diffusion,
             conditioning,

@@ -11,6 +11,10 @@ fn the_users_config() {
     assert_eq!(s.device, DeviceChoice::Wgpu, "cuda means the wgpu GPU");
     assert!(!s.generate_mode);
     assert_eq!(
+        s.split_file.as_deref(),
+        Some("splits/example/train_val_split.json")
+    );
+    assert_eq!(
         s.architecture,
         Architecture {
             image_size: 40,
