@@ -131,6 +131,22 @@ pub fn default_output(split: &Path) -> PathBuf {
     split.with_file_name(format!("{stem}.balanced.json"))
 }
 
+/// A new temporary file in `path`'s directory (created if missing), to be renamed over
+/// `path` once complete: a rename within one directory is atomic.
+pub fn temp_beside(path: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        // tempfile's default 0600 would make the file unreadable to the rest of a team.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+}
+
 /// Writes through a temp file in the destination directory and renames it into place, so
 /// no reader ever sees a partial manifest: if the process dies or the disk fills, the temp
 /// file is removed and an existing manifest stays as it was.
@@ -149,18 +165,7 @@ pub fn write_atomically(
         path: path.to_owned(),
         source,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir).map_err(err)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".balance-split-")
-        .suffix(".tmp")
-        // tempfile's default 0600 would make the manifest unreadable to the rest of a team.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let tmp = temp_beside(path, ".balance-split-").map_err(err)?;
     let file = tmp.as_file().try_clone().map_err(err)?;
     let mut w = if fsync {
         PipeWriter::new(WritebackFile::new(file))

@@ -172,16 +172,7 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        fs::create_dir_all(dir).map_err(err)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".ckpt-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(err)?;
+        let mut tmp = crate::balance::temp_beside(path, ".ckpt-").map_err(err)?;
         tmp.write_all(&self.encode()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         Ok(Staged {

@@ -66,11 +66,9 @@ pub fn manifest_path(req: &TrainRequest, s: &TrainSettings) -> Result<PathBuf, T
             req.config.display()
         ))
     })?;
-    let split = Path::new(split);
-    let stem = split.file_stem().unwrap_or_default().to_string_lossy();
     Ok(super::data::under(
         &req.root,
-        &split.with_file_name(format!("{stem}.balanced.json")),
+        &crate::balance::default_output(Path::new(split)),
     ))
 }
 
