@@ -275,7 +275,20 @@ fn training_on_the_example_lowers_the_validation_loss() {
     let device = cpu();
     let val = data.val.as_ref().expect("the example has validation data");
     let state = fresh(&s, 0, &device);
-    let loss = |m: &UNet| validate(&m.valid(), val, &s, data.data_seed, 0, 2, &device).unwrap();
+    let schedule = balance_split::train::schedule::NoiseSchedule::new(&s.diffusion);
+    let loss = |m: &UNet| {
+        validate(
+            &m.valid(),
+            val,
+            &s,
+            &schedule,
+            data.data_seed,
+            0,
+            2,
+            &device,
+        )
+        .unwrap()
+    };
     let (before, _) = loss(&state.model);
     let t = Trainer {
         settings: &s,

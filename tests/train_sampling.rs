@@ -161,32 +161,22 @@ fn ema_follows_its_update_rule() {
     model = set(model, [11.0, 2.0], -7.0);
     ema.update(&model);
     // 0.9 * old + 0.1 * new
-    let w = ema
-        .model
-        .weight
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    let b = ema
-        .model
-        .bias
-        .as_ref()
-        .unwrap()
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let weight = |m: &Linear| m.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let bias = |m: &Linear| {
+        m.bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let w = weight(&ema.model);
     assert!(max_diff(&w, &[2.0, 2.0]) < 1e-6, "{w:?}");
+    let b = bias(&ema.model);
     assert!(max_diff(&b, &[2.0]) < 1e-6, "{b:?}");
     ema.update(&model);
-    let w = ema
-        .model
-        .weight
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let w = weight(&ema.model);
     assert!(max_diff(&w, &[2.9, 2.0]) < 1e-5, "{w:?}");
     assert_eq!(ema.model.num_params(), model.num_params());
 }

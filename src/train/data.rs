@@ -19,7 +19,6 @@ pub struct TrainData {
     pub train: Dataset,
     pub train_labels: Vec<u32>,
     pub val: Option<Dataset>,
-    pub val_labels: Vec<u32>,
     /// `balancing.sampler`: weighted draws instead of a shuffle.
     pub sampler: Option<Weighted>,
     /// `balancing.loss.class_weights`: the class-weighted MSE.
@@ -66,14 +65,6 @@ impl TrainData {
             &m.record.source.split_sha256,
         )?;
         let train_labels = m.split.train_labels();
-        let val_labels = m
-            .split
-            .val
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.label)
-            .collect();
         Ok(TrainData {
             manifest: manifest.to_owned(),
             manifest_sha256,
@@ -86,7 +77,6 @@ impl TrainData {
                 .as_deref()
                 .filter(|v| !v.is_empty())
                 .map(|v| Dataset::new(v, root)),
-            val_labels,
             sampler: m.record.sampler.as_ref().map(|r| r.weighted()),
             loss_weights: m.record.loss.as_ref().map(|l| l.class_weights.clone()),
             data_seed: m.record.seed,

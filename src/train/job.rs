@@ -72,6 +72,11 @@ pub fn manifest_path(req: &TrainRequest, s: &TrainSettings) -> Result<PathBuf, T
     ))
 }
 
+/// The device the settings ask for, or why it cannot be had.
+fn choose_device(s: &TrainSettings) -> Result<device::Chosen, TrainError> {
+    device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))
+}
+
 /// Runs training as `req` and the config say.
 pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainError> {
     let manifest = manifest_path(req, s)?;
@@ -85,7 +90,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             p.display()
         ),
     }
-    let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
+    let chosen = choose_device(s)?;
     log::info!("device: {}", chosen.description);
     let device = chosen.device.autodiff();
     let seed = state::training_seed(s);
@@ -173,7 +178,7 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
             )));
         }
     }
-    let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
+    let chosen = choose_device(s)?;
     log::info!("device: {}", chosen.description);
     let model = UNet::new(&m.architecture, m.num_classes, &chosen.device);
     let use_ema = s.generation.use_ema;
@@ -218,7 +223,7 @@ pub fn bench(
     steps: usize,
     warmup: usize,
 ) -> Result<Vec<super::bench::Timing>, TrainError> {
-    let chosen = device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))?;
+    let chosen = choose_device(s)?;
     let device = chosen.device.autodiff();
     Ok(batches
         .iter()

@@ -286,10 +286,12 @@ impl Doc<'_> {
 
     /// An interval in epochs where `null` or 0 disables.
     fn interval(&self, key: &str, default: Option<usize>) -> Result<Option<usize>, ConfigError> {
-        if self.value(key).is_none() && self.has(key) {
-            return Ok(None);
-        }
-        Ok(self.opt::<usize>(key)?.or(default).filter(|&n| n > 0))
+        let n = if self.has(key) {
+            self.opt::<usize>(key)?
+        } else {
+            default
+        };
+        Ok(n.filter(|&n| n > 0))
     }
 
     /// Whether `key` is written at all (possibly as null).

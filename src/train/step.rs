@@ -134,16 +134,17 @@ pub fn train_step(
 /// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
 /// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
 /// comparable across epochs.
+#[allow(clippy::too_many_arguments)]
 pub fn validate(
     model: &UNet,
     val: &Dataset,
     s: &TrainSettings,
+    schedule: &NoiseSchedule,
     data_seed: u64,
     seed: u64,
     num_classes: usize,
     device: &Device,
 ) -> Result<(f64, Vec<Option<f64>>), TrainError> {
-    let schedule = NoiseSchedule::new(&s.diffusion);
     let cfg = s.pipeline.loader(data_seed, false);
     let mut sum = vec![0f64; num_classes];
     let mut count = vec![0usize; num_classes];
@@ -153,7 +154,7 @@ pub fn validate(
         let [n, c, h, w] = batch.shape;
         let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, schedule.len());
         let labels = batch.labels.clone();
-        let (x_t, noise, tt) = noised(batch.images, batch.shape, noise, &t, &schedule, device);
+        let (x_t, noise, tt) = noised(batch.images, batch.shape, noise, &t, schedule, device);
         let y = model
             .is_conditional()
             .then(|| labels_tensor(&labels, device));

@@ -167,6 +167,7 @@ impl Trainer<'_> {
                     &state.model.valid(),
                     val,
                     s,
+                    &schedule,
                     self.data.data_seed,
                     self.seed,
                     self.data.classes.len(),
