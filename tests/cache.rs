@@ -104,3 +104,37 @@ fn a_missing_image_fails_the_cache_with_its_entry() {
     );
     assert!(!d.exists("m.cache"));
 }
+
+#[test]
+fn cached_jpegs_equal_decoded_jpegs() {
+    // Large JPEGs take the reduced-DCT decode; the cache must hold exactly those pixels.
+    let d = Dir::new();
+    d.split(&[2, 1])
+        .config("    upsampling:\n      enabled: true\n");
+    d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
+        .assert_ok();
+    let text = d.read("m.json");
+    let m = Manifest::parse(&text, std::path::Path::new("m.json")).unwrap();
+    for (k, (p, _, _)) in m.split.distinct_paths().into_iter().enumerate() {
+        let img = image::RgbImage::from_fn(200, 120, |x, y| {
+            image::Rgb([
+                (x + 7 * k as u32) as u8,
+                (y * 2) as u8,
+                ((x * y) % 251) as u8,
+            ])
+        });
+        let file = d.join(p);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        // Named .png, JPEG inside: the format comes from the content.
+        img.save_with_format(&file, image::ImageFormat::Jpeg)
+            .unwrap();
+    }
+    d.run(&["cache", "m.json", "--out", "m.cache"]).assert_ok();
+    let cache = Arc::new(Cache::open(&d.join("m.cache"), &sha(&d.join("m.json")), 40).unwrap());
+    let plain = Dataset::new(&m.split.train, d.path());
+    let cached = Dataset::new(&m.split.train, d.path()).with_cache(cache);
+    let positions: Vec<usize> = (0..m.split.train.len()).collect();
+    let a = plain.batch(&positions, 0, 0, &cfg()).unwrap();
+    assert_eq!(a, cached.batch(&positions, 0, 0, &cfg()).unwrap());
+    assert_eq!(a.shape, [positions.len(), 3, 40, 40]);
+}

@@ -1,4 +1,5 @@
-//! Decoding files written by Pillow (`tests/fixtures/images/`, made with PIL 13), against
+//! Decoding files written by Pillow (`tests/fixtures/images/`, made with PIL 13 and its
+//! bundled libjpeg-turbo; `*.pillow.rgb` hold its decoded bytes), against
 //! what Pillow's own `convert("RGB")` returns for them.
 
 mod util;
@@ -45,4 +46,62 @@ fn sixteen_bit_grayscale_is_scaled_where_pillow_clips() {
     let (px, color) = rgb("gray16_4x1.png");
     assert_eq!(color, "L16");
     assert_eq!(px, vec![0, 0, 0, 1, 1, 1, 128, 128, 128, 255, 255, 255]);
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(util::repo().join("tests/fixtures/images").join(name)).unwrap()
+}
+
+/// The training path's JPEG decoder is the library inside Pillow, with Pillow's settings:
+/// the pixels are Pillow's to the last level, at full size and at Pillow's `draft` scale.
+#[test]
+fn jpegs_decode_to_exactly_pillows_pixels() {
+    use balance_split::images::jpeg;
+    let colour = fixture("pattern_48x32.jpg");
+    let full = jpeg::rgb(&colour, 0).unwrap();
+    assert_eq!(full.dimensions(), (48, 32));
+    assert_eq!(full.into_raw(), fixture("pattern_48x32.pillow.rgb"));
+    // im.draft("RGB", (12, 8)) decodes at 1/4 inside the IDCT, as we do for a target of 8.
+    let quarter = jpeg::rgb(&colour, 8).unwrap();
+    assert_eq!(quarter.dimensions(), (12, 8));
+    assert_eq!(
+        quarter.into_raw(),
+        fixture("pattern_48x32.draft_12x8.pillow.rgb")
+    );
+    // Grayscale replicated into three channels, as convert("RGB") does.
+    let gray = jpeg::rgb(&fixture("gray_16x8.jpg"), 0).unwrap();
+    assert_eq!(gray.into_raw(), fixture("gray_16x8.pillow.rgb"));
+}
+
+#[test]
+fn the_training_decode_of_a_small_jpeg_is_pillows() {
+    // 48x32 to a 48-pixel target: not twice the target, so decoded at full size; the
+    // resize then sees exactly Pillow's pixels.
+    let px =
+        balance_split::images::decode::decode_resized(&fixture("pattern_48x32.jpg"), 48).unwrap();
+    assert_eq!(px.dimensions(), (48, 48));
+    let stretched = balance_split::images::transform::resize(
+        &image::RgbImage::from_raw(48, 32, fixture("pattern_48x32.pillow.rgb")).unwrap(),
+        48,
+    );
+    assert_eq!(px, stretched);
+}
+
+#[test]
+fn broken_jpegs_fall_back_to_the_checked_decoder() {
+    use balance_split::images::decode::{decode_resized, Problem};
+    let jpeg = fixture("pattern_48x32.jpg");
+    assert_eq!(
+        decode_resized(&jpeg[..jpeg.len() / 2], 8),
+        Err(Problem::Truncated("no JPEG end-of-image marker".into()))
+    );
+    // Entropy-coded data replaced by garbage, end marker kept: libjpeg-turbo warns, so the
+    // `image` crate's decoder takes over and, like Pillow, decodes what it can.
+    let mut garbled = jpeg.clone();
+    let n = garbled.len();
+    for b in &mut garbled[n - 200..n - 2] {
+        *b = 0xFF;
+    }
+    assert!(balance_split::images::jpeg::rgb(&garbled, 0).is_none());
+    assert_eq!(decode_resized(&garbled, 8).unwrap().dimensions(), (8, 8));
 }

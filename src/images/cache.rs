@@ -20,7 +20,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decode::{self, Problem};
-use super::transform;
 use crate::error::Error;
 use crate::input;
 use crate::manifest::Manifest;
@@ -96,10 +95,11 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
                 path: p.to_string(),
                 problem,
             };
-            let (img, _) = decode::read(&root.join(p))
-                .and_then(|b| decode::decode(&b))
-                .map_err(fail)?;
-            Ok(transform::resize(&decode::to_rgb8(&img), image_size).into_raw())
+            // The loader's own decode, so cached pixels equal uncached ones exactly.
+            decode::read(&root.join(p))
+                .and_then(|b| decode::decode_resized(&b, image_size))
+                .map(image::RgbImage::into_raw)
+                .map_err(fail)
         })
         .collect();
     let pixels = pixels.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -196,11 +196,19 @@ impl Cache {
         (h.image_size * h.image_size * h.channels) as usize
     }
 
+    /// Where `path`'s pixels are, if the cache holds it.
+    pub fn slot(&self, path: &str) -> Option<usize> {
+        self.slots.get(path).copied()
+    }
+
+    /// The RGB pixels at `slot` (from [`Cache::slot`]).
+    pub fn pixels_at(&self, slot: usize) -> &[u8] {
+        let n = Self::image_bytes(&self.header);
+        &self.map[self.data_start + slot * n..self.data_start + (slot + 1) * n]
+    }
+
     /// The cached RGB pixels of `path`, if it is in the cache.
     pub fn pixels(&self, path: &str) -> Option<&[u8]> {
-        let n = Self::image_bytes(&self.header);
-        self.slots
-            .get(path)
-            .map(|&i| &self.map[self.data_start + i * n..self.data_start + (i + 1) * n])
+        self.slot(path).map(|s| self.pixels_at(s))
     }
 }

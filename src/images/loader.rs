@@ -57,7 +57,8 @@ pub struct Batch {
 pub struct Dataset {
     /// (resolved path, label, path as the split names it)
     items: Arc<Vec<(PathBuf, u32, String)>>,
-    cache: Option<Arc<Cache>>,
+    /// The cache and, per item, its slot there (looked up once, not per sample).
+    cache: Option<(Arc<Cache>, Arc<Vec<Option<usize>>>)>,
 }
 
 impl Dataset {
@@ -76,7 +77,8 @@ impl Dataset {
     /// Takes decoded, resized pixels from `cache` (see [`super::cache`]) instead of the
     /// files; entries the cache does not hold are decoded as usual.
     pub fn with_cache(mut self, cache: Arc<Cache>) -> Dataset {
-        self.cache = Some(cache);
+        let slots = self.items.iter().map(|(_, _, name)| cache.slot(name));
+        self.cache = Some((cache.clone(), Arc::new(slots.collect())));
         self
     }
 
@@ -88,40 +90,50 @@ impl Dataset {
         self.items.is_empty()
     }
 
-    /// Sample `index` as normalised CHW floats appended to `out`; `slot` is its position
-    /// in the epoch (which picks its augmentation stream).
+    /// Sample `index` as normalised CHW floats into `out`; `slot` is its position in the
+    /// epoch (which picks its augmentation stream).
     fn load_into(
         &self,
         index: usize,
         epoch: u64,
         slot: u64,
         cfg: &LoaderConfig,
-        out: &mut Vec<f32>,
+        out: &mut [f32],
     ) -> Result<(), LoadError> {
-        let (path, _, name) = &self.items[index];
-        let fail = |problem| LoadError {
-            index,
-            path: path.display().to_string(),
-            problem,
+        let path = &self.items[index].0;
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|(cache, slots)| slots[index].map(|s| cache.pixels_at(s)));
+        let decoded;
+        let pixels = match cached {
+            Some(px) => px,
+            None => {
+                decoded = decode::read(path)
+                    .and_then(|b| decode::decode_resized(&b, cfg.image_size))
+                    .map_err(|problem| LoadError {
+                        index,
+                        path: path.display().to_string(),
+                        problem,
+                    })?;
+                decoded.as_raw()
+            }
         };
-        let cached = self.cache.as_ref().and_then(|c| c.pixels(name));
-        let mut rgb = match cached {
-            Some(px) => RgbImage::from_raw(cfg.image_size, cfg.image_size, px.to_vec())
-                .expect("the cache was opened for this image size"),
-            None => decode::read(path)
-                .and_then(|b| decode::decode_resized(&b, cfg.image_size))
-                .map_err(fail)?,
-        };
-        if let Some(aug) = &cfg.augmentation {
-            let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
-            rgb = transform::augment(&rgb, &a);
+        match &cfg.augmentation {
+            None => transform::normalize(pixels, cfg.channels, out),
+            Some(aug) => {
+                let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
+                let img = RgbImage::from_raw(cfg.image_size, cfg.image_size, pixels.to_vec())
+                    .expect("decode_resized and the cache give image_size^2 RGB pixels");
+                transform::normalize(&transform::augment(&img, &a), cfg.channels, out);
+            }
         }
-        transform::normalize_into(&rgb, cfg.channels, out);
         Ok(())
     }
 
     /// The batch of epoch positions `slots` (their entry indices in `positions`), decoded
-    /// in parallel on the current rayon pool.
+    /// in parallel on the current rayon pool straight into the batch's buffer. Of several
+    /// failing samples, the first in the batch is reported, whatever the thread count.
     pub fn batch(
         &self,
         positions: &[usize],
@@ -131,18 +143,18 @@ impl Dataset {
     ) -> Result<Batch, LoadError> {
         let s = cfg.image_size as usize;
         let per = cfg.channels * s * s;
-        let parts: Vec<Result<Vec<f32>, LoadError>> = positions
-            .par_iter()
-            .enumerate()
-            .map(|(k, &index)| {
-                let mut v = Vec::with_capacity(per);
-                self.load_into(index, epoch, (first_slot + k) as u64, cfg, &mut v)
-                    .map(|()| v)
-            })
-            .collect();
-        let mut images = Vec::with_capacity(per * positions.len());
-        for p in parts {
-            images.extend(p?);
+        let mut images = vec![0.0; per * positions.len()];
+        if per > 0 {
+            images
+                .par_chunks_mut(per)
+                .zip(positions)
+                .enumerate()
+                .map(|(k, (out, &index))| {
+                    self.load_into(index, epoch, (first_slot + k) as u64, cfg, out)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Result<(), LoadError>>()?;
         }
         Ok(Batch {
             images,

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod check;
 pub mod decode;
+pub mod jpeg;
 pub mod loader;
 pub mod settings;
 pub mod transform;

@@ -159,19 +159,36 @@ fn jitter(img: &mut RgbImage, a: &Augment) {
     }
 }
 
-/// `ToTensor` then `Normalize(0.5, 0.5)`: channel-major floats in [-1, 1], appended to
-/// `out`. With `channels == 1` the luminance (ITU-R 601) of the RGB image is used.
-pub fn normalize_into(img: &RgbImage, channels: usize, out: &mut Vec<f32>) {
-    // torchvision's arithmetic, in f32: ToTensor's x / 255, then Normalize's (x - 0.5) / 0.5.
-    let scale = |v: f32| (v / 255.0 - 0.5) / 0.5;
+/// torchvision's arithmetic in f32, `ToTensor`'s x / 255 then `Normalize`'s
+/// (x - 0.5) / 0.5, evaluated once per byte value: a table lookup gives the same bits
+/// and lets the cached path skip the two divisions per sample value.
+const NORMALIZED: [f32; 256] = {
+    let mut table = [0.0; 256];
+    let mut v = 0;
+    while v < 256 {
+        table[v] = (v as f32 / 255.0 - 0.5) / 0.5;
+        v += 1;
+    }
+    table
+};
+
+/// `ToTensor` then `Normalize(0.5, 0.5)` of interleaved RGB `pixels` into `out`:
+/// channel-major floats in [-1, 1]. With `channels == 1`, `out` gets the luminance
+/// (ITU-R 601, rounded to a level as PIL's `convert("L")` does) of each pixel.
+pub fn normalize(pixels: &[u8], channels: usize, out: &mut [f32]) {
+    let n = pixels.len() / 3;
     if channels == 1 {
-        out.extend(img.pixels().map(|p| {
-            let [r, g, b] = p.0.map(f32::from);
-            scale((0.299 * r + 0.587 * g + 0.114 * b).round())
-        }));
+        for (o, p) in out[..n].iter_mut().zip(pixels.chunks_exact(3)) {
+            let [r, g, b] = [p[0], p[1], p[2]].map(f32::from);
+            *o = NORMALIZED[(0.299 * r + 0.587 * g + 0.114 * b).round() as usize];
+        }
     } else {
-        for c in 0..3 {
-            out.extend(img.pixels().map(|p| scale(f32::from(p.0[c]))));
+        let (red, rest) = out[..3 * n].split_at_mut(n);
+        let (green, blue) = rest.split_at_mut(n);
+        for (i, p) in pixels.chunks_exact(3).enumerate() {
+            red[i] = NORMALIZED[usize::from(p[0])];
+            green[i] = NORMALIZED[usize::from(p[1])];
+            blue[i] = NORMALIZED[usize::from(p[2])];
         }
     }
 }
@@ -225,20 +242,26 @@ mod tests {
 
     #[test]
     fn normalisation_maps_to_minus_one_one() {
-        let img = RgbImage::from_raw(2, 1, vec![0, 255, 51, 255, 0, 102]).unwrap();
-        let mut v = Vec::new();
-        normalize_into(&img, 3, &mut v);
+        let mut v = vec![0.0; 6];
+        normalize(&[0, 255, 51, 255, 0, 102], 3, &mut v);
         // CHW: red plane, green plane, blue plane; torch gives -0.6000000238418579 and
         // -0.19999998807907104 for 51 and 102, the f32 values written here.
         assert_eq!(v, vec![-1.0, 1.0, 1.0, -1.0, -0.6, -0.19999999]);
         assert!(v.iter().all(|x| (-1.0..=1.0).contains(x)));
-        let mut g = Vec::new();
-        normalize_into(
-            &RgbImage::from_pixel(1, 1, image::Rgb([255, 255, 255])),
-            1,
-            &mut g,
-        );
-        assert_eq!(g, vec![1.0]);
+        let mut g = vec![0.0; 2];
+        normalize(&[255, 255, 255, 10, 200, 30], 1, &mut g);
+        // round(0.299 * 10 + 0.587 * 200 + 0.114 * 30) = 124.
+        assert_eq!(g, vec![1.0, NORMALIZED[124]]);
+    }
+
+    #[test]
+    fn the_table_holds_torchvisions_arithmetic_bit_for_bit() {
+        // Evaluated at run time, so the check does not go through the const evaluator.
+        let divide = std::hint::black_box(255.0f32);
+        for v in 0..=255u8 {
+            let want = (f32::from(v) / divide - 0.5) / 0.5;
+            assert_eq!(NORMALIZED[usize::from(v)].to_bits(), want.to_bits(), "{v}");
+        }
     }
 
     #[test]
