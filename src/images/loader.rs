@@ -57,8 +57,14 @@ pub struct Batch {
 pub struct Dataset {
     /// (resolved path, label, path as the split names it)
     items: Arc<Vec<(PathBuf, u32, String)>>,
-    /// The cache and, per item, its slot there (looked up once, not per sample).
-    cache: Option<(Arc<Cache>, Arc<Vec<Option<usize>>>)>,
+    cache: Option<Cached>,
+}
+
+/// A cache and, per item, its slot there (looked up once, not per sample).
+#[derive(Clone, Debug)]
+struct Cached {
+    cache: Arc<Cache>,
+    slots: Arc<Vec<Option<usize>>>,
 }
 
 impl Dataset {
@@ -78,7 +84,8 @@ impl Dataset {
     /// files; entries the cache does not hold are decoded as usual.
     pub fn with_cache(mut self, cache: Arc<Cache>) -> Dataset {
         let slots = self.items.iter().map(|(_, _, name)| cache.slot(name));
-        self.cache = Some((cache.clone(), Arc::new(slots.collect())));
+        let slots = Arc::new(slots.collect());
+        self.cache = Some(Cached { cache, slots });
         self
     }
 
@@ -104,7 +111,7 @@ impl Dataset {
         let cached = self
             .cache
             .as_ref()
-            .and_then(|(cache, slots)| slots[index].map(|s| cache.pixels_at(s)));
+            .and_then(|c| c.slots[index].map(|s| c.cache.pixels_at(s)));
         let decoded;
         let pixels = match cached {
             Some(px) => px,
