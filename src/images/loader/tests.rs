@@ -123,3 +123,27 @@ fn one_channel_gives_luminance() {
     assert_eq!(b.shape, [1, 1, 8, 8]);
     assert_eq!(b.images.len(), 64);
 }
+
+#[test]
+fn the_first_failing_sample_of_a_batch_is_reported_for_any_thread_count() {
+    let (dir, mut entries) = fixture(4);
+    for name in ["gone-a.png", "gone-b.png"] {
+        entries.push(Entry {
+            path: Cow::Borrowed(name),
+            label: 0,
+            extra: None,
+        });
+    }
+    let data = Dataset::new(&entries, dir.path());
+    // Entry 5 comes before entry 4 in the batch, with good samples around both.
+    let positions = [0, 1, 5, 2, 3, 4, 0];
+    for threads in [1, 2, 4] {
+        let err = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| data.batch(&positions, 0, 0, &cfg(false)).unwrap_err());
+        assert_eq!(err.index, 5, "{threads} threads");
+        assert!(err.path.ends_with("gone-b.png"), "{}", err.path);
+    }
+}
