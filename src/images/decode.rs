@@ -255,6 +255,19 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_directory_is_not_a_file_and_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("image.png");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(read(&fifo), Err(Problem::NotAFile));
+        assert_eq!(read(dir.path()), Err(Problem::NotAFile));
+        assert_eq!(read(&dir.path().join("gone.png")), Err(Problem::Missing));
+    }
+
     #[test]
     fn broken_files_are_classified() {
         let png = encode(&rgb_2x2(), ImageFormat::Png);
