@@ -105,3 +105,22 @@ fn broken_jpegs_fall_back_to_the_checked_decoder() {
     assert!(balance_split::images::jpeg::rgb(&garbled, 0).is_none());
     assert_eq!(decode_resized(&garbled, 8).unwrap().dimensions(), (8, 8));
 }
+
+#[test]
+fn progressive_and_cmyk_jpegs() {
+    use balance_split::images::{decode::decode_resized, jpeg};
+    let progressive = jpeg::rgb(&fixture("progressive_48x32.jpg"), 0).unwrap();
+    assert_eq!(
+        progressive.into_raw(),
+        fixture("progressive_48x32.pillow.rgb")
+    );
+    // CMYK has no RGB conversion in TurboJPEG; the `image` crate's decoder takes it.
+    let cmyk = fixture("cmyk_16x16.jpg");
+    assert!(jpeg::rgb(&cmyk, 0).is_none());
+    let ours = decode_resized(&cmyk, 16).unwrap().into_raw();
+    let pillow = fixture("cmyk_16x16.pillow.rgb");
+    assert_eq!(ours.len(), pillow.len());
+    // Its own IDCT: within one level of Pillow's (PIL 13 gives [0, 0, 63, 5, 0, 16, ...]).
+    assert_eq!(&ours[..6], &pillow[..6]);
+    assert!(ours.iter().zip(&pillow).all(|(a, b)| a.abs_diff(*b) <= 1));
+}
