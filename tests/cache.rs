@@ -90,13 +90,19 @@ fn stale_or_wrong_size_caches_are_refused() {
     );
 }
 
-#[test]
-fn a_missing_image_fails_the_cache_with_its_entry() {
+/// A project whose `m.json` upsamples a two-class split whose image files do not exist yet.
+fn upsampled_manifest() -> Dir {
     let d = Dir::new();
     d.split(&[2, 1])
         .config("    upsampling:\n      enabled: true\n");
     d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
         .assert_ok();
+    d
+}
+
+#[test]
+fn a_missing_image_fails_the_cache_with_its_entry() {
+    let d = upsampled_manifest();
     let r = d.run(&["cache", "m.json", "--out", "m.cache"]);
     assert_eq!(
         r.assert_bad_input(),
@@ -108,11 +114,7 @@ fn a_missing_image_fails_the_cache_with_its_entry() {
 #[test]
 fn cached_jpegs_equal_decoded_jpegs() {
     // Large JPEGs take the reduced-DCT decode; the cache must hold exactly those pixels.
-    let d = Dir::new();
-    d.split(&[2, 1])
-        .config("    upsampling:\n      enabled: true\n");
-    d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
-        .assert_ok();
+    let d = upsampled_manifest();
     let text = d.read("m.json");
     let m = Manifest::parse(&text, std::path::Path::new("m.json")).unwrap();
     for (k, (p, _, _)) in m.split.distinct_paths().into_iter().enumerate() {
