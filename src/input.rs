@@ -1,7 +1,7 @@
 //! Reading the user's input files.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -71,4 +71,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `path` relative to `root`, without a leading `./` when the root is the current
+/// directory (so messages show the path as the user wrote it).
+pub fn under(root: &Path, path: &Path) -> PathBuf {
+    if root == Path::new(".") {
+        path.to_owned()
+    } else {
+        root.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_the_current_directory_stay_as_written() {
+        let p = Path::new("splits/example/images/a.png");
+        assert_eq!(under(Path::new("."), p), p);
+        assert_eq!(
+            under(Path::new("/data"), p),
+            Path::new("/data/splits/example/images/a.png")
+        );
+    }
 }

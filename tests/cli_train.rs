@@ -288,3 +288,43 @@ fn generate_writes_per_class_pngs_and_a_grid() {
         "error: run/checkpoints/latest.ckpt: not a diffusion-train checkpoint (checksum mismatch: the file is truncated or damaged)"
     );
 }
+
+#[test]
+fn a_cache_serves_training_and_validation_without_the_image_files() {
+    let d = project();
+    d.run(&[
+        "cache",
+        "splits/example/train_val_split.balanced.json",
+        "--image-size",
+        "16",
+        "--out",
+        "example.cache",
+    ])
+    .assert_ok();
+    // Every image the epoch and its validation need must now come from the cache.
+    std::fs::remove_dir_all(d.join("splits/example/images")).unwrap();
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--cache",
+            "example.cache",
+            "--out",
+            "run",
+            "-q",
+        ],
+    );
+    r.assert_ok();
+    let csv = d.read("run/metrics.csv");
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[0], "1", "{csv}");
+    assert!(
+        row[6].parse::<f64>().unwrap() > 0.0,
+        "validation ran: {csv}"
+    );
+}

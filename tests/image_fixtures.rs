@@ -4,13 +4,13 @@
 
 mod util;
 
-use balance_split::images::decode::{decode, read, to_rgb8};
+use balance_split::images::decode::{decode, into_rgb8, read};
 use pretty_assertions::assert_eq;
 
 fn rgb(name: &str) -> (Vec<u8>, String) {
     let bytes = read(&util::repo().join("tests/fixtures/images").join(name)).unwrap();
     let (img, info) = decode(&bytes).unwrap();
-    (to_rgb8(&img).into_raw(), info.color)
+    (into_rgb8(img).into_raw(), info.color)
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn the_training_decode_of_a_small_jpeg_is_pillows() {
         balance_split::images::decode::decode_resized(&fixture("pattern_48x32.jpg"), 48).unwrap();
     assert_eq!(px.dimensions(), (48, 48));
     let stretched = balance_split::images::transform::resize(
-        &image::RgbImage::from_raw(48, 32, fixture("pattern_48x32.pillow.rgb")).unwrap(),
+        image::RgbImage::from_raw(48, 32, fixture("pattern_48x32.pillow.rgb")).unwrap(),
         48,
     );
     assert_eq!(px, stretched);

@@ -206,9 +206,4 @@ impl Cache {
         let n = Self::image_bytes(&self.header);
         &self.map[self.data_start + slot * n..self.data_start + (slot + 1) * n]
     }
-
-    /// The cached RGB pixels of `path`, if it is in the cache.
-    pub fn pixels(&self, path: &str) -> Option<&[u8]> {
-        self.slot(path).map(|s| self.pixels_at(s))
-    }
 }

@@ -129,22 +129,18 @@ fn classify(e: ImageError) -> Problem {
 pub fn decode_resized(bytes: &[u8], size: u32) -> Result<image::RgbImage, Problem> {
     if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes) {
         if let Some(img) = super::jpeg::rgb(bytes, size) {
-            return Ok(super::transform::resize(&img, size));
+            return Ok(super::transform::resize(img, size));
         }
     }
     let (img, _) = decode(bytes)?;
-    Ok(super::transform::resize(&to_rgb8(&img), size))
+    Ok(super::transform::resize(into_rgb8(img), size))
 }
 
-/// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped.
-/// 16-bit samples are scaled to 8 bits (`round(v / 257)`); PIL would clip them at 255.
-pub fn to_rgb8(img: &DynamicImage) -> image::RgbImage {
-    img.to_rgb8()
-}
-
-/// One 8-bit channel (`model.architecture.in_channels: 1`): luminance of colour images.
-pub fn to_luma8(img: &DynamicImage) -> image::GrayImage {
-    img.to_luma8()
+/// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped
+/// (no copy when the file already is 8-bit RGB). 16-bit samples are scaled to 8 bits
+/// (`round(v / 257)`); PIL would clip them at 255.
+pub fn into_rgb8(img: DynamicImage) -> image::RgbImage {
+    img.into_rgb8()
 }
 
 #[cfg(test)]
@@ -183,7 +179,7 @@ mod tests {
                 color: "Rgb8".into()
             }
         );
-        assert_eq!(to_rgb8(&img).into_raw(), RGB_2X2.concat());
+        assert_eq!(into_rgb8(img).into_raw(), RGB_2X2.concat());
     }
 
     #[test]
@@ -192,11 +188,14 @@ mod tests {
             ImageBuffer::from_raw(4, 1, vec![0, 257, 32896, 65535]).unwrap();
         let (img, info) = decode(&encode(&g, ImageFormat::Png)).unwrap();
         assert_eq!(info.color, "L16");
-        assert_eq!(
-            to_rgb8(&img).into_raw(),
-            vec![0, 0, 0, 1, 1, 1, 128, 128, 128, 255, 255, 255]
-        );
-        assert_eq!(to_luma8(&img).into_raw(), vec![0, 1, 128, 255]);
+        let rgb = into_rgb8(img).into_raw();
+        assert_eq!(rgb, vec![0, 0, 0, 1, 1, 1, 128, 128, 128, 255, 255, 255]);
+        // With `in_channels: 1` the loader's luminance of grey pixels is their level.
+        let mut one = vec![0.0; 4];
+        crate::images::transform::normalize(&rgb, 1, &mut one);
+        let mut planes = vec![0.0; 12];
+        crate::images::transform::normalize(&rgb, 3, &mut planes);
+        assert_eq!(one, planes[..4]);
     }
 
     #[test]
@@ -206,7 +205,7 @@ mod tests {
         let (img, info) = decode(&encode(&a, ImageFormat::Png)).unwrap();
         assert_eq!(info.color, "Rgba8");
         // What PIL's convert("RGB") gives for the same file: [[10, 20, 30], [40, 50, 60]].
-        assert_eq!(to_rgb8(&img).into_raw(), vec![10, 20, 30, 40, 50, 60]);
+        assert_eq!(into_rgb8(img).into_raw(), vec![10, 20, 30, 40, 50, 60]);
     }
 
     #[test]
@@ -214,14 +213,14 @@ mod tests {
         let flat: image::RgbImage = ImageBuffer::from_pixel(16, 16, Rgb([200, 100, 50]));
         let (img, info) = decode(&encode(&flat, ImageFormat::Jpeg)).unwrap();
         assert_eq!(info.format, "jpeg");
-        for p in to_rgb8(&img).pixels() {
+        for p in into_rgb8(img).pixels() {
             for (got, want) in p.0.iter().zip([200u8, 100, 50]) {
                 assert!(got.abs_diff(want) <= 3, "{:?}", p.0);
             }
         }
         for format in [ImageFormat::Bmp, ImageFormat::Tiff] {
             let (img, _) = decode(&encode(&rgb_2x2(), format)).unwrap();
-            assert_eq!(to_rgb8(&img).into_raw(), RGB_2X2.concat(), "{format:?}");
+            assert_eq!(into_rgb8(img).into_raw(), RGB_2X2.concat(), "{format:?}");
         }
     }
 
@@ -238,7 +237,7 @@ mod tests {
         let small = decode_resized(&jpeg, 40).unwrap();
         assert_eq!(small.dimensions(), (40, 40));
         let (full, _) = decode(&jpeg).unwrap();
-        let reference = crate::images::transform::resize(&to_rgb8(&full), 40);
+        let reference = crate::images::transform::resize(into_rgb8(full), 40);
         let diff: f64 = small
             .as_raw()
             .iter()

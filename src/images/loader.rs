@@ -5,6 +5,7 @@
 //! augmentation comes from its own ChaCha8 stream, so a batch is identical for any number
 //! of threads and the same sample drawn twice in an epoch is augmented differently.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use image::RgbImage;
 use super::cache::Cache;
 use super::decode::{self, Problem};
 use super::transform::{self, Augment, AugmentationConfig};
+use crate::input;
 use crate::rng::EpochStream;
 use crate::split::Entry;
 
@@ -73,7 +75,13 @@ impl Dataset {
             items: Arc::new(
                 entries
                     .iter()
-                    .map(|e| (root.join(&*e.path), e.label, e.path.to_string()))
+                    .map(|e| {
+                        (
+                            input::under(root, Path::new(&*e.path)),
+                            e.label,
+                            e.path.to_string(),
+                        )
+                    })
                     .collect(),
             ),
             cache: None,
@@ -112,27 +120,25 @@ impl Dataset {
             .cache
             .as_ref()
             .and_then(|c| c.slots[index].map(|s| c.cache.pixels_at(s)));
-        let decoded;
-        let pixels = match cached {
-            Some(px) => px,
-            None => {
-                decoded = decode::read(path)
-                    .and_then(|b| decode::decode_resized(&b, cfg.image_size))
-                    .map_err(|problem| LoadError {
-                        index,
-                        path: path.display().to_string(),
-                        problem,
-                    })?;
-                decoded.as_raw()
-            }
+        let pixels: Cow<[u8]> = match cached {
+            Some(px) => Cow::Borrowed(px),
+            None => decode::read(path)
+                .and_then(|b| decode::decode_resized(&b, cfg.image_size))
+                .map(|img| Cow::Owned(img.into_raw()))
+                .map_err(|problem| LoadError {
+                    index,
+                    path: path.display().to_string(),
+                    problem,
+                })?,
         };
         match &cfg.augmentation {
-            None => transform::normalize(pixels, cfg.channels, out),
+            None => transform::normalize(&pixels, cfg.channels, out),
             Some(aug) => {
                 let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
-                let img = RgbImage::from_raw(cfg.image_size, cfg.image_size, pixels.to_vec())
+                // Augmentation works on its own copy only when the pixels are the cache's.
+                let img = RgbImage::from_raw(cfg.image_size, cfg.image_size, pixels.into_owned())
                     .expect("decode_resized and the cache give image_size^2 RGB pixels");
-                transform::normalize(&transform::augment(&img, &a), cfg.channels, out);
+                transform::normalize(&transform::augment(img, &a), cfg.channels, out);
             }
         }
         Ok(())

@@ -74,14 +74,15 @@ impl Augment {
 /// Bilinear resize to `size` x `size` as PIL's `resize(BILINEAR)` (which torchvision's
 /// `Resize` calls): a convolution whose support grows with the shrink factor, so it
 /// averages the source footprint. fast_image_resize implements exactly Pillow's filter
-/// with SIMD, several times faster than `image`'s own resize. A no-op at the right size.
-pub fn resize(img: &RgbImage, size: u32) -> RgbImage {
+/// with SIMD, several times faster than `image`'s own resize. Takes the image so that an
+/// image already at the right size (a 40x40 PNG for a 40-pixel model) is returned as is.
+pub fn resize(img: RgbImage, size: u32) -> RgbImage {
     use fast_image_resize::{
         images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
     };
     let (w, h) = img.dimensions();
     if (w, h) == (size, size) {
-        return img.clone();
+        return img;
     }
     let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3)
         .expect("an RgbImage buffer is w * h * 3 bytes");
@@ -96,13 +97,12 @@ pub fn resize(img: &RgbImage, size: u32) -> RgbImage {
     RgbImage::from_raw(size, size, dst.into_vec()).expect("size * size * 3 bytes")
 }
 
-/// Applies flip, rotation and colour jitter, in torchvision's order.
-pub fn augment(img: &RgbImage, a: &Augment) -> RgbImage {
-    let mut out = if a.flip {
-        imageops::flip_horizontal(img)
-    } else {
-        img.clone()
-    };
+/// Applies flip, rotation and colour jitter, in torchvision's order, in place where the
+/// transform allows.
+pub fn augment(mut out: RgbImage, a: &Augment) -> RgbImage {
+    if a.flip {
+        imageops::flip_horizontal_in_place(&mut out);
+    }
     if a.degrees != 0.0 {
         out = rotate(&out, a.degrees);
     }
@@ -213,7 +213,7 @@ mod tests {
             ..Augment::NONE
         };
         assert_eq!(
-            reds(&augment(&pattern(), &a)),
+            reds(&augment(pattern(), &a)),
             vec![20, 10, 0, 21, 11, 1, 22, 12, 2]
         );
     }
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn resize_keeps_flat_colours_and_shrinks() {
         let flat = RgbImage::from_pixel(256, 256, image::Rgb([200, 100, 50]));
-        let r = resize(&flat, 40);
+        let r = resize(flat, 40);
         assert_eq!(r.dimensions(), (40, 40));
         assert!(r.pixels().all(|p| p.0 == [200, 100, 50]));
     }
@@ -275,10 +275,10 @@ mod tests {
     #[test]
     fn jitter_identity_and_brightness() {
         let img = pattern();
-        let same = augment(&img, &Augment::NONE);
+        let same = augment(img.clone(), &Augment::NONE);
         assert_eq!(same, img);
         let dark = augment(
-            &img,
+            img,
             &Augment {
                 brightness: 0.5,
                 ..Augment::NONE

@@ -61,7 +61,7 @@ impl TrainData {
             )));
         }
         let source_check = check_source(
-            &under(root, Path::new(&m.record.source.split_file)),
+            &input::under(root, Path::new(&m.record.source.split_file)),
             &m.record.source.split_sha256,
         )?;
         let train_labels = m.split.train_labels();
@@ -93,16 +93,6 @@ impl TrainData {
             shuffle,
         };
         sampler::global(&src, self.data_seed, epoch)
-    }
-}
-
-/// `path` relative to `root`, without a leading `./` when the root is the current
-/// directory (so messages show the path as the user wrote it).
-pub fn under(root: &Path, path: &Path) -> PathBuf {
-    if root == Path::new(".") {
-        path.to_owned()
-    } else {
-        root.join(path)
     }
 }
 

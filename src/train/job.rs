@@ -66,7 +66,7 @@ pub fn manifest_path(req: &TrainRequest, s: &TrainSettings) -> Result<PathBuf, T
             req.config.display()
         ))
     })?;
-    Ok(super::data::under(
+    Ok(crate::input::under(
         &req.root,
         &crate::balance::default_output(Path::new(split)),
     ))

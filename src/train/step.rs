@@ -150,11 +150,15 @@ pub fn validate(
     let mut count = vec![0usize; num_classes];
     let order: Vec<usize> = (0..val.len()).collect();
     for (k, batch) in val.batches(order, 0, cfg, 2).enumerate() {
-        let batch = batch?;
-        let [n, c, h, w] = batch.shape;
+        let Batch {
+            images,
+            labels,
+            shape,
+            ..
+        } = batch?;
+        let [n, c, h, w] = shape;
         let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, schedule.len());
-        let labels = batch.labels.clone();
-        let (x_t, noise, tt) = noised(batch.images, batch.shape, noise, &t, schedule, device);
+        let (x_t, noise, tt) = noised(images, shape, noise, &t, schedule, device);
         let y = model
             .is_conditional()
             .then(|| labels_tensor(&labels, device));

@@ -9,6 +9,7 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use crate::images::cache::Cache;
+use crate::images::loader::Dataset;
 
 use super::data::TrainData;
 use super::error::TrainError;
@@ -62,15 +63,21 @@ impl Trainer<'_> {
         let s = self.settings;
         let epochs = self.options.epochs.unwrap_or(s.training.epochs);
         let schedule = NoiseSchedule::new(&s.diffusion);
-        let mut train = self.data.train.clone();
-        if let Some(path) = &self.options.cache {
-            let cache = Cache::open(
+        // The cache holds the validation images too; both lists read from it.
+        let cache = match &self.options.cache {
+            Some(path) => Some(Arc::new(Cache::open(
                 path,
                 &self.data.manifest_sha256,
                 s.architecture.image_size as u32,
-            )?;
-            train = train.with_cache(Arc::new(cache));
-        }
+            )?)),
+            None => None,
+        };
+        let cached = |d: &Dataset| match &cache {
+            Some(c) => d.clone().with_cache(c.clone()),
+            None => d.clone(),
+        };
+        let train = cached(&self.data.train);
+        let val_data = self.data.val.as_ref().map(cached);
         let loader = s.pipeline.loader(self.data.data_seed, true);
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
@@ -158,10 +165,9 @@ impl Trainer<'_> {
             let finished = state.epoch >= epochs || stopped;
             let mut improved = false;
             let v = &s.training.validation;
-            if let Some(val) =
-                self.data.val.as_ref().filter(|_| {
-                    v.enabled && !stopped && (state.epoch % v.frequency == 0 || finished)
-                })
+            if let Some(val) = val_data
+                .as_ref()
+                .filter(|_| v.enabled && !stopped && (state.epoch % v.frequency == 0 || finished))
             {
                 let (overall, per_class) = validate(
                     &state.model.valid(),
