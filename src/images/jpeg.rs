@@ -1,76 +1,100 @@
-//! JPEG decoding through libjpeg-turbo, the library inside Pillow.
+//! JPEG decoding through libjpeg-turbo's decoder, the one inside Pillow.
 //!
 //! Two reasons to leave the `image` crate's decoder on the training path. With the same
-//! library and Pillow's settings (accurate integer IDCT, smooth chroma upsampling, both
-//! TurboJPEG's defaults) a full-size decode gives exactly the pixels of the user's
-//! `Image.open(p).convert("RGB")`. And libjpeg-turbo decodes at 1/2, 1/4 or 1/8 of the
-//! size inside the inverse DCT, which saves most of the work when a 256-pixel photo
-//! becomes a 40-pixel sample.
+//! decoder and Pillow's settings (accurate integer IDCT, smooth chroma upsampling, block
+//! smoothing for progressive files: libjpeg's defaults, which Pillow keeps) a full-size
+//! decode gives exactly the pixels of the user's `Image.open(p).convert("RGB")`. And
+//! libjpeg decodes at 1/2, 1/4 or 1/8 of the size inside the inverse DCT, which saves most
+//! of the work when a 256-pixel photo becomes a 40-pixel sample.
+//!
+//! The library comes from the `mozjpeg` crates: MozJPEG is libjpeg-turbo with a different
+//! encoder, and its decoder is libjpeg-turbo's. Unlike the `turbojpeg` crate's bundled
+//! build it compiles with the C compiler alone (no cmake); its SIMD code needs `nasm`
+//! and is left out, silently and correctly, where `nasm` is missing.
 
-use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
 
 use image::RgbImage;
-use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
+use mozjpeg::{ColorSpace, Decompress};
+use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
 
 /// Larger images go to the `image` crate, whose allocation limit then reports them.
 const MAX_PIXELS: usize = 1 << 27;
 
-thread_local! {
-    /// One decompressor per thread: creating one allocates libjpeg's state, which costs
-    /// as much as decoding a small image.
-    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
-}
-
 /// The image as RGB (grayscale replicated), decoded at the smallest of 1/8, 1/4, 1/2 and
 /// full scale that keeps both sides at or above `min_side` (0: full size).
 ///
-/// `None` when libjpeg-turbo cannot decode it cleanly: an error, a warning about corrupt
-/// data (TurboJPEG reports those as failures too), a colour space without an RGB
-/// conversion (CMYK). The caller then takes the `image` crate's decoder, which decodes
-/// what it can and reports the rest precisely.
+/// `None` when libjpeg cannot decode it cleanly: an error, a warning about corrupt or
+/// missing data (a truncated file is one: libjpeg would pad it with grey), a colour space
+/// without an RGB conversion (CMYK, YCCK), a JPEG kind this build lacks (lossless,
+/// arithmetic-coded, 12-bit). The caller then takes the `image` crate's decoder, which
+/// decodes what it can and reports the rest precisely.
 pub fn rgb(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Decompressor::new().ok()?);
-        }
-        let d = slot.as_mut()?;
-        let header = d.read_header(bytes).ok()?;
-        if header.width.checked_mul(header.height)? > MAX_PIXELS {
-            return None;
-        }
-        let factor = if header.is_lossless {
-            ScalingFactor::ONE
-        } else {
-            scale_for(header.width.min(header.height), min_side)
-        };
-        d.set_scaling_factor(factor).ok()?;
-        let out = header.scaled(factor);
-        let mut pixels = vec![0u8; out.width * out.height * 3];
-        let image = Image {
-            pixels: &mut pixels[..],
-            width: out.width,
-            pitch: out.width * 3,
-            height: out.height,
-            format: PixelFormat::RGB,
-        };
-        d.decompress(bytes, image).ok()?;
-        RgbImage::from_raw(out.width as u32, out.height as u32, pixels)
-    })
+    // libjpeg reports errors by calling back into us; the callbacks unwind (the library is
+    // compiled with -fexceptions for that), and the unwind ends here.
+    panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, min_side)))
+        .ok()
+        .flatten()
 }
 
-/// The smallest power-of-two reduction keeping `side` at or above `min_side`. The odd
-/// factors libjpeg-turbo also offers (3/8, 5/8, ...) have no SIMD code and save little.
-fn scale_for(side: usize, min_side: u32) -> ScalingFactor {
+fn decode(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
+    let mut d = Decompress::with_err(error_manager()).from_mem(bytes).ok()?;
+    if !matches!(
+        d.color_space(),
+        ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB
+    ) {
+        return None;
+    }
+    let (width, height) = d.size();
+    if width.checked_mul(height)? > MAX_PIXELS {
+        return None;
+    }
+    d.scale(eighths_for(width.min(height), min_side));
+    let mut started = d.rgb().ok()?;
+    let (w, h) = (started.width(), started.height());
+    let mut pixels = vec![0u8; w.checked_mul(h)?.checked_mul(3)?];
+    started.read_scanlines_into(&mut pixels).ok()?;
+    started.finish().ok()?;
+    RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)
+}
+
+/// libjpeg's standard error manager with both ways of reporting turned into an unwind:
+/// errors, and warnings too, since a warning means corrupt or missing data that libjpeg
+/// would paper over (TurboJPEG's "stop on warning").
+fn error_manager() -> jpeg_error_mgr {
+    // SAFETY: jpeg_error_mgr is a plain C struct for which all-zero is a valid value, and
+    // jpeg_std_error fills in every field it needs.
+    let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { jpeg_std_error(&mut err) };
+    err.error_exit = Some(unwind_on_error);
+    err.emit_message = Some(unwind_on_warning);
+    err
+}
+
+extern "C-unwind" fn unwind_on_error(_cinfo: &mut jpeg_common_struct) {
+    // resume_unwind, not panic!: no panic hook, so nothing is printed.
+    panic::resume_unwind(Box::new("libjpeg error"));
+}
+
+extern "C-unwind" fn unwind_on_warning(
+    _cinfo: &mut jpeg_common_struct,
+    level: std::os::raw::c_int,
+) {
+    // Levels 0 and up are trace messages; -1 is a warning.
+    if level < 0 {
+        panic::resume_unwind(Box::new("libjpeg warning"));
+    }
+}
+
+/// The scale, in eighths, of the smallest power-of-two reduction keeping `side` at or
+/// above `min_side`. The odd factors libjpeg also offers (3/8, 5/8, ...) have no SIMD
+/// code and save little. Partial blocks round up: 1/8 of 300 is 38.
+fn eighths_for(side: usize, min_side: u32) -> u8 {
     let min = min_side as usize;
-    [
-        ScalingFactor::ONE_EIGHTH,
-        ScalingFactor::ONE_QUARTER,
-        ScalingFactor::ONE_HALF,
-    ]
-    .into_iter()
-    .find(|f| min > 0 && f.scale(side) >= min)
-    .unwrap_or(ScalingFactor::ONE)
+    [1u8, 2, 4]
+        .into_iter()
+        .find(|&e| min > 0 && (side * e as usize).div_ceil(8) >= min)
+        .unwrap_or(8)
 }
 
 #[cfg(test)]
@@ -79,18 +103,15 @@ mod tests {
 
     #[test]
     fn the_smallest_power_of_two_that_keeps_the_target() {
-        let f = |side, min| {
-            let s = scale_for(side, min);
-            (s.num(), s.denom())
-        };
-        assert_eq!(f(256, 40), (1, 4));
-        assert_eq!(f(256, 32), (1, 8));
-        assert_eq!(f(256, 33), (1, 4));
-        assert_eq!(f(256, 128), (1, 2));
-        assert_eq!(f(256, 129), (1, 1));
-        assert_eq!(f(40, 40), (1, 1));
-        assert_eq!(f(256, 0), (1, 1));
+        assert_eq!(eighths_for(256, 40), 2);
+        assert_eq!(eighths_for(256, 32), 1);
+        assert_eq!(eighths_for(256, 33), 2);
+        assert_eq!(eighths_for(256, 128), 4);
+        assert_eq!(eighths_for(256, 129), 8);
+        assert_eq!(eighths_for(40, 40), 8);
+        assert_eq!(eighths_for(256, 0), 8);
         // Partial blocks round up: 1/8 of 300 is 38 (37.5 rounded up).
-        assert_eq!(f(300, 38), (1, 8));
+        assert_eq!(eighths_for(300, 38), 1);
+        assert_eq!(eighths_for(300, 39), 2);
     }
 }
