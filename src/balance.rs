@@ -1,13 +1,13 @@
 //! The `balance` job: config + split in, manifest out. All file I/O of the command lives
 //! here; the decisions live in [`crate::plan`], the bytes in [`crate::manifest`].
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
 use crate::input;
 use crate::manifest::{self, Provenance};
+use crate::output::{check_destination, AtomicFile};
 use crate::pipe::{PipeWriter, WritebackFile};
 use crate::plan::{self, Plan, PlanInput};
 use crate::split::Split;
@@ -64,13 +64,8 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         .out
         .clone()
         .unwrap_or_else(|| default_output(&split_path));
-    for input in [&split_path, &req.config] {
-        if same_file(input, &out_path) {
-            return Err(Error::Usage(format!(
-                "{}: refusing to overwrite an input file; choose another --out",
-                out_path.display()
-            )));
-        }
+    if !req.dry_run {
+        check_destination(&out_path, &[&split_path, &req.config])?;
     }
 
     let mut timer = Timer::from_env();
@@ -131,25 +126,9 @@ pub fn default_output(split: &Path) -> PathBuf {
     split.with_file_name(format!("{stem}.balanced.json"))
 }
 
-/// A new temporary file in `path`'s directory (created if missing), to be renamed over
-/// `path` once complete: a rename within one directory is atomic.
-pub fn temp_beside(path: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir)?;
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .suffix(".tmp")
-        // tempfile's default 0600 would make the file unreadable to the rest of a team.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-}
-
-/// Writes through a temp file in the destination directory and renames it into place, so
-/// no reader ever sees a partial manifest: if the process dies or the disk fills, the temp
-/// file is removed and an existing manifest stays as it was.
+/// Writes the output through an [`AtomicFile`](crate::output::AtomicFile), so no reader
+/// ever sees a partial manifest: if the process dies or the disk fills, an existing
+/// manifest stays as it was and no temporary file is left.
 ///
 /// With `fsync`, the data also reaches stable storage before the rename, so even a power
 /// cut cannot leave a renamed but empty file; writeback then starts chunk by chunk while
@@ -165,28 +144,17 @@ pub fn write_atomically(
         path: path.to_owned(),
         source,
     };
-    let tmp = temp_beside(path, ".balance-split-").map_err(err)?;
-    let file = tmp.as_file().try_clone().map_err(err)?;
+    let out = AtomicFile::create(path).map_err(err)?;
+    let file = out.file().try_clone().map_err(err)?;
     let mut w = if fsync {
         PipeWriter::new(WritebackFile::new(file))
     } else {
         PipeWriter::new(file)
     };
     let written = body(&mut w);
-    // On error the temp file is dropped, which deletes it.
+    // On error `out` is dropped, which leaves nothing behind.
     written.and_then(|()| w.finish()).map_err(err)?;
-    if fsync {
-        tmp.as_file().sync_all().map_err(err)?;
-    }
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    out.commit(fsync).map_err(err)
 }
 
 fn os_seed() -> Result<u64, Error> {

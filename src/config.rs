@@ -30,6 +30,10 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
 }
 
+/// The most draws one epoch of the weighted sampler may have: `sample` holds an epoch's
+/// positions in memory (8 bytes each), so 2^30 of them are already 8 GiB.
+pub const MAX_NUM_SAMPLES: u64 = 1 << 30;
+
 /// Where the seed comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeedSetting {
@@ -166,13 +170,13 @@ impl Balancing {
 
     /// Range checks serde cannot express. Returns the dotted key (below `data.balancing`)
     /// and what was wrong.
-    fn validate(&self) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
         let ws = &self.weighted_sampler;
         check_method("weighted_sampler", ws.method, ws.beta, &ws.manual_weights)?;
-        if ws.num_samples == Some(0) {
+        if let Some(n) = ws.num_samples.filter(|&n| n == 0 || n > MAX_NUM_SAMPLES) {
             return Err((
                 "weighted_sampler.num_samples".into(),
-                "expected null or a positive integer, found 0".into(),
+                format!("expected null or an integer from 1 to {MAX_NUM_SAMPLES}, found {n}"),
             ));
         }
         for (name, section) in [
@@ -227,13 +231,7 @@ fn check_method(
 
 /// Numbers in messages as the user would write them (`1.5`, `.nan`, `-inf`).
 fn show_f64(x: f64) -> String {
-    if x.is_nan() {
-        ".nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { ".inf" } else { "-.inf" }.into()
-    } else {
-        format!("{x}")
-    }
+    crate::text::number(x)
 }
 
 /// Treats an explicit YAML `null` section like a missing one (defaults).
@@ -293,11 +291,7 @@ struct RawConditioning {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::parse(&text, path)
+        Config::parse(&yaml::read(path)?, path)
     }
 
     /// Parses config text; `path` is only used in messages.
@@ -319,6 +313,13 @@ impl Config {
                     message,
                 })?;
         }
+        if data.split_file.as_deref() == Some("") {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "data.split_file".into(),
+                message: "expected the path of the split JSON, found an empty string".into(),
+            });
+        }
         let seed = match raw.compute.unwrap_or_default().seed {
             None => SeedSetting::Fixed(0),
             Some(None) => SeedSetting::FromOs,
@@ -338,3 +339,4 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+pub mod yaml;

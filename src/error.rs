@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 use crate::images::cache::CacheError;
 use crate::manifest::ManifestError;
+use crate::output::DestinationError;
 use crate::plan::PlanError;
 use crate::plot::PlotError;
 use crate::sampler::SamplerError;
@@ -43,6 +44,9 @@ pub enum Error {
     /// The decoded image cache cannot be made or used.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The output path is an input or not a regular file.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
     /// The chart could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -65,6 +69,7 @@ impl Error {
             | Error::Sampler { .. }
             | Error::Cache(_)
             | Error::Plan { .. }
+            | Error::Destination(_)
             | Error::Usage(_) => 2,
         }
     }

@@ -7,9 +7,14 @@ use sha2::{Digest, Sha256};
 
 use crate::split::SplitError;
 
+/// The largest split or manifest read, in bytes. A 10-million-entry manifest is about
+/// 1 GB; the bound keeps a wrong path (a disk image, a 40 GB sparse file) from becoming
+/// an allocation of its size.
+pub const MAX_INPUT_BYTES: u64 = 8 << 30;
+
 /// Opens a split or manifest, with an error that names the file.
 pub fn read(path: &Path) -> Result<Input, SplitError> {
-    Input::open(path).map_err(|source| SplitError::Read {
+    read_bounded(path, MAX_INPUT_BYTES).map_err(|source| SplitError::Read {
         path: path.to_owned(),
         source,
     })
@@ -23,46 +28,45 @@ pub fn text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, SplitError> {
     })
 }
 
-/// A file's bytes: memory-mapped when it is a regular file (a 900 MB split is then
-/// read without first copying it into fresh memory, which costs more than parsing half
-/// of it), read into memory otherwise (pipes, /dev/stdin).
-pub enum Input {
-    Mapped(memmap2::Mmap),
-    Read(Vec<u8>),
-}
+/// A file's bytes, read into memory.
+///
+/// Not memory-mapped: a map turns another process truncating the file while we read it
+/// (a script rewriting the split with `open(path, "w")`) into SIGBUS, which kills the
+/// process without a message. Read, a file changing underneath gives either the old
+/// bytes, the new ones or a mixture; a mixture fails to parse, or parses and no longer
+/// matches the sha256 the manifest records (`verify` reports it).
+pub type Input = Vec<u8>;
 
-impl Input {
-    pub fn open(path: &Path) -> std::io::Result<Input> {
-        let file = fs::File::open(path)?;
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "is a directory",
-            ));
-        }
-        if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only and lives only for this command. If another
-            // process truncates the file meanwhile we may fault; if it rewrites it, the
-            // parse sees mixed bytes and the sha256 in the manifest will not match the file
-            // (balance-split verify would report it). The user's input files are never
-            // written by us.
-            return Ok(Input::Mapped(unsafe { memmap2::Mmap::map(&file)? }));
-        }
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut v)?;
-        Ok(Input::Read(v))
+/// Reads at most `limit` bytes of `path` (a regular file, a pipe, `/dev/stdin`); more is
+/// an error naming the limit, found before anything of that size is allocated.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
     }
-}
-
-impl std::ops::Deref for Input {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Input::Mapped(m) => m,
-            Input::Read(v) => v,
-        }
+    let too_large = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than the {limit}-byte limit for this kind of file"),
+        )
+    };
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_large());
     }
+    // The size is only a hint (the file may grow or shrink meanwhile); the limit holds
+    // whatever it does.
+    let mut bytes = Vec::with_capacity(if meta.is_file() {
+        meta.len() as usize
+    } else {
+        0
+    });
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Lower-case hex SHA-256, as `sha256sum` prints it.

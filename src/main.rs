@@ -34,7 +34,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return usage_error(e),
+    };
     let result = match args.command {
         Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
         Command::Cache(a) => cli::cache::run(a).map(|()| ExitCode::SUCCESS),
@@ -46,12 +49,58 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if let Some(out) = e.downcast_ref::<cli::out::StdoutError>() {
+                if out.is_closed_pipe() {
+                    return ExitCode::SUCCESS;
+                }
+            }
             let code = e
                 .downcast_ref::<balance_split::Error>()
                 .map_or(1, balance_split::Error::exit_code);
             // Library messages already carry their cause; printing the chain would repeat it.
-            eprintln!("error: {e}");
+            cli::out::note(format_args!(
+                "error: {}",
+                balance_split::text::one_line(&e.to_string())
+            ));
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// clap's own messages, in the shape of ours: `--help` and `--version` print as clap
+/// renders them (exit 0); a usage error is one `error:` line, its tips folded in, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return match cli::out::text(&e.render().to_string()) {
+            Err(out) if !out.is_closed_pipe() => {
+                cli::out::note(format_args!("error: {out}"));
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        };
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        cli::out::note(format_args!(
+            "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help"
+        ));
+        return ExitCode::from(2);
+    }
+    // clap's message: a first line, continuation lines (the missing arguments), tips; the usage
+    // and the pointer to --help are left to --help.
+    let rendered = e.render().to_string();
+    let mut line = String::from("error:");
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !(l.is_empty() || l.starts_with("Usage:") || l.starts_with("For more")))
+    {
+        match part.strip_prefix("tip: ") {
+            Some(tip) => line += &format!("; {tip}"),
+            None => line += &format!(" {}", part.strip_prefix("error: ").unwrap_or(part)),
+        }
+    }
+    line += "; see --help";
+    cli::out::note(line);
+    ExitCode::from(2)
 }

@@ -31,6 +31,11 @@ pub enum PlanError {
         label: usize,
         what: String,
     },
+    #[error("data.balancing.{section}: class weights{message}")]
+    Weights {
+        section: &'static str,
+        message: String,
+    },
     #[error("data.balancing.{section}.manual_weights has {found} values but the split has {expected} classes")]
     ManualLength {
         section: &'static str,
@@ -210,6 +215,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             let class_weights =
                 weights::class_weights(&counts, ws.method, ws.beta, ws.manual_weights.as_deref())
                     .map_err(|e| weight_error(e, "weighted_sampler", input.classes))?;
+            weights::check(&class_weights, Some(&counts)).map_err(|message| {
+                PlanError::Weights {
+                    section: "weighted_sampler",
+                    message,
+                }
+            })?;
             let n = input.labels.len();
             let num_samples = ws.num_samples.unwrap_or(n as u64);
             if !ws.replacement && num_samples > n as u64 {
@@ -234,6 +245,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         let cw = &bal.class_weights;
         let raw = weights::class_weights(&counts, cw.method, cw.beta, cw.manual_weights.as_deref())
             .map_err(|e| weight_error(e, "class_weights", input.classes))?;
+        weights::check(&raw, None).map_err(|message| PlanError::Weights {
+            section: "class_weights",
+            message,
+        })?;
         Some(LossPlan {
             class_weights: if cw.normalize {
                 weights::normalize(&raw, k)

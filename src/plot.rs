@@ -41,9 +41,56 @@ const COLORS: [RGBColor; 4] = [
     RGBColor(0x81, 0x72, 0xb3),
 ];
 
-/// Draws the chart for `stats` into `path`: before/after per class for a manifest, the
-/// lists (train, val, test) per class for a plain split.
-pub fn draw(stats: &Stats, path: &Path) -> Result<(), PlotError> {
+/// The most classes a chart draws: 150 pixels a group, so 64 classes are already a
+/// 9,840-pixel-wide image, and 100,000 would be a 45 GB one.
+pub const MAX_CLASSES: usize = 64;
+
+/// The largest count a chart's axis shows (past it, the axis' arithmetic loses integers).
+const MAX_VALUE: f64 = 1e15;
+
+/// Draws the chart for `stats` into `path` (written atomically, never over the file the
+/// statistics came from): before/after per class for a manifest, the lists (train, val,
+/// test) per class for a plain split.
+pub fn draw(stats: &Stats, path: &Path) -> Result<(), crate::Error> {
+    if path
+        .extension()
+        .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
+    {
+        return Err(crate::Error::Usage(format!(
+            "{}: --plot writes a PNG; give it a name ending in .png",
+            path.display()
+        )));
+    }
+    crate::output::check_destination(path, &[&stats.file])?;
+    if stats.classes.len() > MAX_CLASSES {
+        return Err(crate::Error::Usage(format!(
+            "{}: --plot draws at most {MAX_CLASSES} classes; this file has {}",
+            stats.file.display(),
+            stats.classes.len()
+        )));
+    }
+    let values = stats
+        .lists
+        .iter()
+        .flat_map(|l| l.counts.iter().map(|&n| n as f64));
+    let balancing = stats.balancing.iter().flat_map(|b| {
+        let after = b.after.iter().map(|&n| n as f64);
+        after.chain(b.expected_epoch.iter().flatten().copied())
+    });
+    if let Some(v) = values
+        .chain(balancing)
+        .find(|v| !(0.0..=MAX_VALUE).contains(v))
+    {
+        return Err(crate::Error::Usage(format!(
+            "{}: a count of {} is outside what --plot can chart (0 to 1e15)",
+            stats.file.display(),
+            crate::text::number(v)
+        )));
+    }
+    Ok(draw_checked(stats, path)?)
+}
+
+fn draw_checked(stats: &Stats, path: &Path) -> Result<(), PlotError> {
     let err = |e: String| PlotError {
         path: path.to_owned(),
         message: e,
@@ -81,7 +128,8 @@ pub fn draw(stats: &Stats, path: &Path) -> Result<(), PlotError> {
         ),
     };
     register_font();
-    render(&title, &stats.classes, &series, path).map_err(|e| err(e.to_string()))
+    let png = render(&title, &stats.classes, &series).map_err(|e| err(e.to_string()))?;
+    crate::output::write_bytes(path, &png).map_err(|e| err(e.to_string()))
 }
 
 fn series(name: &str, values: Vec<f64>, i: usize) -> Series {
@@ -92,17 +140,34 @@ fn series(name: &str, values: Vec<f64>, i: usize) -> Series {
     }
 }
 
+/// The chart as PNG bytes.
 fn render(
     title: &str,
     classes: &[String],
     series: &[Series],
-    path: &Path,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let k = classes.len();
     // Wide enough for the title and for the class names under their groups.
     let title_px = 13 * title.chars().count() as u32 + 80;
-    let width = (240 + 150 * k as u32).max(title_px).max(720);
-    let root = BitMapBackend::new(path, (width, 520)).into_drawing_area();
+    let (width, height) = ((240 + 150 * k as u32).max(title_px).max(720), 520);
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    draw_into(&mut rgb, (width, height), title, classes, series)?;
+    let mut png = Vec::new();
+    image::RgbImage::from_raw(width, height, rgb)
+        .expect("buffer of the chart's size")
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    Ok(png)
+}
+
+fn draw_into(
+    rgb: &mut [u8],
+    size: (u32, u32),
+    title: &str,
+    classes: &[String],
+    series: &[Series],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let k = classes.len();
+    let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     root.fill(&WHITE)?;
     let ymax = series
         .iter()

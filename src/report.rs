@@ -37,7 +37,7 @@ pub fn summary(o: &Outcome) -> String {
     ]];
     for (label, name) in o.classes.iter().enumerate() {
         rows.push([
-            name.clone(),
+            crate::text::escape(name).into_owned(),
             label.to_string(),
             p.counts_before[label].to_string(),
             p.counts_after[label].to_string(),
@@ -92,7 +92,7 @@ pub fn summary(o: &Outcome) -> String {
         } else {
             "dry run, would write"
         },
-        o.out_path.display()
+        crate::text::escape(&o.out_path.display().to_string())
     );
     s
 }

@@ -175,9 +175,17 @@ impl Alias {
                 small.push(l);
             }
         }
-        // Whatever is left is 1 up to rounding.
+        // Whatever is left is 1 up to rounding, except a class without mass (no members),
+        // which rounding can leave here too: it must never be drawn (there is nothing to
+        // draw from), so its column goes to the first class of the largest mass.
+        let heaviest = (0..k).fold(0, |b, c| if masses[c] > masses[b] { c } else { b });
         for c in small.into_iter().chain(large) {
-            prob[c] = 1.0;
+            if masses[c] > 0.0 {
+                prob[c] = 1.0;
+            } else {
+                prob[c] = 0.0;
+                alias[c] = heaviest;
+            }
         }
         Alias { prob, alias }
     }

@@ -33,7 +33,7 @@ pub enum SplitError {
         key: String,
         message: String,
     },
-    #[error("{path}: {list}[{index}]: label {label} is not a class in metadata.classes (expected 0..{num_classes})")]
+    #[error("{path}: {list}[{index}]: label {label} is not a class in metadata.classes (expected an integer from 0 to {})", num_classes.saturating_sub(1))]
     UnknownLabel {
         path: PathBuf,
         list: &'static str,
@@ -251,13 +251,13 @@ fn class_names(metadata: &Map<String, Value>) -> Result<Vec<String>, String> {
     for (name, label) in classes {
         let l = label.as_u64().filter(|&l| l < k as u64).ok_or_else(|| {
             format!(
-                "class {name:?} has label {label}; expected labels 0..{} (one per class)",
+                "class {name:?} has label {label}; expected labels 0 to {}, one per class",
                 k - 1
             )
         })?;
         if let Some(prev) = &names[l as usize] {
             return Err(format!(
-                "classes {prev:?} and {name:?} share label {l}; expected labels 0..{} (one per class)",
+                "classes {prev:?} and {name:?} share label {l}; expected labels 0 to {}, one per class",
                 k - 1
             ));
         }

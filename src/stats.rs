@@ -129,7 +129,7 @@ pub fn render(s: &Stats) -> String {
         ]];
         for (label, name) in s.classes.iter().enumerate() {
             rows.push([
-                name.clone(),
+                crate::text::escape(name).into_owned(),
                 label.to_string(),
                 l.counts[label].to_string(),
                 format!("{:.1}%", 100.0 * l.shares[label]),
@@ -154,7 +154,7 @@ pub fn render(s: &Stats) -> String {
         let mut rows = vec![head];
         for (label, name) in s.classes.iter().enumerate() {
             let mut row = vec![
-                name.clone(),
+                crate::text::escape(name).into_owned(),
                 b.before[label].to_string(),
                 b.after[label].to_string(),
             ];

@@ -92,6 +92,41 @@ pub fn class_weights(
         .collect()
 }
 
+/// Refuses weights that the sampler or the loss cannot use, with a message to follow the
+/// field's name (`[1]: expected ...` for the first bad value, `: the weights sum to ...`): each weight must be positive and finite, and so must their sum
+/// and, given the class counts, the sum of class masses `n_c * w_c` (two weights of 1e308
+/// are each finite, but their sum is infinite, which makes every probability 0 or NaN and
+/// every normalised weight 0).
+pub fn check(weights: &[f64], counts: Option<&[u64]>) -> Result<(), String> {
+    if let Some(i) = weights.iter().position(|w| !(w.is_finite() && *w > 0.0)) {
+        return Err(format!(
+            "[{i}]: expected a positive finite number, found {}",
+            crate::text::number(weights[i])
+        ));
+    }
+    let sum: f64 = weights.iter().sum();
+    if !sum.is_finite() {
+        return Err(format!(
+            ": the weights sum to {}; expected a finite sum",
+            crate::text::number(sum)
+        ));
+    }
+    if let Some(counts) = counts {
+        let mass: f64 = counts
+            .iter()
+            .zip(weights)
+            .map(|(&n, &w)| n as f64 * w)
+            .sum();
+        if !mass.is_finite() {
+            return Err(format!(
+                ": count times weight summed over the classes is {}; expected a finite number",
+                crate::text::number(mass)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Scales weights so they sum to `num_classes`, as `x / sum * num_classes` (the Python
 /// order of operations, so results agree bit for bit).
 pub fn normalize(weights: &[f64], num_classes: usize) -> Vec<f64> {

@@ -106,7 +106,7 @@ fn a_missing_image_fails_the_cache_with_its_entry() {
     let r = d.run(&["cache", "m.json", "--out", "m.cache"]);
     assert_eq!(
         r.assert_bad_input(),
-        "error: train[0] (train/c0/img_00000.png): missing (no such file)"
+        "error: m.json: train[0] (train/c0/img_00000.png): missing (no such file)"
     );
     assert!(!d.exists("m.cache"));
 }

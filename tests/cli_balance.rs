@@ -243,12 +243,20 @@ fn refuses_to_overwrite_its_input() {
     d.split(&[40, 7])
         .config("    upsampling:\n      enabled: true\n");
     let split = d.read("split.json");
-    for out in ["split.json", "./split.json", "config.yaml"] {
+    std::os::unix::fs::symlink("split.json", d.join("link.json")).unwrap();
+    for (out, input) in [
+        ("split.json", "split.json"),
+        ("./split.json", "split.json"),
+        ("link.json", "split.json"),
+        ("config.yaml", "config.yaml"),
+    ] {
         let r = d.run(&["balance", "--config", "config.yaml", "--out", out]);
         let line = r.assert_bad_input().to_string();
         assert_eq!(
             line,
-            format!("error: {out}: refusing to overwrite an input file; choose another --out")
+            format!(
+                "error: {out}: refusing to overwrite an input file ({input}); choose another output"
+            )
         );
     }
     assert_eq!(d.read("split.json"), split);
@@ -277,7 +285,7 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
     bad(&[5, 5], "    class_weights:\n      beta: 1\n",
         "error: config.yaml: data.balancing.class_weights.beta: expected a number in (0, 1), found 1");
     bad(&[5, 5], "    weighted_sampler:\n      num_samples: 0\n",
-        "error: config.yaml: data.balancing.weighted_sampler.num_samples: expected null or a positive integer, found 0");
+        "error: config.yaml: data.balancing.weighted_sampler.num_samples: expected null or an integer from 1 to 1073741824, found 0");
     bad(&[5, 5], "    weighted_sampler:\n      method: manual\n      manual_weights: [1, -1]\n",
         "error: config.yaml: data.balancing.weighted_sampler.manual_weights[1]: expected a positive finite number, found -1");
     bad(&[5, 5], "    class_weights:\n      method: median\n",
@@ -304,8 +312,8 @@ fn split_errors_exit_2_naming_file_and_entry() {
         ("{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\", \"label\": 0}", "error: split.json: EOF while parsing a list at line 1 column 71"),
         ("{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": []}", "error: split.json: train: is empty; there is nothing to balance"),
         ("{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": 1, \"label\": 0}]}", "error: split.json: train[0]: \"path\" must be a string, found integer 1 at line 1 column 56"),
-        ("{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\", \"label\": 4}]}", "error: split.json: train[0]: label 4 is not a class in metadata.classes (expected 0..1)"),
-        ("{\"metadata\": {\"classes\": {\"a\": 1}}, \"train\": [{\"path\": \"x\", \"label\": 1}]}", "error: split.json: metadata.classes: class \"a\" has label 1; expected labels 0..0 (one per class)"),
+        ("{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\", \"label\": 4}]}", "error: split.json: train[0]: label 4 is not a class in metadata.classes (expected an integer from 0 to 0)"),
+        ("{\"metadata\": {\"classes\": {\"a\": 1}}, \"train\": [{\"path\": \"x\", \"label\": 1}]}", "error: split.json: metadata.classes: class \"a\" has label 1; expected labels 0 to 0, one per class"),
     ];
     for (split, want) in cases {
         let d = Dir::new();

@@ -145,8 +145,15 @@ def epoch_stream(labels, k, seed, epoch, weighted=None, shuffle=True):
             if prob[lg] < 1.0:
                 large.pop()
                 small.append(lg)
+        heaviest = 0
+        for c in range(k):
+            if mass[c] > mass[heaviest]:
+                heaviest = c
         for c in small + large:
-            prob[c] = 1.0
+            if mass[c] > 0.0:
+                prob[c] = 1.0
+            else:
+                prob[c], alias[c] = 0.0, heaviest
         for _ in range(m):
             x = (s.next_u64() >> 11) * k
             col, coin = x >> 53, (x & ((1 << 53) - 1)) * (1.0 / (1 << 53))

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use balance_split::{balance, report};
 
+use super::out;
+
 /// Balance the training split named by a config and write a manifest.
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,21 +43,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         fsync: a.fsync,
     })?;
     for w in &outcome.plan.warnings {
-        eprintln!("warning: {w}");
+        out::note(format_args!("warning: {w}"));
     }
     if outcome.seed_from_os {
-        eprintln!(
+        out::note(format_args!(
             "note: compute.seed is null; drew seed {} from the OS (pass --seed {} to repeat this run)",
             outcome.seed, outcome.seed
-        );
+        ));
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::summary_json(&outcome))?
-        );
+        out::json(&report::summary_json(&outcome))?;
     } else {
-        print!("{}", report::summary(&outcome));
+        out::text(&report::summary(&outcome))?;
     }
     Ok(())
 }

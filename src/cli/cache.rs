@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use balance_split::images::cache;
 
+use super::out;
+
 /// Decode and resize every image of a manifest once, into one memory-mappable file.
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,16 +24,16 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let w = cache::build(&a.manifest, &a.images.root, a.images.image_size, &a.out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&w)?);
+        out::json(&w)?;
     } else {
-        println!(
+        out::line(format_args!(
             "cached {} images of {}x{} ({} bytes) in {}",
             w.images,
             a.images.image_size,
             a.images.image_size,
             w.bytes,
             w.out.display()
-        );
+        ))?;
     }
     Ok(())
 }

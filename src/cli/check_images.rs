@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use balance_split::images::check;
 
+use super::out;
+
 /// Exit code when some images are not usable.
 const BAD_IMAGES: u8 = 3;
 
@@ -43,9 +45,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))?;
     bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json(&report)?;
     } else {
-        print!("{}", check::render(&report));
+        out::text(&check::render(&report))?;
     }
     Ok(if report.bad.is_empty() {
         ExitCode::SUCCESS

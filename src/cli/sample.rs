@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use balance_split::sample;
 
+use super::out::StdoutError;
+
 /// Print the training order of one epoch (positions in the manifest's train list).
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,19 +49,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             shuffle: !a.no_shuffle,
         },
     )?;
+    print(&positions, if a.json { Format::Json } else { a.format }).map_err(StdoutError)?;
+    Ok(())
+}
+
+fn print(positions: &[usize], format: Format) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut num = itoa::Buffer::new();
-    let format = if a.json { Format::Json } else { a.format };
     match format {
         Format::Lines => {
-            for p in positions {
+            for &p in positions {
                 out.write_all(num.format(p).as_bytes())?;
                 out.write_all(b"\n")?;
             }
         }
         Format::Json => {
             out.write_all(b"[")?;
-            for (i, p) in positions.into_iter().enumerate() {
+            for (i, &p) in positions.iter().enumerate() {
                 if i > 0 {
                     out.write_all(b", ")?;
                 }
@@ -68,6 +74,5 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             out.write_all(b"]\n")?;
         }
     }
-    out.flush()?;
-    Ok(())
+    out.flush()
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use balance_split::{plot, stats};
 
+use super::out;
+
 /// Per-class counts, shares and imbalance of a split or a manifest.
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,14 +22,14 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let s = stats::run(&a.file)?;
     if let Some(png) = &a.plot {
-        plot::draw(&s, png).map_err(balance_split::Error::from)?;
+        plot::draw(&s, png)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        out::json(&s)?;
     } else {
-        print!("{}", stats::render(&s));
+        out::text(&stats::render(&s))?;
         if let Some(png) = &a.plot {
-            println!("chart: {}", png.display());
+            out::line(format_args!("chart: {}", png.display()))?;
         }
     }
     Ok(())

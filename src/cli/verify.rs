@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use balance_split::verify;
 
+use super::out;
+
 /// Exit code when the manifest differs from its recomputation.
 const DIFFERS: u8 = 3;
 
@@ -33,18 +35,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         split: a.split,
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json(&report)?;
     } else if report.identical {
-        println!(
+        out::line(format_args!(
             "ok: {} is exactly what {} gives with its recorded config and seed",
             report.manifest.display(),
             report.source.display()
-        );
+        ))?;
     } else {
-        println!("differs: {}", report.manifest.display());
+        let mut text = format!("differs: {}\n", report.manifest.display());
         for d in &report.differences {
-            println!("  {}: expected {}, found {}", d.field, d.expected, d.found);
+            text += &format!(
+                "  {}: expected {}, found {}\n",
+                d.field, d.expected, d.found
+            );
         }
+        out::text(&text)?;
     }
     Ok(if report.identical {
         ExitCode::SUCCESS

@@ -153,7 +153,12 @@ fn num_samples_is_null_or_positive_integer() {
     let ok = parse(&balancing("    weighted_sampler:\n      num_samples: 10\n")).unwrap();
     assert_eq!(ok.balancing.unwrap().weighted_sampler.num_samples, Some(10));
     let err = parse(&balancing("    weighted_sampler:\n      num_samples: 0\n")).unwrap_err();
-    assert_eq!(err, "c.yaml: data.balancing.weighted_sampler.num_samples: expected null or a positive integer, found 0");
+    assert_eq!(err, "c.yaml: data.balancing.weighted_sampler.num_samples: expected null or an integer from 1 to 1073741824, found 0");
+    let err = parse(&balancing(
+        "    weighted_sampler:\n      num_samples: 18446744073709551615\n",
+    ))
+    .unwrap_err();
+    assert_eq!(err, "c.yaml: data.balancing.weighted_sampler.num_samples: expected null or an integer from 1 to 1073741824, found 18446744073709551615");
     for v in ["-3", "2.5", "many"] {
         let err = parse(&balancing(&format!(
             "    weighted_sampler:\n      num_samples: {v}\n"

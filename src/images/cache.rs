@@ -45,8 +45,9 @@ pub enum CacheError {
         expected: u32,
         found: u32,
     },
-    #[error("{index} ({path}): {problem}")]
+    #[error("{manifest}: {index} ({path}): {problem}")]
     Image {
+        manifest: PathBuf,
         index: String,
         path: String,
         problem: Problem,
@@ -81,28 +82,33 @@ pub struct Written {
     pub out: PathBuf,
 }
 
+/// The largest side `cache` and the loader resize to: 4096 x 4096 RGB is 48 MiB an image,
+/// far above what a diffusion model of this kind trains on.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// Images decoded at once before their pixels are written: bounds the memory a cache of
+/// any size takes to build.
+const CHUNK: usize = 512;
+
+/// Refuses an image size of 0 or above [`MAX_IMAGE_SIDE`], naming the option.
+pub fn check_image_size(image_size: u32) -> Result<(), Error> {
+    if (1..=MAX_IMAGE_SIDE).contains(&image_size) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--image-size: expected 1 to {MAX_IMAGE_SIDE}, found {image_size}"
+        )))
+    }
+}
+
 /// Builds the cache of `manifest` into `out`.
 pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Result<Written, Error> {
+    check_image_size(image_size)?;
+    crate::output::check_destination(out, &[manifest])?;
     let bytes = input::read(manifest)?;
     let sha = input::sha256_hex(&bytes);
     let m = Manifest::parse(input::text(&bytes, manifest)?, manifest)?;
     let paths = m.split.distinct_paths();
-    let pixels: Vec<Result<Vec<u8>, CacheError>> = paths
-        .par_iter()
-        .map(|&(p, list, i)| {
-            let fail = |problem| CacheError::Image {
-                index: format!("{list}[{i}]"),
-                path: p.to_string(),
-                problem,
-            };
-            // The loader's own decode, so cached pixels equal uncached ones exactly.
-            decode::read(&root.join(p))
-                .and_then(|b| decode::decode_resized(&b, image_size))
-                .map(image::RgbImage::into_raw)
-                .map_err(fail)
-        })
-        .collect();
-    let pixels = pixels.into_iter().collect::<Result<Vec<_>, _>>()?;
     let header = Header {
         version: VERSION,
         manifest_sha256: sha,
@@ -114,19 +120,57 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
     let head = serde_json::to_vec(&header).expect("plain data");
     let used = MAGIC.len() + 4 + head.len();
     let pad = used.div_ceil(ALIGN) * ALIGN - used;
-    let total = (used + pad + pixels.iter().map(Vec::len).sum::<usize>()) as u64;
-    crate::balance::write_atomically(out, false, |w| {
+    let per_image = (image_size as usize).pow(2) * 3;
+    let total = (used + pad) as u64 + paths.len() as u64 * per_image as u64;
+    let head_len = u32::try_from(head.len()).map_err(|_| {
+        Error::Usage(format!(
+            "{}: too many image paths for one cache ({} bytes of header)",
+            manifest.display(),
+            head.len()
+        ))
+    })?;
+    // The first failing image, in manifest order, stops the write and is the error.
+    let mut failed: Option<CacheError> = None;
+    let written = crate::balance::write_atomically(out, false, |w| {
         w.write_all(MAGIC)?;
-        w.write_all(&(head.len() as u32).to_le_bytes())?;
+        w.write_all(&head_len.to_le_bytes())?;
         w.write_all(&head)?;
         w.write_all(&vec![0u8; pad])?;
-        for p in &pixels {
-            w.write_all(p)?;
+        for chunk in paths.chunks(CHUNK) {
+            let pixels: Vec<Result<Vec<u8>, CacheError>> = chunk
+                .par_iter()
+                .map(|&(p, list, i)| {
+                    let fail = |problem| CacheError::Image {
+                        manifest: manifest.to_owned(),
+                        index: format!("{list}[{i}]"),
+                        path: p.to_string(),
+                        problem,
+                    };
+                    // The loader's own decode, so cached pixels equal uncached ones exactly.
+                    decode::read(&root.join(p))
+                        .and_then(|b| decode::decode_resized(&b, image_size))
+                        .map(image::RgbImage::into_raw)
+                        .map_err(fail)
+                })
+                .collect();
+            for p in pixels {
+                match p {
+                    Ok(p) => w.write_all(&p)?,
+                    Err(e) => {
+                        failed = Some(e);
+                        return Err(std::io::Error::other("an image failed"));
+                    }
+                }
+            }
         }
         Ok(())
-    })?;
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    written?;
     Ok(Written {
-        images: pixels.len(),
+        images: paths.len(),
         bytes: total,
         out: out.to_owned(),
     })

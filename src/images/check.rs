@@ -118,20 +118,31 @@ pub fn run(
 
 /// The human-readable report.
 pub fn render(r: &Report) -> String {
+    use crate::text::escape;
     use std::fmt::Write;
     let mut s = String::new();
     for b in &r.bad {
-        let _ = writeln!(s, "{}[{}] {}: {}", b.list, b.index, b.path, b.problem);
+        let _ = writeln!(
+            s,
+            "{}[{}] {}: {}",
+            b.list,
+            b.index,
+            escape(&b.path),
+            escape(&b.problem.to_string())
+        );
     }
     let _ = writeln!(
         s,
         "{}: {} files checked, {} bad",
-        r.file.display(),
+        escape(&r.file.display().to_string()),
         r.files,
         r.bad.len()
     );
     for (list, classes) in &r.entries {
-        let parts: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let parts: Vec<String> = classes
+            .iter()
+            .map(|(c, n)| format!("{} {n}", escape(c)))
+            .collect();
         let _ = writeln!(s, "  {list}: {}", parts.join(", "));
     }
     let join = |m: &BTreeMap<String, usize>| {

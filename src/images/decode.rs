@@ -16,6 +16,8 @@ pub enum Problem {
     NotAFile,
     #[error("unreadable: {0}")]
     Unreadable(String),
+    #[error("too large: {0} bytes (at most {MAX_IMAGE_BYTES} bytes per image file)")]
+    TooLarge(u64),
     #[error("not an image: the content matches no known image signature")]
     NotAnImage,
     #[error("unsupported format: {0} (supported: PNG, JPEG, TIFF, BMP)")]
@@ -36,12 +38,16 @@ pub struct Info {
     pub color: String,
 }
 
+/// The largest image file read. Training images are kilobytes to a few megabytes; the
+/// bound keeps a huge or sparse file named `.png` from becoming an allocation of its size.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
 /// Reads a file's bytes, classifying failures. One open and one `fstat` on the handle:
 /// for a 40x40 PNG the file system calls cost a third as much as decoding.
 pub fn read(path: &Path) -> Result<Vec<u8>, Problem> {
     use std::io::Read;
     let unreadable = |e: std::io::Error| Problem::Unreadable(e.to_string());
-    let mut file = open(path).map_err(|e| match e.kind() {
+    let file = open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Problem::Missing,
         _ => unreadable(e),
     })?;
@@ -49,8 +55,17 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Problem> {
     if !meta.is_file() {
         return Err(Problem::NotAFile);
     }
+    if meta.len() > MAX_IMAGE_BYTES {
+        return Err(Problem::TooLarge(meta.len()));
+    }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(unreadable)?;
+    // The file may grow after the fstat; the bound holds all the same.
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(Problem::TooLarge(bytes.len() as u64));
+    }
     Ok(bytes)
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::Balancing;
+use crate::config::{Balancing, MAX_NUM_SAMPLES};
 use crate::sampler::Weighted;
 use crate::split::{Split, SplitError};
 use crate::weights::WeightMethod;
@@ -155,6 +155,92 @@ impl<'a> Manifest<'a> {
                 )));
             }
         }
+        check_record(&record, &split).map_err(bad)?;
         Ok(Manifest { split, record })
     }
+}
+
+/// The recorded values every consumer computes with, validated as strictly as a config:
+/// a hand-edited manifest with a negative weight or a target ratio of 1e30 is refused
+/// with the field named, instead of sampling nonsense or hanging `verify`.
+fn check_record(r: &Record, split: &Split) -> Result<(), String> {
+    const STRATEGIES: [&str; 4] = ["none", "weighted_sampler", "downsampling", "upsampling"];
+    if !STRATEGIES.contains(&r.strategy.as_str()) {
+        return Err(format!(
+            "strategy: expected one of none, weighted_sampler, downsampling, upsampling, found {:?}",
+            r.strategy
+        ));
+    }
+    if let Some(b) = &r.config {
+        b.validate()
+            .map_err(|(key, message)| format!("config.{key}: {message}"))?;
+    }
+    match (&r.sampler, r.strategy == "weighted_sampler") {
+        (None, true) => return Err("sampler: missing for strategy weighted_sampler".into()),
+        (Some(_), false) => {
+            return Err(format!(
+                "sampler: present, but strategy is {}; only weighted_sampler has one",
+                r.strategy
+            ))
+        }
+        _ => {}
+    }
+    let k = split.classes.len();
+    if let Some(s) = &r.sampler {
+        let labels = split.train_labels();
+        let counts = crate::plan::class_counts(&labels, k);
+        crate::weights::check(&s.class_weights, Some(&counts))
+            .map_err(|m| format!("sampler.class_weights{m}"))?;
+        if !(1..=MAX_NUM_SAMPLES).contains(&s.num_samples) {
+            return Err(format!(
+                "sampler.num_samples: expected an integer from 1 to {MAX_NUM_SAMPLES}, found {}",
+                s.num_samples
+            ));
+        }
+        if !s.replacement && s.num_samples > split.train.len() as u64 {
+            return Err(format!(
+                "sampler.num_samples is {} but replacement is false and train has only {} entries",
+                s.num_samples,
+                split.train.len()
+            ));
+        }
+        check_counts("sampler.expected_counts", &s.expected_counts, false)?;
+    }
+    if let Some(l) = &r.loss {
+        crate::weights::check(&l.class_weights, None)
+            .map_err(|m| format!("loss.class_weights{m}"))?;
+    }
+    check_counts("class_counts.before", &r.class_counts.before, true)?;
+    check_counts("class_counts.after", &r.class_counts.after, true)?;
+    if let Some((i, &s)) = r
+        .source_index
+        .iter()
+        .enumerate()
+        .find(|(_, &s)| s as u64 >= r.source.train_samples)
+    {
+        return Err(format!(
+            "source_index[{i}] is {s} but source.train_samples is {}",
+            r.source.train_samples
+        ));
+    }
+    Ok(())
+}
+
+/// Per-class numbers: non-negative, finite, integers where `integers`.
+fn check_counts(field: &str, m: &Map<String, Value>, integers: bool) -> Result<(), String> {
+    for (class, v) in m {
+        let ok = match v.as_f64() {
+            Some(x) => x.is_finite() && x >= 0.0 && (!integers || v.is_u64()),
+            None => false,
+        };
+        if !ok {
+            let what = if integers {
+                "a non-negative integer"
+            } else {
+                "a non-negative finite number"
+            };
+            return Err(format!("{field}.{class}: expected {what}, found {v}"));
+        }
+    }
+    Ok(())
 }

@@ -111,7 +111,7 @@ fn labels_must_be_declared_classes() {
     let err = parse(&with_train(r#"[{"path": "a", "label": 2}]"#)).unwrap_err();
     assert_eq!(
         err,
-        "s.json: train[0]: label 2 is not a class in metadata.classes (expected 0..2)"
+        "s.json: train[0]: label 2 is not a class in metadata.classes (expected an integer from 0 to 1)"
     );
     let text = format!(
         r#"{{{CLASSES}, "train": [{{"path": "a", "label": 0}}], "val": [{{"path": "b", "label": -1}}]}}"#
@@ -119,7 +119,7 @@ fn labels_must_be_declared_classes() {
     let err = parse(&text).unwrap_err();
     assert_eq!(
         err,
-        "s.json: val[0]: label -1 is not a class in metadata.classes (expected 0..2)"
+        "s.json: val[0]: label -1 is not a class in metadata.classes (expected an integer from 0 to 1)"
     );
 }
 
@@ -128,15 +128,15 @@ fn class_labels_must_be_zero_to_k_minus_one() {
     let cases = [
         (
             r#"{"a": 0, "b": 2}"#,
-            "class \"b\" has label 2; expected labels 0..1 (one per class)",
+            "class \"b\" has label 2; expected labels 0 to 1, one per class",
         ),
         (
             r#"{"a": 1, "b": 1}"#,
-            "classes \"a\" and \"b\" share label 1; expected labels 0..1 (one per class)",
+            "classes \"a\" and \"b\" share label 1; expected labels 0 to 1, one per class",
         ),
         (
             r#"{"a": "0"}"#,
-            "class \"a\" has label \"0\"; expected labels 0..0 (one per class)",
+            "class \"a\" has label \"0\"; expected labels 0 to 0, one per class",
         ),
         (r#"{}"#, "is empty; expected at least one class"),
         (

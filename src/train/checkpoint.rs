@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::settings::{Architecture, Diffusion};
+use crate::output::AtomicFile;
 
 const MAGIC: &[u8; 8] = b"BSDDPM\0\x01";
 
@@ -172,9 +173,9 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         };
-        let mut tmp = crate::balance::temp_beside(path, ".ckpt-").map_err(err)?;
+        let mut tmp = AtomicFile::create(path).map_err(err)?;
         tmp.write_all(&self.encode()).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
+        tmp.file().sync_all().map_err(err)?;
         Ok(Staged {
             tmp,
             path: path.to_owned(),
@@ -193,7 +194,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// A checkpoint written to a temporary file, not yet in place. Dropping it (or a crash)
 /// leaves the previous file at the target untouched.
 pub struct Staged {
-    tmp: tempfile::NamedTempFile,
+    tmp: AtomicFile,
     path: PathBuf,
 }
 
@@ -201,13 +202,10 @@ impl Staged {
     /// Atomically renames the staged file over the target.
     pub fn commit(self) -> Result<(), CheckpointError> {
         let path = self.path;
+        // Already flushed to disk by `stage`.
         self.tmp
-            .persist(&path)
-            .map_err(|e| CheckpointError::Write {
-                path: path.clone(),
-                source: e.error,
-            })?;
-        Ok(())
+            .commit(false)
+            .map_err(|source| CheckpointError::Write { path, source })
     }
 }
 

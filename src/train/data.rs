@@ -97,7 +97,7 @@ impl TrainData {
 }
 
 fn check_source(split: &Path, recorded: &str) -> Result<SourceCheck, TrainError> {
-    let bytes = match input::Input::open(split) {
+    let bytes = match input::read_bounded(split, input::MAX_INPUT_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(SourceCheck::Absent(split.to_owned()))

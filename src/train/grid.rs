@@ -105,11 +105,10 @@ pub fn save(img: &RgbImage, path: &Path) -> Result<(), ImageWriteError> {
         path: path.to_owned(),
         message,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
-    img.save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| err(e.to_string()))
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| err(e.to_string()))?;
+    crate::output::write_bytes(path, &png).map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]

@@ -324,11 +324,7 @@ fn show(v: &Value) -> String {
 impl TrainSettings {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<TrainSettings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        TrainSettings::parse(&text, path)
+        TrainSettings::parse(&crate::config::yaml::read(path)?, path)
     }
 
     /// Parses config text; `path` is only used in messages. Missing keys take the values

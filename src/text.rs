@@ -1,0 +1,90 @@
+//! Human-readable output stays one record per line whatever the input holds.
+//!
+//! Paths and class names come from the user's files and may contain newlines or terminal
+//! escapes: printed raw, a path with a newline would split an `error:` line in two, or
+//! forge a line of `check-images`' report. Every human-readable output passes such text
+//! through here (JSON output escapes by itself).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// `s` with every control character written as an escape (`\n`, `\r`, `\t`, `\u{1b}`), and
+/// a backslash before them doubled only when something was escaped, so ordinary text
+/// (Windows paths included) prints unchanged.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A message for one `error:` line: the same escaping, so it cannot span two lines.
+pub fn one_line(message: &str) -> Cow<'_, str> {
+    escape(message)
+}
+
+/// A number as a person reads it in a message: plain where that is short (`2`, `0.15`),
+/// in exponent form for very large or small magnitudes (`1e30`, `1.7e308`, `5e-7`) rather
+/// than 300 digits; YAML's spellings for the non-finite (`.nan`, `.inf`, `-.inf`).
+pub fn number(x: f64) -> String {
+    if x.is_nan() {
+        ".nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { ".inf" } else { "-.inf" }.into()
+    } else if x != 0.0 && !(1e-5..1e16).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_written() {
+        let shown: Vec<String> = [
+            2.0,
+            0.15,
+            -1.0,
+            1e30,
+            1.7e308,
+            5e-7,
+            0.0,
+            f64::NAN,
+            f64::INFINITY,
+        ]
+        .into_iter()
+        .map(number)
+        .collect();
+        assert_eq!(
+            shown,
+            ["2", "0.15", "-1", "1e30", "1.7e308", "5e-7", "0", ".nan", ".inf"]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_is_kept() {
+        assert_eq!(escape("splits/a b/ä.png"), "splits/a b/ä.png");
+        assert_eq!(escape(r"C:\data\x.png"), r"C:\data\x.png");
+        assert_eq!(escape("a\nb"), r"a\nb");
+        assert_eq!(escape("a\r\tb\u{1b}[31m"), r"a\r\tb\u{1b}[31m");
+        // Once something is escaped, a literal backslash-n cannot pass for a newline.
+        assert_eq!(escape("x\\n\ny"), r"x\\n\ny");
+        assert_eq!(escape("\u{7f}\u{85}"), r"\u{7f}\u{85}");
+    }
+}
