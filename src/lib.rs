@@ -8,6 +8,8 @@
 
 pub mod balance;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod error;
 pub mod images;
 pub mod input;

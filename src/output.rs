@@ -92,7 +92,13 @@ impl AtomicFile {
         };
         fs::create_dir_all(&dir)?;
         clear_stale(&dir);
-        if let Some(file) = anonymous(&dir) {
+        // BALANCE_SPLIT_NAMED_TEMP=1 takes the portable path on Linux too (the kill tests
+        // use it to check that path's clean-up with real signals).
+        let anonymous = match std::env::var_os("BALANCE_SPLIT_NAMED_TEMP") {
+            Some(_) => None,
+            None => anonymous(&dir),
+        };
+        if let Some(file) = anonymous {
             return Ok(AtomicFile {
                 file,
                 dest: dest.to_owned(),

@@ -109,6 +109,24 @@ impl<'a> Split<'a> {
         Ok((raw.validate(path)?, balancing))
     }
 
+    /// For the fuzz targets and their proptest twins: the fast reader, where it takes
+    /// `text`, must read exactly what the serde reader reads. `Err` describes a
+    /// disagreement (a bug); a text both refuse, or only the fast one leaves, is fine.
+    #[doc(hidden)]
+    pub fn readers_agree(text: &str) -> Result<(), String> {
+        let Some(fast) = fast::read(text) else {
+            return Ok(());
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let slow = serde::Deserializer::deserialize_map(&mut de, serde_path::TopVisitor { text })
+            .and_then(|raw| de.end().map(|()| raw));
+        match slow {
+            Ok(slow) if slow == fast => Ok(()),
+            Ok(slow) => Err(format!("fast read {fast:?}, serde read {slow:?}")),
+            Err(e) => Err(format!("fast read {fast:?}, serde refused: {e}")),
+        }
+    }
+
     /// The lists present, in this order: `train`, then `val` and `test` when the file has
     /// them.
     pub fn lists(&self) -> Vec<(&'static str, &[Entry<'a>])> {

@@ -57,6 +57,11 @@ pub fn run(path: &Path) -> Result<Stats, Error> {
         return Ok(compute(path, &split, None));
     };
     let m = Manifest::from_parts(split, raw, path)?;
+    Ok(of_manifest(&m, path))
+}
+
+/// The statistics of a parsed manifest: its lists, and before/after per class.
+pub fn of_manifest(m: &Manifest, path: &Path) -> Stats {
     let classes = &m.split.classes;
     let by_label = |map: &serde_json::Map<String, serde_json::Value>| -> Vec<f64> {
         classes
@@ -74,7 +79,7 @@ pub fn run(path: &Path) -> Result<Stats, Error> {
         expected_epoch: r.sampler.as_ref().map(|s| by_label(&s.expected_counts)),
         loss_weights: r.loss.as_ref().map(|l| l.class_weights.clone()),
     };
-    Ok(compute(path, &m.split, Some(balancing)))
+    compute(path, &m.split, Some(balancing))
 }
 
 /// The pure part: statistics of a parsed split.

@@ -1,0 +1,70 @@
+//! Entry points for the fuzz targets (`fuzz/`, run by `scripts/fuzz`) and their proptest
+//! twins in the test command (`tests/arbitrary_input.rs`): each takes arbitrary bytes,
+//! runs them through a reader exactly as the commands do, and panics only on a bug (a
+//! panic of ours, or the split readers disagreeing). Errors are the expected outcome.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::manifest::Manifest;
+use crate::split::Split;
+
+/// The split readers: the fast one and the serde one agree or the fast one stands aside;
+/// and the full parse (with its validation) returns, whatever the bytes.
+pub fn split(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    if let Err(disagreement) = Split::readers_agree(text) {
+        panic!("split readers disagree on {text:?}: {disagreement}");
+    }
+    let _ = Split::parse(text, Path::new("fuzz.json"));
+}
+
+/// The config reader, nesting bound included (the file read adds only the size bound and
+/// the BOM).
+pub fn config(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let path = Path::new("fuzz.yaml");
+    if crate::config::yaml::check_depth(text, path).is_ok() {
+        let _ = Config::parse(text.strip_prefix('\u{feff}').unwrap_or(text), path);
+    }
+}
+
+/// The manifest reader, and for a manifest it accepts, what `sample` and `stats` do with
+/// it (epochs of up to 100,000 draws, to keep a run fast).
+pub fn manifest(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let path = Path::new("fuzz.json");
+    let Ok(m) = Manifest::parse(text, path) else {
+        return;
+    };
+    let small = m
+        .record
+        .sampler
+        .as_ref()
+        .is_none_or(|s| s.num_samples <= 100_000);
+    if small {
+        let labels = m.split.train_labels();
+        let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
+        let src = crate::sampler::Source {
+            labels: &labels,
+            num_classes: m.split.classes.len(),
+            weighted: weighted.as_ref(),
+            shuffle: true,
+        };
+        let _ = crate::sampler::epoch(&src, m.record.seed, 0, 0, 3);
+    }
+    let _ = crate::stats::of_manifest(&m, path);
+}
+
+/// Image decoding as the loader (reduced JPEG decode and resize) and `check-images`
+/// (full decode) do it.
+pub fn image(bytes: &[u8]) {
+    let _ = crate::images::decode::decode_resized(bytes, 16);
+    let _ = crate::images::decode::decode(bytes);
+}
