@@ -24,6 +24,7 @@ pub mod sample;
 pub mod sampler;
 pub mod split;
 pub mod stats;
+pub mod stdout;
 pub mod text;
 pub mod train;
 pub mod verify;

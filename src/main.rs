@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if let Some(out) = e.downcast_ref::<cli::out::StdoutError>() {
+            if let Some(out) = e.downcast_ref::<balance_split::stdout::StdoutError>() {
                 if out.is_closed_pipe() {
                     return ExitCode::SUCCESS;
                 }
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
                 .downcast_ref::<balance_split::Error>()
                 .map_or(1, balance_split::Error::exit_code);
             // Library messages already carry their cause; printing the chain would repeat it.
-            cli::out::note(format_args!(
+            balance_split::stdout::note(format_args!(
                 "error: {}",
                 balance_split::text::one_line(&e.to_string())
             ));
@@ -72,16 +72,16 @@ fn main() -> ExitCode {
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        return match cli::out::text(&e.render().to_string()) {
+        return match balance_split::stdout::text(&e.render().to_string()) {
             Err(out) if !out.is_closed_pipe() => {
-                cli::out::note(format_args!("error: {out}"));
+                balance_split::stdout::note(format_args!("error: {out}"));
                 ExitCode::FAILURE
             }
             _ => ExitCode::SUCCESS,
         };
     }
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        cli::out::note(format_args!(
+        balance_split::stdout::note(format_args!(
             "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help"
         ));
         return ExitCode::from(2);
@@ -101,6 +101,6 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
     }
     line += "; see --help";
-    cli::out::note(line);
+    balance_split::stdout::note(line);
     ExitCode::from(2)
 }

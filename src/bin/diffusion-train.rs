@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use balance_split::stdout as out;
+use balance_split::text::one_line;
 use balance_split::train::error::TrainError;
 use balance_split::train::job::{self, GenerateRequest, TrainRequest};
 use balance_split::train::settings::DeviceChoice;
@@ -205,16 +207,16 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     init_logging(Some(&settings.output.logs.join("train.log")), c.quiet)?;
     let summary = job::train(&req, &settings)?;
     if let Some(last) = &summary.last {
-        println!(
+        out::line(format_args!(
             "trained {} epochs ({} steps): loss {:.5}, weighted loss {:.5}, {:.1} images/s",
             summary.epochs, summary.steps, last.loss, last.weighted_loss, last.images_per_s
-        );
+        ))?;
     }
     if let Some(c) = &summary.checkpoint {
-        println!("checkpoint: {}", c.display());
+        out::line(format_args!("checkpoint: {}", c.display()))?;
     }
     for p in &summary.images {
-        println!("image: {}", p.display());
+        out::line(format_args!("image: {}", p.display()))?;
     }
     Ok(())
 }
@@ -226,7 +228,7 @@ fn generate_with(
 ) -> anyhow::Result<()> {
     init_logging(Some(&settings.output.logs.join("generate.log")), quiet)?;
     for p in job::generate(req, settings)? {
-        println!("{}", p.display());
+        out::line(p.display())?;
     }
     Ok(())
 }
@@ -248,7 +250,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let settings = job::load_settings(&c.config, c.device, None)?;
     init_logging(None, c.quiet)?;
     for t in job::bench(&settings, &args.batch, args.steps, args.warmup)? {
-        println!("{}", serde_json::to_string(&t)?);
+        out::line(serde_json::to_string(&t)?)?;
     }
     Ok(())
 }
@@ -270,14 +272,20 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e
+            .downcast_ref::<out::StdoutError>()
+            .is_some_and(out::StdoutError::is_closed_pipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => match e.downcast_ref::<TrainError>() {
             // Library errors already carry their cause; the chain would repeat it.
             Some(t) => {
-                eprintln!("error: {t}");
+                out::note(format_args!("error: {}", one_line(&t.to_string())));
                 ExitCode::from(t.exit_code() as u8)
             }
             None => {
-                eprintln!("error: {e:#}");
+                out::note(format_args!("error: {}", one_line(&format!("{e:#}"))));
                 ExitCode::from(1)
             }
         },

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use balance_split::{balance, report};
 
-use super::out;
+use balance_split::stdout as out;
 
 /// Balance the training split named by a config and write a manifest.
 #[derive(clap::Args)]

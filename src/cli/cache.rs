@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use balance_split::images::cache;
 
-use super::out;
+use balance_split::stdout as out;
 
 /// Decode and resize every image of a manifest once, into one memory-mappable file.
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use balance_split::images::check;
 
-use super::out;
+use balance_split::stdout as out;
 
 /// Exit code when some images are not usable.
 const BAD_IMAGES: u8 = 3;

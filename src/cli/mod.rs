@@ -3,7 +3,6 @@
 pub mod balance;
 pub mod cache;
 pub mod check_images;
-pub mod out;
 pub mod sample;
 pub mod stats;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use balance_split::sample;
 
-use super::out::StdoutError;
+use balance_split::stdout::StdoutError;
 
 /// Print the training order of one epoch (positions in the manifest's train list).
 #[derive(clap::Args)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use balance_split::{plot, stats};
 
-use super::out;
+use balance_split::stdout as out;
 
 /// Per-class counts, shares and imbalance of a split or a manifest.
 #[derive(clap::Args)]

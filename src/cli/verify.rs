@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use balance_split::verify;
 
-use super::out;
+use balance_split::stdout as out;
 
 /// Exit code when the manifest differs from its recomputation.
 const DIFFERS: u8 = 3;

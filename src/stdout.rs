@@ -1,4 +1,4 @@
-//! Standard output and error for every command.
+//! Standard output and error for the binaries (`balance-split`, `diffusion-train`).
 //!
 //! `println!` panics when stdout is a closed pipe or a full disk (exit 101, after the work
 //! was done). Here a write failure becomes an error value: a closed pipe (`| head`) ends
