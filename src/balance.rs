@@ -126,7 +126,7 @@ pub fn default_output(split: &Path) -> PathBuf {
     split.with_file_name(format!("{stem}.balanced.json"))
 }
 
-/// Writes the output through an [`AtomicFile`](crate::output::AtomicFile), so no reader
+/// Writes the output through an [`AtomicFile`], so no reader
 /// ever sees a partial manifest: if the process dies or the disk fills, an existing
 /// manifest stays as it was and no temporary file is left.
 ///

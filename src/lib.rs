@@ -8,9 +8,9 @@
 
 pub mod balance;
 pub mod config;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod error;
 pub mod images;
 pub mod input;
 pub mod manifest;

@@ -351,10 +351,13 @@ fn usage_errors_are_one_line() {
         "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help");
 }
 
+/// A change to a manifest's JSON.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn sample_refuses_impossible_sampler_records() {
     let d = with_manifest(WEIGHTED);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("neg.json", Box::new(|v| v["balancing"]["sampler"]["class_weights"] = json!([-1.0, 10.0])),
             "error: neg.json: balancing: sampler.class_weights[0]: expected a positive finite number, found -1"),
         ("zero.json", Box::new(|v| v["balancing"]["sampler"]["class_weights"] = json!([0.0, 1.0])),

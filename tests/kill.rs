@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use util::Dir;
 
-const SIGNALS: [(i32, &str); 3] = [(libc::SIGKILL, "KILL"), (libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")];
+const SIGNALS: [(i32, &str); 3] = [
+    (libc::SIGKILL, "KILL"),
+    (libc::SIGTERM, "TERM"),
+    (libc::SIGINT, "INT"),
+];
 
 fn balance(d: &Dir, out: &str, named: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_balance-split"));
@@ -27,9 +31,13 @@ fn balance(d: &Dir, out: &str, named: bool) -> Command {
 fn a_signal_mid_write_leaves_the_old_or_the_new_manifest_and_no_temporary_file() {
     let d = Dir::new();
     // About 10 MB of manifest: long enough to be caught mid-write.
-    d.split(&[40_000, 8_000]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[40_000, 8_000])
+        .config("    upsampling:\n      enabled: true\n");
     let start = Instant::now();
-    assert!(balance(&d, "reference.json", false).status().unwrap().success());
+    assert!(balance(&d, "reference.json", false)
+        .status()
+        .unwrap()
+        .success());
     let full = start.elapsed();
     eprintln!("one uninterrupted run: {full:?}");
     let reference = std::fs::read(d.join("reference.json")).unwrap();
@@ -49,7 +57,10 @@ fn a_signal_mid_write_leaves_the_old_or_the_new_manifest_and_no_temporary_file()
                 } else if now == reference {
                     "new"
                 } else {
-                    panic!("SIG{name} at {fraction} (named {named}): a partial manifest of {} bytes", now.len())
+                    panic!(
+                        "SIG{name} at {fraction} (named {named}): a partial manifest of {} bytes",
+                        now.len()
+                    )
                 };
                 *outcomes.entry(what).or_insert(0) += 1;
                 if named && sig == libc::SIGKILL {
@@ -68,7 +79,10 @@ fn a_signal_mid_write_leaves_the_old_or_the_new_manifest_and_no_temporary_file()
         }
     }
     // The checks above mean something only if some runs were really interrupted.
-    assert!(outcomes.get("old").copied().unwrap_or(0) >= 6, "{outcomes:?}");
+    assert!(
+        outcomes.get("old").copied().unwrap_or(0) >= 6,
+        "{outcomes:?}"
+    );
 }
 
 #[test]
@@ -76,7 +90,8 @@ fn truncating_the_split_while_balance_reads_it_is_not_a_crash() {
     // A script rewriting the split with open(path, "w") truncates it first: balance must
     // end with a message (or finish with what it read), never die of SIGBUS.
     let d = Dir::new();
-    d.split(&[40_000, 8_000]).config("    upsampling:\n      enabled: true\n");
+    d.split(&[40_000, 8_000])
+        .config("    upsampling:\n      enabled: true\n");
     let text = d.read("split.json");
     for delay_ms in [0, 5, 20, 60] {
         d.write("split.json", &text);

@@ -272,9 +272,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e
-            .downcast_ref::<out::StdoutError>()
-            .is_some_and(out::StdoutError::is_closed_pipe) =>
+        Err(e)
+            if e.downcast_ref::<out::StdoutError>()
+                .is_some_and(out::StdoutError::is_closed_pipe) =>
         {
             ExitCode::SUCCESS
         }
