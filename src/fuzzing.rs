@@ -28,8 +28,8 @@ pub fn config(bytes: &[u8]) {
         return;
     };
     let path = Path::new("fuzz.yaml");
-    if crate::config::yaml::check_depth(text, path).is_ok() {
-        let _ = Config::parse(text.strip_prefix('\u{feff}').unwrap_or(text), path);
+    if let Ok(text) = crate::config::yaml::prepare(text, path) {
+        let _ = Config::parse(text, path);
     }
 }
 
@@ -49,15 +49,13 @@ pub fn manifest(bytes: &[u8]) {
         .as_ref()
         .is_none_or(|s| s.num_samples <= 100_000);
     if small {
-        let labels = m.split.train_labels();
-        let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
-        let src = crate::sampler::Source {
-            labels: &labels,
-            num_classes: m.split.classes.len(),
-            weighted: weighted.as_ref(),
+        let req = crate::sample::Request {
+            epoch: 0,
+            rank: 0,
+            world_size: 3,
             shuffle: true,
         };
-        let _ = crate::sampler::epoch(&src, m.record.seed, 0, 0, 3);
+        let _ = crate::sample::positions(&m, req);
     }
     let _ = crate::stats::of_manifest(&m, path);
 }

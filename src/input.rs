@@ -13,7 +13,13 @@ use crate::split::SplitError;
 pub const MAX_INPUT_BYTES: u64 = 8 << 30;
 
 /// Opens a split or manifest, with an error that names the file.
-pub fn read(path: &Path) -> Result<Input, SplitError> {
+///
+/// Read into memory, not memory-mapped: a map turns another process truncating the file
+/// while we read it (a script rewriting the split with `open(path, "w")`) into SIGBUS,
+/// which kills the process without a message. Read, a file changing underneath gives the
+/// old bytes, the new ones or a mixture; a mixture fails to parse, or parses and no longer
+/// matches the sha256 the manifest records (`verify` reports it).
+pub fn read(path: &Path) -> Result<Vec<u8>, SplitError> {
     read_bounded(path, MAX_INPUT_BYTES).map_err(|source| SplitError::Read {
         path: path.to_owned(),
         source,
@@ -28,45 +34,44 @@ pub fn text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, SplitError> {
     })
 }
 
-/// A file's bytes, read into memory.
-///
-/// Not memory-mapped: a map turns another process truncating the file while we read it
-/// (a script rewriting the split with `open(path, "w")`) into SIGBUS, which kills the
-/// process without a message. Read, a file changing underneath gives either the old
-/// bytes, the new ones or a mixture; a mixture fails to parse, or parses and no longer
-/// matches the sha256 the manifest records (`verify` reports it).
-pub type Input = Vec<u8>;
-
 /// Reads at most `limit` bytes of `path` (a regular file, a pipe, `/dev/stdin`); more is
 /// an error naming the limit, found before anything of that size is allocated.
 pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind, Read};
+    use std::io::{Error, ErrorKind};
     let file = fs::File::open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
     }
-    let too_large = || {
+    read_at_most(&file, &meta, limit)?.map_err(|_| {
         Error::new(
             ErrorKind::InvalidData,
             format!("larger than the {limit}-byte limit for this kind of file"),
         )
-    };
-    if meta.is_file() && meta.len() > limit {
-        return Err(too_large());
+    })
+}
+
+/// An open file's bytes when there are at most `limit` of them, else `Err(size)` (the
+/// size seen: from `fstat`, or as far as the read got). The size is only a hint for the
+/// first allocation, since the file may grow or shrink meanwhile; the limit holds
+/// whatever it does.
+pub fn read_at_most(
+    file: &fs::File,
+    meta: &fs::Metadata,
+    limit: u64,
+) -> std::io::Result<Result<Vec<u8>, u64>> {
+    use std::io::Read;
+    let hint = if meta.is_file() { meta.len() } else { 0 };
+    if hint > limit {
+        return Ok(Err(hint));
     }
-    // The size is only a hint (the file may grow or shrink meanwhile); the limit holds
-    // whatever it does.
-    let mut bytes = Vec::with_capacity(if meta.is_file() {
-        meta.len() as usize
-    } else {
-        0
-    });
+    let mut bytes = Vec::with_capacity(hint as usize);
     file.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    Ok(if bytes.len() as u64 > limit {
+        Err(bytes.len() as u64)
+    } else {
+        Ok(bytes)
+    })
 }
 
 /// Lower-case hex SHA-256, as `sha256sum` prints it.

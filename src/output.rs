@@ -98,20 +98,15 @@ impl AtomicFile {
             Some(_) => None,
             None => anonymous(&dir),
         };
-        if let Some(file) = anonymous {
-            return Ok(AtomicFile {
-                file,
-                dest: dest.to_owned(),
-                dir,
-                named: None,
-            });
-        }
-        let (file, path) = named(&dir)?;
+        let (file, named) = match anonymous {
+            Some(file) => (file, None),
+            None => named(&dir).map(|(file, path)| (file, Some(path)))?,
+        };
         Ok(AtomicFile {
             file,
             dest: dest.to_owned(),
             dir,
-            named: Some(path),
+            named,
         })
     }
 

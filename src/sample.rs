@@ -23,6 +23,14 @@ pub fn run(manifest: &Path, req: Request) -> Result<Vec<usize>, Error> {
     let bytes = input::read(manifest)?;
     let text = input::text(&bytes, manifest)?;
     let m = Manifest::parse(text, manifest)?;
+    positions(&m, req).map_err(|source| Error::Sampler {
+        manifest: manifest.to_owned(),
+        source,
+    })
+}
+
+/// The pure part: the positions of a parsed manifest.
+pub fn positions(m: &Manifest, req: Request) -> Result<Vec<usize>, sampler::SamplerError> {
     let labels = m.split.train_labels();
     let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
     let src = Source {
@@ -31,10 +39,5 @@ pub fn run(manifest: &Path, req: Request) -> Result<Vec<usize>, Error> {
         weighted: weighted.as_ref(),
         shuffle: req.shuffle,
     };
-    sampler::epoch(&src, m.record.seed, req.epoch, req.rank, req.world_size).map_err(|source| {
-        Error::Sampler {
-            manifest: manifest.to_owned(),
-            source,
-        }
-    })
+    sampler::epoch(&src, m.record.seed, req.epoch, req.rank, req.world_size)
 }

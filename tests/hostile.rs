@@ -73,6 +73,14 @@ fn refuses(d: &Dir, args: &[&str], code: i32, want: &str) {
     );
 }
 
+/// [`refuses`] with exit 2 for each `(args, error line)` in turn.
+#[track_caller]
+fn refuses_all(d: &Dir, cases: &[(&[&str], &str)]) {
+    for (args, want) in cases {
+        refuses(d, args, 2, want);
+    }
+}
+
 const UPSAMPLING: &str = "    upsampling:\n      enabled: true\n";
 const WEIGHTED: &str = "    weighted_sampler:\n      enabled: true\n";
 
@@ -206,83 +214,30 @@ fn balance_refuses_weights_that_overflow() {
 #[test]
 fn balance_refuses_bad_splits() {
     let d = project();
-    let bad_split = |name: &str, text: &str| {
-        d.write(name, text);
-    };
-    bad_split(
+    d.write(
         "s1.json",
         "{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\", \"label\": 3}]}",
     );
-    refuses(&d, &["balance", "--config", "config.yaml", "--split", "s1.json", "--out", "o.json"], 2,
-        "error: s1.json: train[0]: label 3 is not a class in metadata.classes (expected an integer from 0 to 0)");
-    bad_split(
+    d.write(
         "s2.json",
         "{\"metadata\": {\"classes\": {\"a\": 0, \"b\": 0}}, \"train\": []}",
     );
-    refuses(&d, &["balance", "--config", "config.yaml", "--split", "s2.json", "--out", "o.json"], 2,
-        "error: s2.json: metadata.classes: classes \"a\" and \"b\" share label 0; expected labels 0 to 1, one per class");
-    bad_split("s3.json", "{\"metadata\": ");
-    refuses(
-        &d,
-        &[
-            "balance",
-            "--config",
-            "config.yaml",
-            "--split",
-            "s3.json",
-            "--out",
-            "o.json",
-        ],
-        2,
-        "error: s3.json: EOF while parsing a value at line 1 column 13",
-    );
-    bad_split("s4.json", "{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\\ny\", \"label\": 9}]}");
-    refuses(&d, &["balance", "--config", "config.yaml", "--split", "s4.json", "--out", "o.json"], 2,
-        "error: s4.json: train[0]: label 9 is not a class in metadata.classes (expected an integer from 0 to 0)");
+    d.write("s3.json", "{\"metadata\": ");
+    d.write("s4.json", "{\"metadata\": {\"classes\": {\"a\": 0}}, \"train\": [{\"path\": \"x\\ny\", \"label\": 9}]}");
     std::fs::write(d.join("bin.json"), [0xff, 0xfe, 0x00]).unwrap();
-    refuses(
-        &d,
-        &[
-            "balance",
-            "--config",
-            "config.yaml",
-            "--split",
-            "bin.json",
-            "--out",
-            "o.json",
-        ],
-        2,
-        "error: bin.json: not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 0",
-    );
-    refuses(
-        &d,
-        &[
-            "balance",
-            "--config",
-            "config.yaml",
-            "--split",
-            "none.json",
-            "--out",
-            "o.json",
-        ],
-        2,
-        "error: none.json: cannot read split file: No such file or directory (os error 2)",
-    );
-    // A path with a newline stays on one line.
-    refuses(
-        &d,
-        &[
-            "balance",
-            "--config",
-            "config.yaml",
-            "--split",
-            "a\nb.json",
-            "--out",
-            "o.json",
-        ],
-        2,
-        "error: a\\nb.json: cannot read split file: No such file or directory (os error 2)",
-    );
+    for (split, want) in [
+        ("s1.json", "error: s1.json: train[0]: label 3 is not a class in metadata.classes (expected an integer from 0 to 0)"),
+        ("s2.json", "error: s2.json: metadata.classes: classes \"a\" and \"b\" share label 0; expected labels 0 to 1, one per class"),
+        ("s3.json", "error: s3.json: EOF while parsing a value at line 1 column 13"),
+        ("s4.json", "error: s4.json: train[0]: label 9 is not a class in metadata.classes (expected an integer from 0 to 0)"),
+        ("bin.json", "error: bin.json: not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 0"),
+        ("none.json", "error: none.json: cannot read split file: No such file or directory (os error 2)"),
+        // A path with a newline stays on one line.
+        ("a\nb.json", "error: a\\nb.json: cannot read split file: No such file or directory (os error 2)"),
+    ] {
+        let args = ["balance", "--config", "config.yaml", "--split", split, "--out", "o.json"];
+        refuses(&d, &args, 2, want);
+    }
 }
 
 #[test]
@@ -292,63 +247,31 @@ fn balance_refuses_outputs_that_are_inputs_or_not_files() {
     std::fs::hard_link(d.join("config.yaml"), d.join("hard.yaml")).unwrap();
     std::fs::create_dir(d.join("outdir")).unwrap();
     mkfifo(&d.join("fifo"));
-    refuses(
+    refuses_all(
         &d,
-        &["balance", "--config", "config.yaml", "--out", "link.json"],
-        2,
-        "error: link.json: refusing to overwrite an input file (split.json); choose another output",
-    );
-    refuses(&d, &["balance", "--config", "config.yaml", "--out", "hard.yaml"], 2,
-        "error: hard.yaml: refusing to overwrite an input file (config.yaml); choose another output");
-    refuses(
-        &d,
-        &["balance", "--config", "config.yaml", "--out", "outdir"],
-        2,
-        "error: outdir: refusing to replace a directory with a regular file; choose a file path",
-    );
-    refuses(
-        &d,
-        &["balance", "--config", "config.yaml", "--out", "fifo"],
-        2,
-        "error: fifo: refusing to replace a FIFO with a regular file; choose a file path",
+        &[
+            (&["balance", "--config", "config.yaml", "--out", "link.json"], "error: link.json: refusing to overwrite an input file (split.json); choose another output"),
+            (&["balance", "--config", "config.yaml", "--out", "hard.yaml"], "error: hard.yaml: refusing to overwrite an input file (config.yaml); choose another output"),
+            (&["balance", "--config", "config.yaml", "--out", "outdir"], "error: outdir: refusing to replace a directory with a regular file; choose a file path"),
+            (&["balance", "--config", "config.yaml", "--out", "fifo"], "error: fifo: refusing to replace a FIFO with a regular file; choose a file path"),
+        ],
     );
 }
 
 #[test]
 fn usage_errors_are_one_line() {
     let d = project();
-    refuses(
+    refuses_all(
         &d,
-        &["balance", "--config", "config.yaml", "--otu", "x.json"],
-        2,
-        "error: unexpected argument '--otu' found; see --help",
+        &[
+            (&["balance", "--config", "config.yaml", "--otu", "x.json"], "error: unexpected argument '--otu' found; see --help"),
+            (&["balance"], "error: the following required arguments were not provided: --config <CONFIG>; see --help"),
+            (&["balance", "--config", "config.yaml", "--seed", "-3"], "error: unexpected argument '-3' found; see --help"),
+            (&["sample", "m.json", "--epoch", "x"], "error: invalid value 'x' for '--epoch <EPOCH>': invalid digit found in string; see --help"),
+            (&["frobnicate"], "error: unrecognized subcommand 'frobnicate'; see --help"),
+            (&[], "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help"),
+        ],
     );
-    refuses(
-        &d,
-        &["balance"],
-        2,
-        "error: the following required arguments were not provided: --config <CONFIG>; see --help",
-    );
-    refuses(
-        &d,
-        &["balance", "--config", "config.yaml", "--seed", "-3"],
-        2,
-        "error: unexpected argument '-3' found; see --help",
-    );
-    refuses(
-        &d,
-        &["sample", "m.json", "--epoch", "x"],
-        2,
-        "error: invalid value 'x' for '--epoch <EPOCH>': invalid digit found in string; see --help",
-    );
-    refuses(
-        &d,
-        &["frobnicate"],
-        2,
-        "error: unrecognized subcommand 'frobnicate'; see --help",
-    );
-    refuses(&d, &[], 2,
-        "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help");
 }
 
 /// A change to a manifest's JSON.
@@ -397,9 +320,10 @@ fn sample_refuses_impossible_sampler_records() {
         edited(&d, "m.json", name, edit);
         refuses(&d, &["sample", name, "--epoch", "0"], 2, want);
     }
-    refuses(
+    refuses_all(
         &d,
         &[
+            (&[
             "sample",
             "m.json",
             "--epoch",
@@ -408,23 +332,11 @@ fn sample_refuses_impossible_sampler_records() {
             "2",
             "--world-size",
             "2",
+        ], "error: m.json: --rank 2 is not below --world-size 2"),
+            (&["sample", "m.json", "--epoch", "0", "--world-size", "0"], "error: m.json: --world-size must be at least 1"),
+            (&["sample", "split.json", "--epoch", "0"], "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first"),
+            (&["sample", "gone.json", "--epoch", "0"], "error: gone.json: cannot read split file: No such file or directory (os error 2)"),
         ],
-        2,
-        "error: m.json: --rank 2 is not below --world-size 2",
-    );
-    refuses(
-        &d,
-        &["sample", "m.json", "--epoch", "0", "--world-size", "0"],
-        2,
-        "error: m.json: --world-size must be at least 1",
-    );
-    refuses(&d, &["sample", "split.json", "--epoch", "0"], 2,
-        "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first");
-    refuses(
-        &d,
-        &["sample", "gone.json", "--epoch", "0"],
-        2,
-        "error: gone.json: cannot read split file: No such file or directory (os error 2)",
     );
 }
 
@@ -479,20 +391,14 @@ fn loss_and_recorded_config_are_validated_everywhere() {
 #[test]
 fn verify_refuses_what_it_cannot_recompute() {
     let d = with_manifest(UPSAMPLING);
-    refuses(
+    refuses_all(
         &d,
-        &["verify", "m.json", "--split", "missing.json"],
-        2,
-        "error: missing.json: cannot read split file: No such file or directory (os error 2)",
+        &[
+            (&["verify", "m.json", "--split", "missing.json"], "error: missing.json: cannot read split file: No such file or directory (os error 2)"),
+            (&["verify", "m.json", "--config", "missing.yaml"], "error: missing.yaml: cannot read config: No such file or directory (os error 2)"),
+            (&["verify", "split.json"], "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first"),
+        ],
     );
-    refuses(
-        &d,
-        &["verify", "m.json", "--config", "missing.yaml"],
-        2,
-        "error: missing.yaml: cannot read config: No such file or directory (os error 2)",
-    );
-    refuses(&d, &["verify", "split.json"], 2,
-        "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first");
 }
 
 #[test]
@@ -501,32 +407,16 @@ fn stats_plot_refuses_to_destroy_or_misname() {
     std::os::unix::fs::symlink("m.json", d.join("m-link.png")).unwrap();
     std::fs::hard_link(d.join("split.json"), d.join("split.png")).unwrap();
     std::fs::create_dir(d.join("charts.png")).unwrap();
-    refuses(
+    refuses_all(
         &d,
-        &["stats", "m.json", "--plot", "m-link.png"],
-        2,
-        "error: m-link.png: refusing to overwrite an input file (m.json); choose another output",
+        &[
+            (&["stats", "m.json", "--plot", "m-link.png"], "error: m-link.png: refusing to overwrite an input file (m.json); choose another output"),
+            (&["stats", "split.json", "--plot", "split.png"], "error: split.png: refusing to overwrite an input file (split.json); choose another output"),
+            (&["stats", "m.json", "--plot", "m.json"], "error: m.json: --plot writes a PNG; give it a name ending in .png"),
+            (&["stats", "m.json", "--plot", "chart.json"], "error: chart.json: --plot writes a PNG; give it a name ending in .png"),
+            (&["stats", "m.json", "--plot", "charts.png"], "error: charts.png: refusing to replace a directory with a regular file; choose a file path"),
+        ],
     );
-    refuses(
-        &d,
-        &["stats", "split.json", "--plot", "split.png"],
-        2,
-        "error: split.png: refusing to overwrite an input file (split.json); choose another output",
-    );
-    refuses(
-        &d,
-        &["stats", "m.json", "--plot", "m.json"],
-        2,
-        "error: m.json: --plot writes a PNG; give it a name ending in .png",
-    );
-    refuses(
-        &d,
-        &["stats", "m.json", "--plot", "chart.json"],
-        2,
-        "error: chart.json: --plot writes a PNG; give it a name ending in .png",
-    );
-    refuses(&d, &["stats", "m.json", "--plot", "charts.png"], 2,
-        "error: charts.png: refusing to replace a directory with a regular file; choose a file path");
     edited(&d, "m.json", "max.json", |v| {
         v["balancing"]["sampler"]["expected_counts"]["c0"] = json!(1.7e308);
     });
@@ -538,17 +428,12 @@ fn stats_plot_refuses_to_destroy_or_misname() {
     );
     let many: Vec<usize> = vec![1; 100];
     d.write("many.json", &util::split_json(&many));
-    refuses(
+    refuses_all(
         &d,
-        &["stats", "many.json", "--plot", "many.png"],
-        2,
-        "error: many.json: --plot draws at most 64 classes; this file has 100",
-    );
-    refuses(
-        &d,
-        &["stats", "nothing.json"],
-        2,
-        "error: nothing.json: cannot read split file: No such file or directory (os error 2)",
+        &[
+            (&["stats", "many.json", "--plot", "many.png"], "error: many.json: --plot draws at most 64 classes; this file has 100"),
+            (&["stats", "nothing.json"], "error: nothing.json: cannot read split file: No such file or directory (os error 2)"),
+        ],
     );
 }
 
@@ -556,17 +441,12 @@ fn stats_plot_refuses_to_destroy_or_misname() {
 fn cache_refuses_sizes_and_destinations() {
     let d = with_manifest(UPSAMPLING);
     mkfifo(&d.join("fifo.cache"));
-    refuses(
+    refuses_all(
         &d,
-        &["cache", "m.json", "--out", "m.json"],
-        2,
-        "error: m.json: refusing to overwrite an input file (m.json); choose another output",
-    );
-    refuses(
-        &d,
-        &["cache", "m.json", "--out", "fifo.cache"],
-        2,
-        "error: fifo.cache: refusing to replace a FIFO with a regular file; choose a file path",
+        &[
+            (&["cache", "m.json", "--out", "m.json"], "error: m.json: refusing to overwrite an input file (m.json); choose another output"),
+            (&["cache", "m.json", "--out", "fifo.cache"], "error: fifo.cache: refusing to replace a FIFO with a regular file; choose a file path"),
+        ],
     );
     for size in ["0", "4097", "100000", "4294967295"] {
         refuses(
@@ -576,10 +456,13 @@ fn cache_refuses_sizes_and_destinations() {
             &format!("error: --image-size: expected 1 to 4096, found {size}"),
         );
     }
-    refuses(&d, &["cache", "m.json", "--out", "c.bin", "--image-size", "4294967296"], 2,
-        "error: invalid value '4294967296' for '--image-size <IMAGE_SIZE>': 4294967296 is not in 0..=4294967295; see --help");
-    refuses(&d, &["cache", "split.json", "--out", "c.bin"], 2,
-        "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first");
+    refuses_all(
+        &d,
+        &[
+            (&["cache", "m.json", "--out", "c.bin", "--image-size", "4294967296"], "error: invalid value '4294967296' for '--image-size <IMAGE_SIZE>': 4294967296 is not in 0..=4294967295; see --help"),
+            (&["cache", "split.json", "--out", "c.bin"], "error: split.json: not a manifest (no \"balancing\" section); run balance-split balance first"),
+        ],
+    );
 }
 
 #[test]
@@ -619,14 +502,13 @@ fn check_images_escapes_paths_in_its_report() {
         r.stdout.lines().next().unwrap(),
         "train[0] x\\nval[0] forged.png: ok: missing (no such file)"
     );
-    refuses(
+    refuses_all(
         &d,
-        &["check-images", "absent.json"],
-        2,
-        "error: absent.json: cannot read split file: No such file or directory (os error 2)",
+        &[
+            (&["check-images", "absent.json"], "error: absent.json: cannot read split file: No such file or directory (os error 2)"),
+            (&["check-images", "s.json", "--image-size", "big"], "error: invalid value 'big' for '--image-size <IMAGE_SIZE>': invalid digit found in string; see --help"),
+        ],
     );
-    refuses(&d, &["check-images", "s.json", "--image-size", "big"], 2,
-        "error: invalid value 'big' for '--image-size <IMAGE_SIZE>': invalid digit found in string; see --help");
 }
 
 #[test]

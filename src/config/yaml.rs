@@ -22,28 +22,27 @@ pub fn read(path: &Path) -> Result<String, ConfigError> {
             path: path.to_owned(),
             source,
         })?;
-    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
+    let mut text = String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
         message: format!("not UTF-8 text: {}", e.utf8_error()),
     })?;
-    check_depth(&text, path)?;
-    Ok(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_owned(),
-        None => text,
-    })
+    let bom = text.len() - prepare(&text, path)?.len();
+    text.drain(..bom);
+    Ok(text)
 }
 
-/// Refuses text nested deeper than [`MAX_DEPTH`], naming the line.
-pub fn check_depth(text: &str, path: &Path) -> Result<(), ConfigError> {
-    match too_deep(text) {
-        Some(line) => Err(ConfigError::Syntax {
+/// What the parser is given of a config's text: refused when nested deeper than
+/// [`MAX_DEPTH`] (naming the line), a leading byte-order mark dropped.
+pub fn prepare<'a>(text: &'a str, path: &Path) -> Result<&'a str, ConfigError> {
+    if let Some(line) = too_deep(text) {
+        return Err(ConfigError::Syntax {
             path: path.to_owned(),
             message: format!(
                 "nested deeper than {MAX_DEPTH} levels at line {line}; a config needs a handful"
             ),
-        }),
-        None => Ok(()),
+        });
     }
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 /// The 1-based line where flow nesting (`[`, `{` outside quotes and comments) or block

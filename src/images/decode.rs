@@ -45,7 +45,6 @@ pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 /// Reads a file's bytes, classifying failures. One open and one `fstat` on the handle:
 /// for a 40x40 PNG the file system calls cost a third as much as decoding.
 pub fn read(path: &Path) -> Result<Vec<u8>, Problem> {
-    use std::io::Read;
     let unreadable = |e: std::io::Error| Problem::Unreadable(e.to_string());
     let file = open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Problem::Missing,
@@ -55,18 +54,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Problem> {
     if !meta.is_file() {
         return Err(Problem::NotAFile);
     }
-    if meta.len() > MAX_IMAGE_BYTES {
-        return Err(Problem::TooLarge(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The file may grow after the fstat; the bound holds all the same.
-    file.take(MAX_IMAGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_IMAGE_BYTES {
-        return Err(Problem::TooLarge(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::input::read_at_most(&file, &meta, MAX_IMAGE_BYTES)
+        .map_err(unreadable)?
+        .map_err(Problem::TooLarge)
 }
 
 /// Opens for reading without blocking: a FIFO named like an image would otherwise wait for
