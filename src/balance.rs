@@ -140,8 +140,19 @@ pub fn write_atomically(
     fsync: bool,
     body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
 ) -> Result<(), Error> {
+    write_file_atomically(path, "manifest", fsync, body)
+}
+
+/// [`write_atomically`] for any output; `what` names it in the error message.
+pub fn write_file_atomically(
+    path: &Path,
+    what: &'static str,
+    fsync: bool,
+    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
+) -> Result<(), Error> {
     let err = |source| Error::Write {
         path: path.to_owned(),
+        what,
         source,
     };
     let out = AtomicFile::create(path).map_err(err)?;
@@ -157,7 +168,7 @@ pub fn write_atomically(
     out.commit(fsync).map_err(err)
 }
 
-fn os_seed() -> Result<u64, Error> {
+pub(crate) fn os_seed() -> Result<u64, Error> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b)
         .map_err(|e| Error::Internal(format!("cannot draw a seed from the OS: {e}")))?;

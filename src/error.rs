@@ -8,6 +8,7 @@ use crate::manifest::ManifestError;
 use crate::output::DestinationError;
 use crate::plan::PlanError;
 use crate::plot::PlotError;
+use crate::prepare::PrepareError;
 use crate::sampler::SamplerError;
 use crate::split::SplitError;
 
@@ -51,11 +52,16 @@ pub enum Error {
     #[error(transparent)]
     Plot(#[from] PlotError),
     /// Writing the output failed: the environment, not the user's input.
-    #[error("{path}: cannot write manifest: {source}")]
+    #[error("{path}: cannot write {what}: {source}")]
     Write {
         path: PathBuf,
+        /// What the file is ("manifest", "split file").
+        what: &'static str,
         source: std::io::Error,
     },
+    /// `split` could not make its split files.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
 }
 
 impl Error {
@@ -70,6 +76,7 @@ impl Error {
             | Error::Cache(_)
             | Error::Plan { .. }
             | Error::Destination(_)
+            | Error::Prepare(_)
             | Error::Usage(_) => 2,
         }
     }

@@ -18,6 +18,7 @@ pub mod output;
 pub mod pipe;
 pub mod plan;
 pub mod plot;
+pub mod prepare;
 pub mod report;
 pub mod rng;
 pub mod sample;

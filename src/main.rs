@@ -27,6 +27,8 @@ enum Command {
     CheckImages(cli::check_images::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
     Sample(cli::sample::Args),
+    /// Make split files from class folders (the user's data-preparation step).
+    Split(cli::split::Args),
     /// Per-class counts, shares and imbalance of a split or manifest (optionally a chart).
     Stats(cli::stats::Args),
     /// Recompute a manifest from what it records and compare (exit 0 same, 3 different).
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Cache(a) => cli::cache::run(a).map(|()| ExitCode::SUCCESS),
         Command::CheckImages(a) => cli::check_images::run(a),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Split(a) => cli::split::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stats(a) => cli::stats::run(a).map(|()| ExitCode::SUCCESS),
         Command::Verify(a) => cli::verify::run(a),
     };
@@ -82,7 +85,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         balance_split::stdout::note(format_args!(
-            "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help"
+            "error: a subcommand is required (balance, cache, check-images, sample, split, stats, verify); see --help"
         ));
         return ExitCode::from(2);
     }

@@ -39,6 +39,9 @@ pub enum Purpose {
     Validation,
     /// Generated samples' starting noise and ancestral noise (context: batch number).
     Generation,
+    /// Which list or fold each group (patient) of `split` goes to (context: 0 for the
+    /// ratio lists or a repeat's test folds, 1 and the fold for that fold's validation).
+    SplitGroups,
 }
 
 impl Purpose {
@@ -52,6 +55,7 @@ impl Purpose {
             Purpose::Diffusion => "diffusion",
             Purpose::Validation => "validation",
             Purpose::Generation => "generation",
+            Purpose::SplitGroups => "split-groups",
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod balance;
 pub mod cache;
 pub mod check_images;
 pub mod sample;
+pub mod split;
 pub mod stats;
 pub mod verify;
 
