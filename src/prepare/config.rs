@@ -441,7 +441,18 @@ impl Cx<'_> {
         if keys == ["regex"] {
             let pattern = string("regex")?;
             let re = regex::Regex::new(&pattern).map_err(|e| {
-                self.err("split.group_by.regex", crate::text::one_line(&e.to_string()).into_owned())
+                // The crate's message draws a caret under the pattern over several lines;
+                // its last line says what is wrong.
+                let text = e.to_string();
+                let what = text.lines().last().unwrap_or_default();
+                self.err(
+                    "split.group_by.regex",
+                    format!(
+                        "not a valid regex ({}): {}",
+                        what.strip_prefix("error: ").unwrap_or(what),
+                        show_str(&pattern)
+                    ),
+                )
             })?;
             if !re.capture_names().any(|n| n == Some("group")) {
                 return Err(self.err(
