@@ -118,6 +118,66 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     })
 }
 
+/// One split's result in [`run_many`].
+pub type SplitResult = (PathBuf, Result<Outcome, Error>);
+
+/// Balances several splits with one config, in parallel, each into the manifest beside it
+/// (`--out` is for a single split). Each manifest is the one [`run`] writes for that split
+/// alone; a failure in one is returned in its place and the others still complete. With
+/// `compute.seed: null` one seed is drawn for all, so the set stays comparable.
+pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, Error> {
+    use rayon::prelude::*;
+    if req.out.is_some() && splits.len() > 1 {
+        return Err(Error::Usage(format!(
+            "--out takes a single split, found {}; without it each manifest is written beside its split",
+            splits.len()
+        )));
+    }
+    let mut req = req.clone();
+    let mut drawn = false;
+    if req.seed.is_none() && Config::load(&req.config)?.seed == SeedSetting::FromOs {
+        req.seed = Some(os_seed()?);
+        drawn = true;
+    }
+    Ok(splits
+        .par_iter()
+        .map(|split| {
+            let one = Request {
+                split: Some(split.clone()),
+                ..req.clone()
+            };
+            let result = run(&one).map(|mut o| {
+                o.seed_from_os = drawn;
+                o
+            });
+            (split.clone(), result)
+        })
+        .collect())
+}
+
+/// The `--split` arguments with shell-style patterns (`'cv_split_*.json'`, quoted so the
+/// shell left them) expanded in path order; a pattern that matches nothing is an error, a
+/// plain path is kept as given.
+pub fn expand_splits(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if arg.exists() || !text.contains(['*', '?', '[']) {
+            out.push(arg.clone());
+            continue;
+        }
+        let pattern = glob::glob(&text)
+            .map_err(|e| Error::Usage(format!("--split {text}: not a valid pattern: {e}")))?;
+        let mut found: Vec<PathBuf> = pattern.filter_map(Result::ok).collect();
+        if found.is_empty() {
+            return Err(Error::Usage(format!("--split {text}: no file matches")));
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 /// `splits/example/train_val_split.json` -> `splits/example/train_val_split.balanced.json`.
 pub fn default_output(split: &Path) -> PathBuf {
     let stem = split

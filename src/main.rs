@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match args.command {
-        Command::Balance(a) => cli::balance::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Balance(a) => cli::balance::run(a),
         Command::Cache(a) => cli::cache::run(a).map(|()| ExitCode::SUCCESS),
         Command::CheckImages(a) => cli::check_images::run(a),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),

@@ -125,6 +125,65 @@ pub fn summary_json(o: &Outcome) -> serde_json::Value {
     })
 }
 
+/// One row per split for `balance --split A --split B ...`: the per-class counts before and
+/// after (`normal/abnormal`), or the error that split met.
+pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "split".into(),
+        "strategy".into(),
+        "before".into(),
+        "after".into(),
+        "manifest".into(),
+    ]];
+    let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join("/");
+    for (split, result) in results {
+        let name = crate::text::escape(&split.display().to_string()).into_owned();
+        rows.push(match result {
+            Ok(o) => [
+                name,
+                o.plan.strategy.name().into(),
+                join(&o.plan.counts_before),
+                join(&o.plan.counts_after),
+                format!(
+                    "{}{}",
+                    if o.written { "" } else { "(dry run) " },
+                    crate::text::escape(&o.out_path.display().to_string())
+                ),
+            ],
+            Err(_) => [name, "failed".into(), "-".into(), "-".into(), "-".into()],
+        });
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    if let Some(Ok(o)) = results.first().map(|r| &r.1) {
+        let _ = writeln!(s, "classes   {}", o.classes.join("/"));
+        let _ = writeln!(
+            s,
+            "seed      {}{}",
+            o.seed,
+            if o.seed_from_os { " (drawn from the OS: compute.seed is null)" } else { "" }
+        );
+    }
+    for r in &rows {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    s
+}
+
 fn join_f64(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     format!("[{}]", parts.join(", "))

@@ -369,3 +369,60 @@ fn the_example_configs_run_from_the_repository() {
         }
     }
 }
+
+/// Ten k-fold splits balanced in one call: each manifest is byte for byte the one balancing
+/// that split alone writes; a broken split fails alone, naming itself.
+#[test]
+fn balancing_a_set_of_splits_equals_balancing_each_alone() {
+    let d = users_project();
+    d.run(&["split", "--config", "data-preparation-kfold.yaml"]).assert_ok();
+    std::fs::copy(repo().join("configs/examples/upsampling.yaml"), d.join("up.yaml")).unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("outputs/splits/cv_split_{i}.json")).collect();
+    let mut alone = Vec::new();
+    for name in &names {
+        d.run(&["balance", "--config", "up.yaml", "--split", name]).assert_ok();
+        let m = name.replace(".json", ".balanced.json");
+        alone.push(d.read(&m));
+        std::fs::remove_file(d.join(&m)).unwrap();
+    }
+    // A quoted pattern, expanded by us in path order (cv_split_0, 1, ...).
+    let r = d.run(&["balance", "--config", "up.yaml", "--split", "outputs/splits/cv_split_*.json"]);
+    r.assert_ok();
+    for (name, want) in names.iter().zip(&alone) {
+        assert!(d.read(&name.replace(".json", ".balanced.json")) == *want, "{name}");
+    }
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "classes   normal/abnormal");
+    assert_eq!(lines[1], "seed      0");
+    assert_eq!(lines[2], "split                           strategy    before    after  manifest");
+    assert_eq!(lines[3], "outputs/splits/cv_split_0.json  upsampling  117/13  117/117  outputs/splits/cv_split_0.balanced.json");
+    assert_eq!(lines.len(), 13);
+
+    // One broken split among them, given as separate arguments.
+    d.write("outputs/splits/cv_split_4.json", "{\"metadata\": 3}");
+    for name in &names {
+        let _ = std::fs::remove_file(d.join(&name.replace(".json", ".balanced.json")));
+    }
+    let mut args = vec!["balance", "--config", "up.yaml", "--split"];
+    args.extend(names.iter().map(String::as_str));
+    let r = d.run(&args);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: outputs/splits/cv_split_4.json: "), "{}", r.stderr);
+    assert!(r.stdout.contains("outputs/splits/cv_split_4.json  failed"), "{}", r.stdout);
+    for (i, name) in names.iter().enumerate() {
+        let m = name.replace(".json", ".balanced.json");
+        assert_eq!(d.exists(&m), i != 4, "{m}");
+        if i != 4 {
+            assert!(d.read(&m) == alone[i], "{m}");
+        }
+    }
+    // --out names one manifest, so it takes one split.
+    let r = d.run(&["balance", "--config", "up.yaml", "--out", "m.json", "--split", &names[0], &names[1]]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: --out takes a single split, found 2; without it each manifest is written beside its split"
+    );
+    let r = d.run(&["balance", "--config", "up.yaml", "--split", "nothing_*.json"]);
+    assert_eq!(r.assert_bad_input(), "error: --split nothing_*.json: no file matches");
+}

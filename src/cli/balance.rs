@@ -1,6 +1,7 @@
 //! `balance-split balance`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use balance_split::{balance, report};
 
@@ -12,13 +13,15 @@ pub struct Args {
     /// The diffusion YAML config (reads data.split_file, data.balancing, compute.seed).
     #[arg(long)]
     config: PathBuf,
-    /// Split file to balance instead of the config's data.split_file.
-    #[arg(long)]
-    split: Option<PathBuf>,
+    /// Split file(s) to balance instead of the config's data.split_file. Repeat it, give
+    /// several after one --split (a shell glob), or a quoted pattern ('cv_split_*.json');
+    /// each gets its own manifest beside it, balanced in parallel.
+    #[arg(long, num_args = 1..)]
+    split: Vec<PathBuf>,
     /// Seed instead of the config's compute.seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Output manifest [default: <split dir>/<split stem>.balanced.json].
+    /// Output manifest [default: <split dir>/<split stem>.balanced.json]; single split only.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Compute and print the plan without writing anything.
@@ -33,15 +36,20 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
-    let outcome = balance::run(&balance::Request {
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let splits = balance::expand_splits(&a.split)?;
+    let req = balance::Request {
         config: a.config,
-        split: a.split,
+        split: splits.first().cloned(),
         seed: a.seed,
         out: a.out,
         dry_run: a.dry_run,
         fsync: a.fsync,
-    })?;
+    };
+    if splits.len() > 1 {
+        return run_many(&req, &splits, a.json);
+    }
+    let outcome = balance::run(&req)?;
     for w in &outcome.plan.warnings {
         out::note(format_args!("warning: {w}"));
     }
@@ -56,5 +64,49 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         out::text(&report::summary(&outcome))?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Several splits: every failure is one `error:` line naming its split, the table has a
+/// row per split, and the exit code is 2 (1 for an internal failure) if any failed.
+fn run_many(req: &balance::Request, splits: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let results = balance::run_many(req, splits)?;
+    let mut code = 0;
+    for (split, result) in &results {
+        match result {
+            Ok(o) => {
+                for w in &o.plan.warnings {
+                    out::note(format_args!("warning: {}: {w}", split.display()));
+                }
+            }
+            Err(e) => {
+                out::note(format_args!(
+                    "error: {}",
+                    balance_split::text::one_line(&e.to_string())
+                ));
+                code = code.max(if e.exit_code() == 2 { 2 } else { 1 });
+            }
+        }
+    }
+    if let Some(Ok(o)) = results.first().map(|r| &r.1) {
+        if o.seed_from_os {
+            out::note(format_args!(
+                "note: compute.seed is null; drew seed {} from the OS for every split (pass --seed {} to repeat this run)",
+                o.seed, o.seed
+            ));
+        }
+    }
+    if json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(split, r)| match r {
+                Ok(o) => serde_json::json!({"split": split, "summary": report::summary_json(o)}),
+                Err(e) => serde_json::json!({"split": split, "error": e.to_string()}),
+            })
+            .collect();
+        out::json(&rows)?;
+    } else {
+        out::text(&report::many_summary(&results))?;
+    }
+    Ok(ExitCode::from(code as u8))
 }
