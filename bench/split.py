@@ -163,7 +163,8 @@ def floor(labels, k):
     for c in (0, 1):
         n = labels.count(c)
         r = n % k
-        worst = max(worst, 0.0 if r == 0 else (k - r) / k / n)
+        # r folds hold ceil(n / k), the others floor(n / k).
+        worst = max(worst, 0.0 if r == 0 else max(r, k - r) / k / n)
     return worst
 
 

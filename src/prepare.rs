@@ -353,7 +353,10 @@ impl Job {
         if let Some(t) = created_at {
             m.insert("created_at".into(), t.into());
         }
-        m.insert("total_samples".into(), (train.len() + val.len() + test.len()).into());
+        m.insert(
+            "total_samples".into(),
+            (train.len() + val.len() + test.len()).into(),
+        );
         m.insert("train_samples".into(), train.len().into());
         m.insert("val_samples".into(), val.len().into());
         m.insert("test_samples".into(), test.len().into());
@@ -417,7 +420,13 @@ fn ratio_lists(classes: &[Class], seed: i128, train: f64, val: f64) -> Lists {
         rng.shuffle(&mut order);
         let (t, v) = cut::ratio_cuts(order.len(), train, val);
         for (pos, &i) in order.iter().enumerate() {
-            let list = if pos < t { 0 } else if pos < v { 1 } else { 2 };
+            let list = if pos < t {
+                0
+            } else if pos < v {
+                1
+            } else {
+                2
+            };
             lists[list].push((c, i));
         }
     }
@@ -493,7 +502,15 @@ fn grouped_kfold_lists(
             let mut rng = Stream::new(seed, Purpose::SplitGroups, &[1, fold as u64]);
             let sub = place(classes, n_groups, Some(&in_pool), &target, &mut rng);
             let bins: Vec<usize> = (0..n_groups)
-                .map(|g| if !in_pool[g] { 2 } else if sub[g] == 0 { 1 } else { 0 })
+                .map(|g| {
+                    if !in_pool[g] {
+                        2
+                    } else if sub[g] == 0 {
+                        1
+                    } else {
+                        0
+                    }
+                })
                 .collect();
             let requested = (0..classes.len())
                 .map(|c| {
@@ -524,10 +541,13 @@ fn place(
     rng: &mut Stream,
 ) -> Vec<usize> {
     let k = classes.len();
-    let mut counts = vec![vec![0u32; k]; n_groups];
+    let mut counts: Vec<groups::Members> = vec![Vec::new(); n_groups];
     for (c, class) in classes.iter().enumerate() {
         for &g in &class.groups {
-            counts[g][c] += 1;
+            match counts[g].last_mut() {
+                Some((last, n)) if *last == c => *n += 1,
+                _ => counts[g].push((c, 1)),
+            }
         }
     }
     let members: Vec<usize> = (0..n_groups)
@@ -537,9 +557,16 @@ fn place(
     let per_class: Vec<Vec<f64>> = (0..k).map(shares).collect();
     let bins = per_class.first().map_or(1, Vec::len);
     let targets: Vec<Vec<f64>> = (0..bins)
-        .map(|b| (0..k).map(|c| per_class[c][b] * f64::from(totals[c])).collect())
+        .map(|b| {
+            (0..k)
+                .map(|c| per_class[c][b] * f64::from(totals[c]))
+                .collect()
+        })
         .collect();
-    let picked: Vec<Vec<u32>> = members.iter().map(|&g| counts[g].clone()).collect();
+    let picked: Vec<groups::Members> = members
+        .iter()
+        .map(|&g| std::mem::take(&mut counts[g]))
+        .collect();
     let placed = groups::assign(&picked, &targets, &totals, rng);
     let mut bin = vec![0; n_groups];
     for (&g, &b) in members.iter().zip(&placed) {
@@ -619,7 +646,11 @@ fn find_groups(
             message: format!(
                 "{unmatched_count} file(s) have no group ({how}): {}{}",
                 shown.join(", "),
-                if unmatched_count > shown.len() { ", ..." } else { "" }
+                if unmatched_count > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
             ),
         }
         .into());
@@ -629,12 +660,18 @@ fn find_groups(
     for class in classes.iter_mut() {
         class.groups = vec![0; class.files.len()];
     }
-    let mut labels_of: Vec<u64> = vec![0; n_groups];
+    // Each group's first class, and whether another one follows.
+    let mut first: Vec<Option<usize>> = vec![None; n_groups];
+    let mut is_mixed = vec![false; n_groups];
     for (&(c, i), &g) in owner.iter().zip(&numbers) {
         classes[c].groups[i] = g;
-        labels_of[g] |= 1 << c.min(63);
+        match first[g] {
+            None => first[g] = Some(c),
+            Some(f) if f != c => is_mixed[g] = true,
+            Some(_) => {}
+        }
     }
-    let mixed = labels_of.iter().filter(|m| m.count_ones() > 1).count();
+    let mixed = is_mixed.iter().filter(|&&m| m).count();
     if mixed > 0 {
         warnings.push(format!(
             "{mixed} group(s) have images of more than one class; each is placed whole and counts in each of its classes"
@@ -677,7 +714,9 @@ fn read_table(
         let record = record.map_err(|e| err(crate::text::one_line(&e.to_string()).into_owned()))?;
         let line = row + 2;
         let (Some(path), Some(group)) = (record.get(pc), record.get(gc)) else {
-            return Err(err(format!("line {line}: expected columns {path_column} and {group_column}")));
+            return Err(err(format!(
+                "line {line}: expected columns {path_column} and {group_column}"
+            )));
         };
         if group.is_empty() {
             return Err(err(format!("line {line}: {group_column} is empty")));
@@ -705,7 +744,10 @@ fn class_error(config: &Path, spec: &config::ClassSpec, e: scan::ScanError) -> E
             scan::EXTENSIONS.join(", *.")
         ),
         scan::ScanError::NotUtf8(name) => {
-            format!("{p}: file name {} is not UTF-8; rename it", crate::text::escape(&name))
+            format!(
+                "{p}: file name {} is not UTF-8; rename it",
+                crate::text::escape(&name)
+            )
         }
         scan::ScanError::Io(e) => format!("cannot read {p}: {e}"),
     };

@@ -163,7 +163,11 @@ pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
             s,
             "seed      {}{}",
             o.seed,
-            if o.seed_from_os { " (drawn from the OS: compute.seed is null)" } else { "" }
+            if o.seed_from_os {
+                " (drawn from the OS: compute.seed is null)"
+            } else {
+                ""
+            }
         );
     }
     for r in &rows {

@@ -55,11 +55,18 @@ fn the_users_ratio_config_gives_the_pinned_file_and_table() {
 "
     );
     assert_eq!(r.stderr, "");
-    golden(&d.join("outputs/splits"), "users", &["train_val_test_split.json".into()]);
+    golden(
+        &d.join("outputs/splits"),
+        "users",
+        &["train_val_test_split.json".into()],
+    );
     let m = json(&d.read("outputs/splits/train_val_test_split.json"));
     assert_eq!(m["metadata"]["seed"], 42);
     assert!(m["metadata"].get("created_at").is_none());
-    assert_eq!(m["metadata"]["classes"], serde_json::json!({"normal": 0, "abnormal": 1}));
+    assert_eq!(
+        m["metadata"]["classes"],
+        serde_json::json!({"normal": 0, "abnormal": 1})
+    );
 }
 
 #[test]
@@ -80,8 +87,14 @@ fn the_users_kfold_config_gives_ten_pinned_files_named_by_index() {
     for (i, name) in names.iter().enumerate() {
         let m = json(&d.read(&format!("outputs/splits/{name}")));
         let md = &m["metadata"];
-        assert_eq!((md["split_index"].as_u64(), md["repeat"].as_u64(), md["fold"].as_u64()),
-            (Some(i as u64), Some(i as u64 / 5), Some(i as u64 % 5)));
+        assert_eq!(
+            (
+                md["split_index"].as_u64(),
+                md["repeat"].as_u64(),
+                md["fold"].as_u64()
+            ),
+            (Some(i as u64), Some(i as u64 / 5), Some(i as u64 % 5))
+        );
         assert_eq!(md["repeat_seed"], [42, 43][i / 5]);
         assert!(r.stdout.contains(&format!(
             "split {i} (repeat {}, fold {})  outputs/splits/{name}  written\n",
@@ -94,12 +107,17 @@ fn the_users_kfold_config_gives_ten_pinned_files_named_by_index() {
 #[test]
 fn created_at_is_added_first_only_on_request() {
     let d = users_project();
-    d.run(&["split", "--config", "data-preparation.yaml", "--created-at"]).assert_ok();
+    d.run(&["split", "--config", "data-preparation.yaml", "--created-at"])
+        .assert_ok();
     let text = d.read("outputs/splits/train_val_test_split.json");
     let line = text.lines().nth(2).unwrap();
     // "    "created_at": "2026-12-02T12:00:00","
     assert!(line.starts_with("    \"created_at\": \"20"), "{line}");
-    assert_eq!(line.len(), "    \"created_at\": \"2026-12-02T12:00:00\",".len(), "{line}");
+    assert_eq!(
+        line.len(),
+        "    \"created_at\": \"2026-12-02T12:00:00\",".len(),
+        "{line}"
+    );
 }
 
 #[test]
@@ -113,18 +131,33 @@ fn an_existing_file_is_kept_unless_forced() {
         "outputs/splits/train_val_test_split.json  kept (it exists; --force or split.force: true overwrites it)\n"
     );
     assert_eq!(d.read("outputs/splits/train_val_test_split.json"), "old");
-    let r = d.run(&["split", "--config", "data-preparation.yaml", "--dry-run", "--force"]);
+    let r = d.run(&[
+        "split",
+        "--config",
+        "data-preparation.yaml",
+        "--dry-run",
+        "--force",
+    ]);
     r.assert_ok();
-    assert!(r.stdout.starts_with("outputs/splits/train_val_test_split.json  would be written (dry run)\n"));
+    assert!(r
+        .stdout
+        .starts_with("outputs/splits/train_val_test_split.json  would be written (dry run)\n"));
     assert_eq!(d.read("outputs/splits/train_val_test_split.json"), "old");
-    d.run(&["split", "--config", "data-preparation.yaml", "--force"]).assert_ok();
-    golden(&d.join("outputs/splits"), "users", &["train_val_test_split.json".into()]);
+    d.run(&["split", "--config", "data-preparation.yaml", "--force"])
+        .assert_ok();
+    golden(
+        &d.join("outputs/splits"),
+        "users",
+        &["train_val_test_split.json".into()],
+    );
 
     // K-fold: each file on its own; the missing ones are written.
     d.write("outputs/splits/cv_split_3.json", "old");
     let r = d.run(&["split", "--config", "data-preparation-kfold.yaml"]);
     r.assert_ok();
-    assert!(r.stdout.contains("split 3 (repeat 0, fold 3)  outputs/splits/cv_split_3.json  kept"));
+    assert!(r
+        .stdout
+        .contains("split 3 (repeat 0, fold 3)  outputs/splits/cv_split_3.json  kept"));
     assert_eq!(d.read("outputs/splits/cv_split_3.json"), "old");
     assert!(d.exists("outputs/splits/cv_split_9.json"));
 }
@@ -132,9 +165,16 @@ fn an_existing_file_is_kept_unless_forced() {
 #[test]
 fn a_dry_run_writes_nothing() {
     let d = users_project();
-    let r = d.run(&["split", "--config", "data-preparation-kfold.yaml", "--dry-run"]);
+    let r = d.run(&[
+        "split",
+        "--config",
+        "data-preparation-kfold.yaml",
+        "--dry-run",
+    ]);
     r.assert_ok();
-    assert!(r.stdout.contains("outputs/splits/cv_split_9.json  would be written (dry run)"));
+    assert!(r
+        .stdout
+        .contains("outputs/splits/cv_split_9.json  would be written (dry run)"));
     assert!(!d.exists("outputs"));
 }
 
@@ -170,10 +210,16 @@ fn class_samples(d: &Dir) -> Vec<[u64; 4]> {
 
 #[test]
 fn small_classes_follow_the_users_count_rules() {
-    let d = small_classes(&[1, 2, 3, 7], "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n");
+    let d = small_classes(
+        &[1, 2, 3, 7],
+        "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n",
+    );
     let r = d.run(&["split", "--config", "prep.yaml"]);
     r.assert_ok();
-    assert_eq!(class_samples(&d), [[1, 0, 0, 1], [2, 1, 1, 0], [3, 2, 1, 0], [7, 4, 1, 2]]);
+    assert_eq!(
+        class_samples(&d),
+        [[1, 0, 0, 1], [2, 1, 1, 0], [3, 2, 1, 0], [7, 4, 1, 2]]
+    );
     assert_eq!(
         r.stderr,
         "warning: class 'c1' has too few samples (2) to populate the test split; its test entries are empty although test_ratio > 0
@@ -181,7 +227,10 @@ warning: class 'c2' has too few samples (3) to populate the test split; its test
 "
     );
     // Odd ratios, and a test ratio of 0 written as an integer stays one.
-    let d = small_classes(&[7, 10], "  train_ratio: 0.34\n  val_ratio: 0.66\n  test_ratio: 0\n");
+    let d = small_classes(
+        &[7, 10],
+        "  train_ratio: 0.34\n  val_ratio: 0.66\n  test_ratio: 0\n",
+    );
     d.run(&["split", "--config", "prep.yaml"]).assert_ok();
     assert_eq!(class_samples(&d), [[7, 2, 4, 1], [10, 3, 6, 1]]);
     assert!(d.read("out/s.json").contains("\"test_ratio\": 0\n"));
@@ -189,12 +238,17 @@ warning: class 'c2' has too few samples (3) to populate the test split; its test
 
 #[test]
 fn a_null_seed_is_drawn_printed_and_recorded() {
-    let d = small_classes(&[5, 5], "  train_ratio: 0.6\n  val_ratio: 0.2\n  test_ratio: 0.2\n");
+    let d = small_classes(
+        &[5, 5],
+        "  train_ratio: 0.6\n  val_ratio: 0.2\n  test_ratio: 0.2\n",
+    );
     let text = d.read("prep.yaml").replace("seed: 3", "seed: null");
     d.write("prep.yaml", &text);
     let r = d.run(&["split", "--config", "prep.yaml"]);
     r.assert_ok();
-    let seed = json(&d.read("out/s.json"))["metadata"]["seed"].as_u64().unwrap();
+    let seed = json(&d.read("out/s.json"))["metadata"]["seed"]
+        .as_u64()
+        .unwrap();
     assert_eq!(
         r.stderr,
         format!("note: split.seed is null; drew seed {seed} from the OS and recorded it in metadata.seed\n")
@@ -249,7 +303,11 @@ fn groups_never_straddle_lists_and_the_report_shows_requested_shares() {
         for list in ["train", "val", "test"] {
             for e in m[list].as_array().unwrap() {
                 let p = patient(e["path"].as_str().unwrap()).to_owned();
-                assert_eq!(*list_of.entry(p.clone()).or_insert(list), list, "{p} in two lists of split {i}");
+                assert_eq!(
+                    *list_of.entry(p.clone()).or_insert(list),
+                    list,
+                    "{p} in two lists of split {i}"
+                );
             }
         }
         for (p, list) in list_of {
@@ -258,21 +316,46 @@ fn groups_never_straddle_lists_and_the_report_shows_requested_shares() {
             }
         }
         assert_eq!(m["metadata"]["groups"], 60);
-        assert_eq!(m["metadata"]["group_by"], serde_json::json!({"regex": "^(?P<group>p[0-9]+)_"}));
+        assert_eq!(
+            m["metadata"]["group_by"],
+            serde_json::json!({"regex": "^(?P<group>p[0-9]+)_"})
+        );
     }
     assert_eq!(tested.len(), 60);
-    assert!(tested.values().all(|&n| n == 1), "every patient tested once per repeat");
-    assert!(r.stdout.contains("  class     total  train  val  test       train%         val%        test%\n"), "{}", r.stdout);
+    assert!(
+        tested.values().all(|&n| n == 1),
+        "every patient tested once per repeat"
+    );
+    assert!(
+        r.stdout.contains(
+            "  class     total  train  val  test       train%         val%        test%\n"
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("(33.3)"), "{}", r.stdout);
-    assert!(r.stdout.contains("groups    60; largest deviation from a requested share: "), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("groups    60; largest deviation from a requested share: "),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn a_group_table_and_unmatched_files() {
-    let d = grouped_project(12, "{csv: groups.csv, path_column: file, group_column: patient}");
+    let d = grouped_project(
+        12,
+        "{csv: groups.csv, path_column: file, group_column: patient}",
+    );
     let mut table = String::from("file,patient\n");
     for e in walk(&d.join("img")) {
-        let rel = e.strip_prefix(d.path()).unwrap().to_str().unwrap().to_owned();
+        let rel = e
+            .strip_prefix(d.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         table += &format!("./{rel},{}\n", patient(&rel));
     }
     d.write("groups.csv", &table);
@@ -280,7 +363,11 @@ fn a_group_table_and_unmatched_files() {
     assert_eq!(json(&d.read("out/cv_0.json"))["metadata"]["groups"], 12);
 
     // One file missing from the table; then a regex that matches nothing.
-    let short: String = table.lines().filter(|l| !l.contains("p005_0")).map(|l| format!("{l}\n")).collect();
+    let short: String = table
+        .lines()
+        .filter(|l| !l.contains("p005_0"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     d.write("groups.csv", &short);
     let before = d.read("out/cv_0.json");
     let r = d.run(&["split", "--config", "prep.yaml", "--force"]);
@@ -326,8 +413,13 @@ fn class_folders_that_cannot_be_used_exit_2_and_write_nothing() {
             "error: prep.yaml: split.seed: expected an integer or null, found \"x\""),
     ];
     for (what, setup, want) in cases {
-        let d = small_classes(&[3], "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n");
-        let text = d.read("prep.yaml").replace("split:", "  c1: {path: img/c1, label: 1}\nsplit:");
+        let d = small_classes(
+            &[3],
+            "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n",
+        );
+        let text = d
+            .read("prep.yaml")
+            .replace("split:", "  c1: {path: img/c1, label: 1}\nsplit:");
         d.write("prep.yaml", &text);
         setup(&d);
         let r = d.run(&["split", "--config", "prep.yaml"]);
@@ -340,21 +432,34 @@ fn class_folders_that_cannot_be_used_exit_2_and_write_nothing() {
 #[test]
 fn the_json_report_lists_every_split() {
     let d = users_project();
-    let r = d.run(&["split", "--config", "data-preparation-kfold.yaml", "--json", "--dry-run"]);
+    let r = d.run(&[
+        "split",
+        "--config",
+        "data-preparation-kfold.yaml",
+        "--json",
+        "--dry-run",
+    ]);
     r.assert_ok();
     let v = json(&r.stdout);
     let splits = v["splits"].as_array().unwrap();
     assert_eq!(splits.len(), 10);
     assert_eq!(splits[7]["path"], "outputs/splits/cv_split_7.json");
     assert_eq!(splits[7]["status"], "would_write");
-    assert_eq!((splits[7]["repeat"].as_u64(), splits[7]["fold"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (splits[7]["repeat"].as_u64(), splits[7]["fold"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(splits[7]["classes"][1]["name"], "abnormal");
     assert_eq!(splits[7]["classes"][1]["total"], 20);
 }
 
 #[test]
 fn the_example_configs_run_from_the_repository() {
-    for config in ["data_preparation", "data_preparation_kfold", "data_preparation_grouped"] {
+    for config in [
+        "data_preparation",
+        "data_preparation_kfold",
+        "data_preparation_grouped",
+    ] {
         let d = Dir::new();
         copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
         std::fs::create_dir_all(d.join("configs/examples")).unwrap();
@@ -375,26 +480,46 @@ fn the_example_configs_run_from_the_repository() {
 #[test]
 fn balancing_a_set_of_splits_equals_balancing_each_alone() {
     let d = users_project();
-    d.run(&["split", "--config", "data-preparation-kfold.yaml"]).assert_ok();
-    std::fs::copy(repo().join("configs/examples/upsampling.yaml"), d.join("up.yaml")).unwrap();
-    let names: Vec<String> = (0..10).map(|i| format!("outputs/splits/cv_split_{i}.json")).collect();
+    d.run(&["split", "--config", "data-preparation-kfold.yaml"])
+        .assert_ok();
+    std::fs::copy(
+        repo().join("configs/examples/upsampling.yaml"),
+        d.join("up.yaml"),
+    )
+    .unwrap();
+    let names: Vec<String> = (0..10)
+        .map(|i| format!("outputs/splits/cv_split_{i}.json"))
+        .collect();
     let mut alone = Vec::new();
     for name in &names {
-        d.run(&["balance", "--config", "up.yaml", "--split", name]).assert_ok();
+        d.run(&["balance", "--config", "up.yaml", "--split", name])
+            .assert_ok();
         let m = name.replace(".json", ".balanced.json");
         alone.push(d.read(&m));
         std::fs::remove_file(d.join(&m)).unwrap();
     }
     // A quoted pattern, expanded by us in path order (cv_split_0, 1, ...).
-    let r = d.run(&["balance", "--config", "up.yaml", "--split", "outputs/splits/cv_split_*.json"]);
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "up.yaml",
+        "--split",
+        "outputs/splits/cv_split_*.json",
+    ]);
     r.assert_ok();
     for (name, want) in names.iter().zip(&alone) {
-        assert!(d.read(&name.replace(".json", ".balanced.json")) == *want, "{name}");
+        assert!(
+            d.read(&name.replace(".json", ".balanced.json")) == *want,
+            "{name}"
+        );
     }
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines[0], "classes   normal/abnormal");
     assert_eq!(lines[1], "seed      0");
-    assert_eq!(lines[2], "split                           strategy    before    after  manifest");
+    assert_eq!(
+        lines[2],
+        "split                           strategy    before    after  manifest"
+    );
     assert_eq!(lines[3], "outputs/splits/cv_split_0.json  upsampling  117/13  117/117  outputs/splits/cv_split_0.balanced.json");
     assert_eq!(lines.len(), 13);
 
@@ -408,8 +533,17 @@ fn balancing_a_set_of_splits_equals_balancing_each_alone() {
     let r = d.run(&args);
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(r.stderr.starts_with("error: outputs/splits/cv_split_4.json: "), "{}", r.stderr);
-    assert!(r.stdout.contains("outputs/splits/cv_split_4.json  failed"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .starts_with("error: outputs/splits/cv_split_4.json: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("outputs/splits/cv_split_4.json  failed"),
+        "{}",
+        r.stdout
+    );
     for (i, name) in names.iter().enumerate() {
         let m = name.replace(".json", ".balanced.json");
         assert_eq!(d.exists(&m), i != 4, "{m}");
@@ -418,11 +552,22 @@ fn balancing_a_set_of_splits_equals_balancing_each_alone() {
         }
     }
     // --out names one manifest, so it takes one split.
-    let r = d.run(&["balance", "--config", "up.yaml", "--out", "m.json", "--split", &names[0], &names[1]]);
+    let r = d.run(&[
+        "balance", "--config", "up.yaml", "--out", "m.json", "--split", &names[0], &names[1],
+    ]);
     assert_eq!(
         r.assert_bad_input(),
         "error: --out takes a single split, found 2; without it each manifest is written beside its split"
     );
-    let r = d.run(&["balance", "--config", "up.yaml", "--split", "nothing_*.json"]);
-    assert_eq!(r.assert_bad_input(), "error: --split nothing_*.json: no file matches");
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "up.yaml",
+        "--split",
+        "nothing_*.json",
+    ]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: --split nothing_*.json: no file matches"
+    );
 }

@@ -101,7 +101,12 @@ impl PrepConfig {
         let root = match &root {
             Value::Mapping(m) => m,
             Value::Null => return Err(cx.err("classes", "missing; expected the class folders")),
-            other => return Err(cx.err("(top level)", format!("expected a mapping, found {}", kind(other)))),
+            other => {
+                return Err(cx.err(
+                    "(top level)",
+                    format!("expected a mapping, found {}", kind(other)),
+                ))
+            }
         };
         match root.get("experiment") {
             Some(Value::String(s)) if s == "data_preparation" => {}
@@ -117,7 +122,9 @@ impl PrepConfig {
         let split = match root.get("split") {
             Some(Value::Mapping(m)) => m,
             None => return Err(cx.err("split", "missing; expected the split settings")),
-            Some(v) => return Err(cx.err("split", format!("expected a mapping, found {}", kind(v)))),
+            Some(v) => {
+                return Err(cx.err("split", format!("expected a mapping, found {}", kind(v))))
+            }
         };
         cx.split(split, classes)
     }
@@ -168,7 +175,10 @@ impl Cx<'_> {
                 other => {
                     return Err(self.err(
                         &format!("classes.{name}"),
-                        format!("expected a mapping with path and label, found {}", show(other)),
+                        format!(
+                            "expected a mapping with path and label, found {}",
+                            show(other)
+                        ),
                     ))
                 }
             };
@@ -178,7 +188,10 @@ impl Cx<'_> {
             {
                 return Err(self.err(
                     &format!("classes.{name}"),
-                    format!("unknown key {}; only path and label are allowed", show(extra)),
+                    format!(
+                        "unknown key {}; only path and label are allowed",
+                        show(extra)
+                    ),
                 ));
             }
             let path = match entry.get("path") {
@@ -221,7 +234,11 @@ impl Cx<'_> {
                 .collect();
             return Err(self.err(
                 "classes",
-                format!("label {} is used by {}; labels must be unique", w[0], names.join(" and ")),
+                format!(
+                    "label {} is used by {}; labels must be unique",
+                    w[0],
+                    names.join(" and ")
+                ),
             ));
         }
         if labels.iter().enumerate().any(|(i, &l)| l as usize != i) {
@@ -266,11 +283,18 @@ impl Cx<'_> {
             Some(Value::String(s)) if s == "ratio" => false,
             Some(Value::String(s)) if s == "kfold" => true,
             Some(v) => {
-                return Err(self.err("split.mode", format!("expected ratio or kfold, found {}", show(v))))
+                return Err(self.err(
+                    "split.mode",
+                    format!("expected ratio or kfold, found {}", show(v)),
+                ))
             }
         };
         let save_dir = self.string(get("save_dir"), "split.save_dir", "the output folder")?;
-        let split_file = self.string(get("split_file"), "split.split_file", "the split file's name")?;
+        let split_file = self.string(
+            get("split_file"),
+            "split.split_file",
+            "the split file's name",
+        )?;
         if !split_file.ends_with(".json") {
             return Err(self.err(
                 "split.split_file",
@@ -280,7 +304,12 @@ impl Cx<'_> {
         let force = match get("force") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(v) => return Err(self.err("split.force", format!("expected true or false, found {}", show(v)))),
+            Some(v) => {
+                return Err(self.err(
+                    "split.force",
+                    format!("expected true or false, found {}", show(v)),
+                ))
+            }
         };
         let (mode, unused_keys) = if kfold {
             (self.kfold(&get, &split_file)?, RATIO_KEYS)
@@ -288,7 +317,10 @@ impl Cx<'_> {
             if split_file.contains('{') || split_file.contains('}') {
                 return Err(self.err(
                     "split.split_file",
-                    format!("braces are only for {{index}} in mode kfold, found {}", show_str(&split_file)),
+                    format!(
+                        "braces are only for {{index}} in mode kfold, found {}",
+                        show_str(&split_file)
+                    ),
                 ));
             }
             (self.ratio(&get)?, KFOLD_KEYS)
@@ -319,7 +351,8 @@ impl Cx<'_> {
     /// With groups the seed keys our ChaCha streams, which take 64 unsigned bits.
     fn seeds_fit_chacha(&self, mode: &Mode) -> Result<(), ConfigError> {
         let bad = |s: i128| u64::try_from(s).is_err();
-        let expected = "with group_by, expected a non-negative integer (it seeds the group placement)";
+        let expected =
+            "with group_by, expected a non-negative integer (it seeds the group placement)";
         match mode {
             Mode::Ratio { seed: Some(s), .. } if bad(*s) => {
                 Err(self.err("split.seed", format!("{expected}, found {s}")))
@@ -392,22 +425,23 @@ impl Cx<'_> {
         }
         let seeds = match get("repeat_seeds") {
             Some(Value::Sequence(s)) if s.len() == n_repeats as usize => s,
-            other => {
-                return Err(self.err(
-                    "split.repeat_seeds",
-                    format!(
-                        "expected a list of {n_repeats} distinct integers (one per repeat), found {}",
-                        other.map_or_else(|| "nothing".into(), show)
-                    ),
-                ))
-            }
+            other => return Err(self.err(
+                "split.repeat_seeds",
+                format!(
+                    "expected a list of {n_repeats} distinct integers (one per repeat), found {}",
+                    other.map_or_else(|| "nothing".into(), show)
+                ),
+            )),
         };
         let mut repeat_seeds = Vec::with_capacity(seeds.len());
         for (i, s) in seeds.iter().enumerate() {
             let key = format!("split.repeat_seeds[{i}]");
             let s = self.integer(s, &key, "an integer")?;
             if let Some(j) = repeat_seeds.iter().position(|&t| t == s) {
-                return Err(self.err(&key, format!("{s} repeats repeat_seeds[{j}]; seeds must be distinct")));
+                return Err(self.err(
+                    &key,
+                    format!("{s} repeats repeat_seeds[{j}]; seeds must be distinct"),
+                ));
             }
             repeat_seeds.push(s);
         }
@@ -481,7 +515,10 @@ impl Cx<'_> {
         match v {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             None => Err(self.err(key, format!("missing; expected {what}"))),
-            Some(v) => Err(self.err(key, format!("expected a non-empty string, found {}", show(v)))),
+            Some(v) => Err(self.err(
+                key,
+                format!("expected a non-empty string, found {}", show(v)),
+            )),
         }
     }
 
@@ -504,13 +541,25 @@ impl Cx<'_> {
                 integer: !n.is_f64(),
             },
             None => return Err(self.err(key, format!("missing; expected a number in {range}"))),
-            Some(v) => return Err(self.err(key, format!("expected a number in {range}, found {}", show(v)))),
+            Some(v) => {
+                return Err(self.err(
+                    key,
+                    format!("expected a number in {range}, found {}", show(v)),
+                ))
+            }
         };
-        let low_ok = if zero_ok { n.value >= 0.0 } else { n.value > 0.0 };
+        let low_ok = if zero_ok {
+            n.value >= 0.0
+        } else {
+            n.value > 0.0
+        };
         if !(low_ok && n.value < 1.0) {
             return Err(self.err(
                 key,
-                format!("expected a number in {range}, found {}", crate::text::number(n.value)),
+                format!(
+                    "expected a number in {range}, found {}",
+                    crate::text::number(n.value)
+                ),
             ));
         }
         Ok(n)

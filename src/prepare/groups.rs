@@ -26,15 +26,23 @@ use crate::rng::Stream;
 /// cannot make the repair loop cycle.
 const EPS: f64 = 1e-12;
 
+/// Up to this many groups every pair is tried as a swap in each pass (a million pairs at
+/// most); beyond it, random pairs.
+const EXHAUSTIVE_SWAPS: usize = 1500;
+
 /// Repair passes at most (each pass tries every group in every other bin); real sets settle
 /// in a handful.
 const MAX_PASSES: usize = 64;
 
-/// The bin of each group. `counts[g][c]`: images of class `c` in group `g`; `targets[b][c]`:
+/// One group's images: `(class, count)` pairs (sparse, so that many groups of many classes
+/// cost only what they hold).
+pub type Members = Vec<(usize, u32)>;
+
+/// The bin of each group. `counts[g]`: the images of group `g` by class; `targets[b][c]`:
 /// how many images of class `c` bin `b` should hold (fractional); `totals[c]`: the class
 /// sizes deviations are measured against.
 pub fn assign(
-    counts: &[Vec<u32>],
+    counts: &[Members],
     targets: &[Vec<f64>],
     totals: &[u32],
     rng: &mut Stream,
@@ -45,7 +53,7 @@ pub fn assign(
         let j = rng.below(i as u64 + 1) as usize;
         order.swap(i, j);
     }
-    let size = |g: usize| counts[g].iter().map(|&n| u64::from(n)).sum::<u64>();
+    let size = |g: usize| counts[g].iter().map(|&(_, n)| u64::from(n)).sum::<u64>();
     order.sort_by_key(|&g| std::cmp::Reverse(size(g)));
 
     let scale: Vec<f64> = totals
@@ -92,25 +100,37 @@ pub fn assign(
                 state.add(from, &counts[g], 1.0);
             }
         }
-        // Swaps reach what single moves cannot when every group is large; a bounded
-        // number of random pairs per pass keeps this linear in the number of groups.
-        if counts.len() >= 2 {
-            for _ in 0..4 * counts.len() {
-                let g = rng.below(counts.len() as u64) as usize;
-                let h = rng.below(counts.len() as u64) as usize;
-                let (a, b) = (bin[g], bin[h]);
-                if a == b {
-                    continue;
+        // Swaps reach what single moves cannot when every group is large: every pair in
+        // different bins for sets small enough (the hard ones, with few large groups), a
+        // bounded number of random pairs per pass beyond that.
+        let n = counts.len();
+        let mut try_swap = |g: usize, h: usize, state: &mut State, bin: &mut Vec<usize>| {
+            let (a, b) = (bin[g], bin[h]);
+            if a == b {
+                return false;
+            }
+            state.swap(a, b, &counts[g], &counts[h]);
+            let c = state.cost();
+            if better(c, cost) {
+                cost = c;
+                bin.swap(g, h);
+                true
+            } else {
+                state.swap(b, a, &counts[g], &counts[h]);
+                false
+            }
+        };
+        if n <= EXHAUSTIVE_SWAPS {
+            for g in 0..n {
+                for h in g + 1..n {
+                    changed |= try_swap(g, h, &mut state, &mut bin);
                 }
-                state.swap(a, b, &counts[g], &counts[h]);
-                let c = state.cost();
-                if better(c, cost) {
-                    cost = c;
-                    bin.swap(g, h);
-                    changed = true;
-                } else {
-                    state.swap(b, a, &counts[g], &counts[h]);
-                }
+            }
+        } else {
+            for _ in 0..4 * n {
+                let g = rng.below(n as u64) as usize;
+                let h = rng.below(n as u64) as usize;
+                changed |= try_swap(g, h, &mut state, &mut bin);
             }
         }
         if !changed {
@@ -136,26 +156,26 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn add(&mut self, bin: usize, group: &[u32], sign: f64) {
-        for (h, &n) in self.held[bin].iter_mut().zip(group) {
-            *h += sign * f64::from(n);
+    fn add(&mut self, bin: usize, group: &[(usize, u32)], sign: f64) {
+        for &(c, n) in group {
+            self.held[bin][c] += sign * f64::from(n);
         }
     }
 
     /// Moves group `g` from bin `a` to `b` and group `h` from `b` to `a`.
-    fn swap(&mut self, a: usize, b: usize, g: &[u32], h: &[u32]) {
+    fn swap(&mut self, a: usize, b: usize, g: &[(usize, u32)], h: &[(usize, u32)]) {
         self.add(a, g, -1.0);
         self.add(b, g, 1.0);
         self.add(b, h, -1.0);
         self.add(a, h, 1.0);
     }
 
-    fn greedy_delta(&self, bin: usize, group: &[u32]) -> f64 {
+    fn greedy_delta(&self, bin: usize, group: &[(usize, u32)]) -> f64 {
         let mut d = 0.0;
-        for c in 0..group.len() {
+        for &(c, n) in group {
             let s = self.scale[c];
             let before = (self.held[bin][c] - self.targets[bin][c]) * s;
-            let after = before + f64::from(group[c]) * s;
+            let after = before + f64::from(n) * s;
             d += after * after - before * before;
         }
         d
@@ -203,22 +223,27 @@ mod tests {
     #[test]
     fn equal_groups_fill_equal_bins_exactly() {
         // 10 groups of 2 images of class 0, 5 groups of 1 of class 1, into 5 folds.
-        let mut counts = vec![vec![2, 0]; 10];
-        counts.extend(vec![vec![0, 1]; 5]);
+        let mut counts = vec![vec![(0, 2)]; 10];
+        counts.extend(vec![vec![(1, 1)]; 5]);
         let targets = vec![vec![4.0, 1.0]; 5];
         let bins = assign(&counts, &targets, &[20, 5], &mut rng(1));
         let mut held = vec![[0u32; 2]; 5];
         for (g, &b) in bins.iter().enumerate() {
-            held[b][0] += counts[g][0];
-            held[b][1] += counts[g][1];
+            for &(c, n) in &counts[g] {
+                held[b][c] += n;
+            }
         }
         assert_eq!(held, vec![[4, 1]; 5]);
     }
 
     #[test]
     fn the_same_seed_gives_the_same_bins_and_seeds_differ() {
-        let counts: Vec<Vec<u32>> = (0..200).map(|g| vec![1 + g % 7, u32::from(g % 13 == 0)]).collect();
-        let totals = [counts.iter().map(|c| c[0]).sum(), counts.iter().map(|c| c[1]).sum()];
+        let counts: Vec<Members> = (0..200u32)
+            .map(|g| vec![(0, 1 + g % 7), (1, u32::from(g % 13 == 0))])
+            .collect();
+        let totals: Vec<u32> = (0..2)
+            .map(|c| counts.iter().map(|m| m[c].1).sum())
+            .collect();
         let targets: Vec<Vec<f64>> = (0..5)
             .map(|_| totals.iter().map(|&n| f64::from(n) / 5.0).collect())
             .collect();

@@ -65,10 +65,12 @@ pub fn summary(o: &Outcome) -> String {
 }
 
 fn table(s: &mut String, rows: &[ClassRow]) {
-    let mut cells: Vec<Vec<String>> = vec![["class", "total", "train", "val", "test", "train%", "val%", "test%"]
-        .iter()
-        .map(|h| h.to_string())
-        .collect()];
+    let mut cells: Vec<Vec<String>> = vec![[
+        "class", "total", "train", "val", "test", "train%", "val%", "test%",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect()];
     for r in rows {
         let mut line = vec![
             crate::text::escape(&r.name).into_owned(),
@@ -85,13 +87,21 @@ fn table(s: &mut String, rows: &[ClassRow]) {
         cells.push(line);
     }
     let total: usize = rows.iter().map(|r| r.total).sum();
-    let sums: Vec<usize> = (0..3).map(|l| rows.iter().map(|r| r.counts[l]).sum()).collect();
+    let sums: Vec<usize> = (0..3)
+        .map(|l| rows.iter().map(|r| r.counts[l]).sum())
+        .collect();
     let mut line = vec!["all".to_string(), total.to_string()];
     line.extend(sums.iter().map(usize::to_string));
     line.extend(sums.iter().map(|&n| percent(n, total)));
     cells.push(line);
     let widths: Vec<usize> = (0..8)
-        .map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for r in &cells {
         let mut line = format!("  {:<w$}", r[0], w = widths[0]);
@@ -113,7 +123,9 @@ fn largest_deviation(splits: &[SplitReport]) -> Option<(f64, String, &'static st
             for (l, name) in ["train", "val", "test"].into_iter().enumerate() {
                 let dev = 100.0 * (r.counts[l] as f64 / r.total as f64 - want[l]).abs();
                 if best.as_ref().is_none_or(|b| dev > b.0 + 1e-9) {
-                    let at = split.index.map_or(String::new(), |(i, _, _)| format!(", split {i}"));
+                    let at = split
+                        .index
+                        .map_or(String::new(), |(i, _, _)| format!(", split {i}"));
                     best = Some((dev, crate::text::escape(&r.name).into_owned(), name, at));
                 }
             }

@@ -127,10 +127,26 @@ mod tests {
 
     #[test]
     fn names_match_the_case_sensitive_globs() {
-        for yes in ["a.png", "a.PNG", ".png", "x.tar.jpeg", "b.TIFF", "c.webp", ".h.jpg"] {
+        for yes in [
+            "a.png",
+            "a.PNG",
+            ".png",
+            "x.tar.jpeg",
+            "b.TIFF",
+            "c.webp",
+            ".h.jpg",
+        ] {
             assert!(is_image_name(yes), "{yes}");
         }
-        for no in ["a.Png", "a.gif", "png", "a.png.txt", "a.jpg ", "a.JPg", "a."] {
+        for no in [
+            "a.Png",
+            "a.gif",
+            "png",
+            "a.png.txt",
+            "a.jpg ",
+            "a.JPg",
+            "a.",
+        ] {
             assert!(!is_image_name(no), "{no}");
         }
     }
@@ -142,7 +158,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("sub.png")).unwrap();
-        for f in [".h.png", "a.PNG", "b.Png", "c.png", "x.tiff", "y.jpeg", "z.txt"] {
+        for f in [
+            ".h.png", "a.PNG", "b.Png", "c.png", "x.tiff", "y.jpeg", "z.txt",
+        ] {
             std::fs::write(d.join(f), b"").unwrap();
         }
         std::os::unix::fs::symlink("nowhere", d.join("broken.jpg")).unwrap();
@@ -154,10 +172,27 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [".h.png", "a.PNG", "broken.jpg", "c.png", "sub.png", "x.tiff", "y.jpeg"]
+            [
+                ".h.png",
+                "a.PNG",
+                "broken.jpg",
+                "c.png",
+                "sub.png",
+                "x.tiff",
+                "y.jpeg"
+            ]
         );
-        assert!(matches!(scan(&format!("{base}/c.png")), Err(ScanError::NotADirectory)));
-        assert!(matches!(scan(&format!("{base}/none")), Err(ScanError::Missing)));
-        assert!(matches!(scan(&format!("{base}/sub.png")), Err(ScanError::Empty)));
+        assert!(matches!(
+            scan(&format!("{base}/c.png")),
+            Err(ScanError::NotADirectory)
+        ));
+        assert!(matches!(
+            scan(&format!("{base}/none")),
+            Err(ScanError::Missing)
+        ));
+        assert!(matches!(
+            scan(&format!("{base}/sub.png")),
+            Err(ScanError::Empty)
+        ));
     }
 }

@@ -41,7 +41,10 @@ fn the_users_configs_load_unchanged() {
     };
     assert_eq!(seed, Some(42));
     assert_eq!((train.value, val.value, test.value), (0.7, 0.15, 0.15));
-    assert_eq!((c.save_dir.as_str(), c.split_file.as_str()), ("outputs/splits", "train_val_test_split.json"));
+    assert_eq!(
+        (c.save_dir.as_str(), c.split_file.as_str()),
+        ("outputs/splits", "train_val_test_split.json")
+    );
     assert!(!c.force && c.group_by.is_none() && c.unused.is_empty());
 
     let k = parse(USERS_KFOLD).unwrap();
@@ -150,7 +153,11 @@ fn assert_groups_whole(classes: &[Class], lists: &Lists) {
         for &(c, i) in list {
             seen += 1;
             let g = classes[c].groups[i];
-            assert_eq!(*list_of_group.entry(g).or_insert(l), l, "group {g} in two lists");
+            assert_eq!(
+                *list_of_group.entry(g).or_insert(l),
+                l,
+                "group {g} in two lists"
+            );
         }
     }
     assert_eq!(seen, classes.iter().map(|c| c.files.len()).sum::<usize>());

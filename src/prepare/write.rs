@@ -83,7 +83,14 @@ impl Formatter for PyFormatter {
 pub fn py_repr(x: f64) -> String {
     if !x.is_finite() {
         // json.dump writes these as bare words (it allows NaN by default).
-        return if x.is_nan() { "NaN" } else if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+        return if x.is_nan() {
+            "NaN"
+        } else if x > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        }
+        .into();
     }
     let sign = if x.is_sign_negative() { "-" } else { "" };
     let sci = format!("{:e}", x.abs());
@@ -101,12 +108,20 @@ pub fn py_repr(x: f64) -> String {
         } else if point >= n {
             format!("{digits}{}.0", "0".repeat((point - n) as usize))
         } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
         };
         return format!("{sign}{body}");
     }
     let (first, rest) = digits.split_at(1);
-    let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+    let frac = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
     let esign = if exp < 0 { '-' } else { '+' };
     format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
 }
@@ -148,7 +163,10 @@ mod tests {
         metadata.insert("classes".into(), Value::Object(Map::new()));
         let doc = SplitFile {
             metadata,
-            train: vec![Entry { path: "a/\u{e4}\"\u{1}.png", label: 0 }],
+            train: vec![Entry {
+                path: "a/\u{e4}\"\u{1}.png",
+                label: 0,
+            }],
             val: vec![],
             test: vec![],
         };
