@@ -33,6 +33,17 @@ pub fn config(bytes: &[u8]) {
     }
 }
 
+/// The data-preparation config reader (`split`), with the same nesting bound.
+pub fn prep_config(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let path = Path::new("fuzz.yaml");
+    if let Ok(text) = crate::config::yaml::prepare(text, path) {
+        let _ = crate::prepare::config::PrepConfig::parse(text, path);
+    }
+}
+
 /// The manifest reader, and for a manifest it accepts, what `sample` and `stats` do with
 /// it (epochs of up to 100,000 draws, to keep a run fast).
 pub fn manifest(bytes: &[u8]) {

@@ -48,6 +48,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_a_reader(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         fuzzing::split(&bytes);
         fuzzing::config(&bytes);
+        fuzzing::prep_config(&bytes);
         fuzzing::manifest(&bytes);
         fuzzing::image(&bytes);
     }
@@ -60,6 +61,13 @@ proptest! {
     #[test]
     fn mutated_configs(bytes in mutated(example("configs/diffusion.yaml"))) {
         fuzzing::config(&bytes);
+    }
+
+    #[test]
+    fn mutated_data_preparation_configs(
+        bytes in mutated(example("configs/examples/data_preparation_grouped.yaml")),
+    ) {
+        fuzzing::prep_config(&bytes);
     }
 
     #[test]
