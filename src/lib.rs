@@ -13,6 +13,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod images;
 pub mod input;
+pub mod leaks;
 pub mod manifest;
 pub mod output;
 pub mod pipe;

@@ -25,6 +25,8 @@ enum Command {
     Cache(cli::cache::Args),
     /// Decode every image a split or manifest references; report the unusable ones.
     CheckImages(cli::check_images::Args),
+    /// Find the same (or nearly the same) image on two sides of a split (exit 4 if found).
+    CheckLeaks(cli::check_leaks::Args),
     /// Print the training order of one epoch of a manifest, for one rank.
     Sample(cli::sample::Args),
     /// Make split files from class folders (the user's data-preparation step).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Balance(a) => cli::balance::run(a),
         Command::Cache(a) => cli::cache::run(a).map(|()| ExitCode::SUCCESS),
         Command::CheckImages(a) => cli::check_images::run(a),
+        Command::CheckLeaks(a) => cli::check_leaks::run(a),
         Command::Sample(a) => cli::sample::run(a).map(|()| ExitCode::SUCCESS),
         Command::Split(a) => cli::split::run(a).map(|()| ExitCode::SUCCESS),
         Command::Stats(a) => cli::stats::run(a).map(|()| ExitCode::SUCCESS),
@@ -85,7 +88,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         balance_split::stdout::note(format_args!(
-            "error: a subcommand is required (balance, cache, check-images, sample, split, stats, verify); see --help"
+            "error: a subcommand is required (balance, cache, check-images, check-leaks, sample, split, stats, verify); see --help"
         ));
         return ExitCode::from(2);
     }

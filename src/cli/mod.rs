@@ -3,6 +3,7 @@
 pub mod balance;
 pub mod cache;
 pub mod check_images;
+pub mod check_leaks;
 pub mod sample;
 pub mod split;
 pub mod stats;

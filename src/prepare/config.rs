@@ -425,13 +425,15 @@ impl Cx<'_> {
         }
         let seeds = match get("repeat_seeds") {
             Some(Value::Sequence(s)) if s.len() == n_repeats as usize => s,
-            other => return Err(self.err(
-                "split.repeat_seeds",
-                format!(
+            other => {
+                return Err(self.err(
+                    "split.repeat_seeds",
+                    format!(
                     "expected a list of {n_repeats} distinct integers (one per repeat), found {}",
                     other.map_or_else(|| "nothing".into(), show)
                 ),
-            )),
+                ))
+            }
         };
         let mut repeat_seeds = Vec::with_capacity(seeds.len());
         for (i, s) in seeds.iter().enumerate() {
