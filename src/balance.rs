@@ -139,6 +139,9 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
         req.seed = Some(os_seed()?);
         drawn = true;
     }
+    // One split's manifest must not be another's input (a plain split that happens to be
+    // named like a manifest): each output is checked against every split of the set.
+    let all: Vec<&Path> = splits.iter().map(PathBuf::as_path).collect();
     Ok(splits
         .par_iter()
         .map(|split| {
@@ -146,7 +149,13 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
                 split: Some(split.clone()),
                 ..req.clone()
             };
-            let result = run(&one).map(|mut o| {
+            let out = default_output(split);
+            let result = if req.dry_run {
+                Ok(())
+            } else {
+                check_destination(&out, &all).map_err(Error::from)
+            };
+            let result = result.and_then(|()| run(&one)).map(|mut o| {
                 o.seed_from_os = drawn;
                 o
             });
@@ -156,24 +165,37 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
 }
 
 /// The `--split` arguments with shell-style patterns (`'cv_split_*.json'`, quoted so the
-/// shell left them) expanded in path order; a pattern that matches nothing is an error, a
-/// plain path is kept as given.
+/// shell left them) expanded in path order, skipping the manifests (`*.balanced.json`) a
+/// previous run wrote beside the splits; a pattern that matches nothing is an error, a
+/// plain path is kept as given, and a path given twice is balanced once.
 pub fn expand_splits(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut out = Vec::new();
+    let mut out: Vec<PathBuf> = Vec::new();
+    let push = |p: PathBuf, out: &mut Vec<PathBuf>| {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
     for arg in args {
         let text = arg.to_string_lossy();
         if arg.exists() || !text.contains(['*', '?', '[']) {
-            out.push(arg.clone());
+            push(arg.clone(), &mut out);
             continue;
         }
         let pattern = glob::glob(&text)
             .map_err(|e| Error::Usage(format!("--split {text}: not a valid pattern: {e}")))?;
-        let mut found: Vec<PathBuf> = pattern.filter_map(Result::ok).collect();
+        let mut found: Vec<PathBuf> = pattern
+            .filter_map(Result::ok)
+            .filter(|p| !p.to_string_lossy().ends_with(".balanced.json"))
+            .collect();
         if found.is_empty() {
-            return Err(Error::Usage(format!("--split {text}: no file matches")));
+            return Err(Error::Usage(format!(
+                "--split {text}: no split file matches (manifests, *.balanced.json, are skipped)"
+            )));
         }
         found.sort();
-        out.extend(found);
+        for p in found {
+            push(p, &mut out);
+        }
     }
     Ok(out)
 }

@@ -69,6 +69,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Write { .. } | Error::Internal(_) | Error::Plot(_) => 1,
+            Error::Prepare(e) => e.exit_code(),
             Error::Config(_)
             | Error::Split(_)
             | Error::Manifest(_)
@@ -76,7 +77,6 @@ impl Error {
             | Error::Cache(_)
             | Error::Plan { .. }
             | Error::Destination(_)
-            | Error::Prepare(_)
             | Error::Usage(_) => 2,
         }
     }

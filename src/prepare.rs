@@ -43,6 +43,25 @@ pub enum PrepareError {
     Groups { config: PathBuf, message: String },
     #[error("{file}: {message}")]
     Table { file: PathBuf, message: String },
+    #[error("{config}: split.save_dir: {message}")]
+    SaveDir { config: PathBuf, message: String },
+    /// Some split files of a set were written before one failed.
+    #[error("{first}; {written} of the {total} split files were written before the failure")]
+    Partial {
+        written: usize,
+        total: usize,
+        first: Box<Error>,
+    },
+}
+
+impl PrepareError {
+    /// 2 for bad input; a partial write takes the code of the failure behind it.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PrepareError::Partial { first, .. } => first.exit_code(),
+            _ => 2,
+        }
+    }
 }
 
 /// What the user asked for on the command line.
@@ -170,9 +189,52 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         None => None,
     };
 
+    // Every output's path and fate are known before any list is made: the destination
+    // checks (also in a dry run) and the folder come first, so a bad path fails before
+    // anything is written.
+    let paths: Vec<(Option<(usize, usize, usize)>, PathBuf)> = match &cfg.mode {
+        Mode::Ratio { .. } => vec![(None, save_dir.join(&cfg.split_file))],
+        Mode::KFold {
+            n_folds, n_repeats, ..
+        } => (0..*n_repeats as usize)
+            .flat_map(|r| (0..*n_folds as usize).map(move |f| (r, f)))
+            .map(|(r, f)| {
+                let index = r * *n_folds as usize + f;
+                let name = cfg.split_file.replace("{index}", &index.to_string());
+                (Some((index, r, f)), save_dir.join(name))
+            })
+            .collect(),
+    };
+    let statuses: Vec<Status> = paths.iter().map(|(_, p)| status_of(p)).collect();
+    let mut inputs: Vec<&Path> = vec![&req.config];
+    inputs.extend(csv_path);
+    for ((_, path), status) in paths.iter().zip(&statuses) {
+        if matches!(status, Status::Written | Status::WouldWrite) {
+            check_destination(path, &inputs)?;
+        }
+    }
+    if statuses.contains(&Status::Written) {
+        prepare_folder(&req.config, &save_dir, &paths[0].1)?;
+    }
+    if let (Some(g), Mode::KFold { n_folds, .. }) = (group_count, &cfg.mode) {
+        if g < *n_folds as usize {
+            warnings.push(format!(
+                "only {g} group(s) for {n_folds} folds: some test folds are empty"
+            ));
+        }
+    }
+
+    let group_meta = match (group_count, &cfg.group_by) {
+        (Some(g), Some(by)) => Some((group_by_value(by), Value::from(g))),
+        _ => None,
+    };
+    let emit = Emit {
+        classes: &classes,
+        created_at: req.created_at.then(local_timestamp),
+        group_meta,
+    };
     let mut drawn_seed = None;
-    let mut jobs: Vec<Job> = Vec::new();
-    match &cfg.mode {
+    let results: Vec<Result<SplitReport, Error>> = match &cfg.mode {
         Mode::Ratio {
             seed,
             train,
@@ -213,13 +275,14 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             extra.insert("train_ratio".into(), number_value(*train));
             extra.insert("val_ratio".into(), number_value(*val));
             extra.insert("test_ratio".into(), number_value(*test));
-            jobs.push(Job {
+            let job = Job {
                 index: None,
-                path: save_dir.join(&cfg.split_file),
+                path: paths[0].1.clone(),
                 lists,
                 extra,
                 requested: vec![requested; classes.len()],
-            });
+            };
+            vec![emit.finish(job, statuses[0])]
         }
         Mode::KFold {
             n_folds,
@@ -237,78 +300,229 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                     ));
                 }
             }
+            // One repeat at a time, its folds in parallel, each split's lists dropped once
+            // written: memory stays one repeat's shuffles plus a split per thread.
+            let mut results = Vec::with_capacity(paths.len());
             for (repeat, &seed) in repeat_seeds.iter().enumerate() {
-                let folds = match group_count {
-                    None => kfold_lists(&classes, seed, k, val_fraction.value),
-                    Some(g) => grouped_kfold_lists(&classes, g, seed as u64, k, val_fraction.value),
-                };
-                for (fold, (lists, requested)) in folds.into_iter().enumerate() {
-                    let index = repeat * k + fold;
-                    let mut extra = Map::new();
-                    extra.insert("mode".into(), "kfold".into());
-                    extra.insert("split_index".into(), index.into());
-                    extra.insert("repeat".into(), repeat.into());
-                    extra.insert("fold".into(), fold.into());
-                    extra.insert("n_folds".into(), (*n_folds).into());
-                    extra.insert("n_repeats".into(), (*n_repeats).into());
-                    extra.insert("repeat_seed".into(), int_value(seed));
-                    extra.insert("val_fraction".into(), number_value(*val_fraction));
-                    jobs.push(Job {
-                        index: Some((index, repeat, fold)),
-                        path: save_dir.join(cfg.split_file.replace("{index}", &index.to_string())),
-                        lists,
-                        extra,
-                        requested,
-                    });
-                }
+                let folds = Folds::new(&classes, group_count, seed, k, val_fraction.value);
+                let batch: Vec<Result<SplitReport, Error>> = (0..k)
+                    .into_par_iter()
+                    .map(|fold| {
+                        let (lists, requested) = folds.fold(fold);
+                        let index = repeat * k + fold;
+                        let mut extra = Map::new();
+                        extra.insert("mode".into(), "kfold".into());
+                        extra.insert("split_index".into(), index.into());
+                        extra.insert("repeat".into(), repeat.into());
+                        extra.insert("fold".into(), fold.into());
+                        extra.insert("n_folds".into(), (*n_folds).into());
+                        extra.insert("n_repeats".into(), (*n_repeats).into());
+                        extra.insert("repeat_seed".into(), int_value(seed));
+                        extra.insert("val_fraction".into(), number_value(*val_fraction));
+                        let job = Job {
+                            index: paths[index].0,
+                            path: paths[index].1.clone(),
+                            lists,
+                            extra,
+                            requested,
+                        };
+                        emit.finish(job, statuses[index])
+                    })
+                    .collect();
+                results.extend(batch);
+            }
+            results
+        }
+    };
+    let total = results.len();
+    let mut splits = Vec::with_capacity(total);
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(s) => splits.push(s),
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
     }
-
-    if let (Some(g), Some(by)) = (group_count, &cfg.group_by) {
-        for job in &mut jobs {
-            job.extra.insert("group_by".into(), group_by_value(by));
-            job.extra.insert("groups".into(), g.into());
+    if let Some(e) = first_error {
+        let written = splits
+            .iter()
+            .filter(|s| s.status == Status::Written)
+            .count();
+        if written == 0 {
+            return Err(e);
         }
+        return Err(PrepareError::Partial {
+            written,
+            total,
+            first: Box::new(e),
+        }
+        .into());
     }
-    let created_at = req.created_at.then(local_timestamp);
-    let statuses: Vec<Status> = jobs.iter().map(|j| status_of(&j.path)).collect();
-    if !req.dry_run {
-        let mut inputs: Vec<&Path> = vec![&req.config];
-        inputs.extend(csv_path);
-        for (job, status) in jobs.iter().zip(&statuses) {
-            if *status == Status::Written {
-                check_destination(&job.path, &inputs)?;
-            }
-        }
-        if statuses.contains(&Status::Written) {
-            std::fs::create_dir_all(&save_dir).map_err(|source| Error::Write {
-                path: save_dir.clone(),
-                what: "split folder",
-                source,
-            })?;
-        }
-        jobs.par_iter()
-            .zip(&statuses)
-            .filter(|(_, s)| **s == Status::Written)
-            .try_for_each(|(job, _)| job.write(&classes, created_at.as_deref()))?;
-    }
-    let splits = jobs
-        .iter()
-        .zip(statuses)
-        .map(|(job, status)| SplitReport {
-            index: job.index,
-            path: job.path.clone(),
-            status,
-            rows: job.rows(&classes),
-        })
-        .collect();
     Ok(Outcome {
         splits,
         warnings,
         drawn_seed,
         groups: group_count,
     })
+}
+
+/// Creates `save_dir` and checks that a file can be made in it, naming `split.save_dir`
+/// when it is a file or under one.
+fn prepare_folder(config: &Path, save_dir: &Path, probe: &Path) -> Result<(), Error> {
+    let bad = |what: String| -> Error {
+        PrepareError::SaveDir {
+            config: config.to_owned(),
+            message: what,
+        }
+        .into()
+    };
+    if save_dir.exists() && !save_dir.is_dir() {
+        return Err(bad(format!("not a directory: {}", save_dir.display())));
+    }
+    std::fs::create_dir_all(save_dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
+            bad(format!("cannot create {}: {e}", save_dir.display()))
+        }
+        _ => Error::Write {
+            path: save_dir.to_owned(),
+            what: "split folder",
+            source: e,
+        },
+    })?;
+    // A temporary file made and dropped: a read-only folder fails here, before any split.
+    crate::output::AtomicFile::create(probe).map_err(|source| Error::Write {
+        path: probe.to_owned(),
+        what: "split file",
+        source,
+    })?;
+    Ok(())
+}
+
+/// One repeat's per-class shuffles (their mode) or group folds (grouped), from which each
+/// fold's lists are cut.
+enum Folds<'a> {
+    Theirs {
+        classes: &'a [Class<'a>],
+        orders: Vec<Vec<usize>>,
+        chunks: Vec<Vec<std::ops::Range<usize>>>,
+        val_fraction: f64,
+    },
+    Grouped {
+        classes: &'a [Class<'a>],
+        n_groups: usize,
+        seed: u64,
+        k: usize,
+        fold_of: Vec<usize>,
+        val_fraction: f64,
+    },
+}
+
+impl<'a> Folds<'a> {
+    fn new(
+        classes: &'a [Class<'a>],
+        groups: Option<usize>,
+        seed: i128,
+        k: usize,
+        val_fraction: f64,
+    ) -> Folds<'a> {
+        match groups {
+            None => {
+                let mut rng = PyRandom::new(seed);
+                let orders: Vec<Vec<usize>> = classes
+                    .iter()
+                    .map(|class| {
+                        let mut order: Vec<usize> = (0..class.files.len()).collect();
+                        rng.shuffle(&mut order);
+                        order
+                    })
+                    .collect();
+                let chunks = orders.iter().map(|o| cut::chunks(o.len(), k)).collect();
+                Folds::Theirs {
+                    classes,
+                    orders,
+                    chunks,
+                    val_fraction,
+                }
+            }
+            Some(n_groups) => {
+                let seed = seed as u64;
+                let share = 1.0 / k as f64;
+                let mut rng = Stream::new(seed, Purpose::SplitGroups, &[0]);
+                let fold_of = place(classes, n_groups, None, &|_| vec![share; k], &mut rng);
+                Folds::Grouped {
+                    classes,
+                    n_groups,
+                    seed,
+                    k,
+                    fold_of,
+                    val_fraction,
+                }
+            }
+        }
+    }
+
+    /// Fold `fold`'s lists, and with groups the requested shares per class.
+    fn fold(&self, fold: usize) -> (Lists, Vec<Option<[f64; 3]>>) {
+        match self {
+            Folds::Theirs {
+                classes,
+                orders,
+                chunks,
+                val_fraction,
+            } => {
+                let mut lists: Lists = Default::default();
+                for (c, order) in orders.iter().enumerate() {
+                    let chunks = &chunks[c];
+                    lists[2].extend(order[chunks[fold].clone()].iter().map(|&i| (c, i)));
+                    let pool: Vec<usize> = chunks
+                        .iter()
+                        .enumerate()
+                        .filter(|&(f, _)| f != fold)
+                        .flat_map(|(_, r)| order[r.clone()].iter().copied())
+                        .collect();
+                    let val_n = cut::val_count(order.len(), pool.len(), *val_fraction);
+                    lists[1].extend(pool[..val_n].iter().map(|&i| (c, i)));
+                    lists[0].extend(pool[val_n..].iter().map(|&i| (c, i)));
+                }
+                (lists, vec![None; classes.len()])
+            }
+            Folds::Grouped {
+                classes,
+                n_groups,
+                seed,
+                k,
+                fold_of,
+                val_fraction,
+            } => grouped_fold(classes, *n_groups, *seed, *k, fold_of, fold, *val_fraction),
+        }
+    }
+}
+
+/// Writes (or only describes) one split.
+struct Emit<'a> {
+    classes: &'a [Class<'a>],
+    created_at: Option<String>,
+    group_meta: Option<(Value, Value)>,
+}
+
+impl Emit<'_> {
+    fn finish(&self, mut job: Job, status: Status) -> Result<SplitReport, Error> {
+        if let Some((by, n)) = &self.group_meta {
+            job.extra.insert("group_by".into(), by.clone());
+            job.extra.insert("groups".into(), n.clone());
+        }
+        if status == Status::Written {
+            job.write(self.classes, self.created_at.as_deref())?;
+        }
+        Ok(SplitReport {
+            index: job.index,
+            path: job.path.clone(),
+            status,
+            rows: job.rows(self.classes),
+        })
+    }
 }
 
 /// One split file to write.
@@ -433,94 +647,52 @@ fn ratio_lists(classes: &[Class], seed: i128, train: f64, val: f64) -> Lists {
     lists
 }
 
-/// Their k-fold mode for one repeat: each fold's lists (no requested shares: the counts
-/// are their rules', exactly).
-fn kfold_lists(
-    classes: &[Class],
-    seed: i128,
-    k: usize,
-    val_fraction: f64,
-) -> Vec<(Lists, Vec<Option<[f64; 3]>>)> {
-    let mut rng = PyRandom::new(seed);
-    let orders: Vec<Vec<usize>> = classes
-        .iter()
-        .map(|class| {
-            let mut order: Vec<usize> = (0..class.files.len()).collect();
-            rng.shuffle(&mut order);
-            order
-        })
-        .collect();
-    (0..k)
-        .map(|fold| {
-            let mut lists: Lists = Default::default();
-            for (c, order) in orders.iter().enumerate() {
-                let chunks = cut::chunks(order.len(), k);
-                lists[2].extend(order[chunks[fold].clone()].iter().map(|&i| (c, i)));
-                let pool: Vec<usize> = chunks
-                    .iter()
-                    .enumerate()
-                    .filter(|&(f, _)| f != fold)
-                    .flat_map(|(_, r)| order[r.clone()].iter().copied())
-                    .collect();
-                let val_n = cut::val_count(order.len(), pool.len(), val_fraction);
-                lists[1].extend(pool[..val_n].iter().map(|&i| (c, i)));
-                lists[0].extend(pool[val_n..].iter().map(|&i| (c, i)));
-            }
-            (lists, vec![None; classes.len()])
-        })
-        .collect()
-}
-
-/// Grouped k-fold for one repeat: groups to test folds, then per fold the pool's groups
-/// to val and train.
-fn grouped_kfold_lists(
+/// Grouped k-fold, one fold: the groups of the other folds go to val and train.
+fn grouped_fold(
     classes: &[Class],
     n_groups: usize,
     seed: u64,
     k: usize,
+    fold_of: &[usize],
+    fold: usize,
     val_fraction: f64,
-) -> Vec<(Lists, Vec<Option<[f64; 3]>>)> {
+) -> (Lists, Vec<Option<[f64; 3]>>) {
     let share = 1.0 / k as f64;
-    let mut rng = Stream::new(seed, Purpose::SplitGroups, &[0]);
-    let fold_of = place(classes, n_groups, None, &|_| vec![share; k], &mut rng);
-    (0..k)
-        .map(|fold| {
-            let in_pool: Vec<bool> = fold_of.iter().map(|&f| f != fold).collect();
-            let totals: Vec<usize> = classes.iter().map(|c| c.files.len()).collect();
-            let pool = pool_counts(classes, &in_pool);
-            let val_n: Vec<usize> = totals
-                .iter()
-                .zip(&pool)
-                .map(|(&n, &p)| cut::val_count(n, p, val_fraction))
-                .collect();
-            // Val and train targets as shares of the class, so the deviations compare
-            // with the test folds'.
-            let target = |c: usize| {
-                let n = totals[c].max(1) as f64;
-                vec![val_n[c] as f64 / n, (pool[c] - val_n[c]) as f64 / n]
-            };
-            let mut rng = Stream::new(seed, Purpose::SplitGroups, &[1, fold as u64]);
-            let sub = place(classes, n_groups, Some(&in_pool), &target, &mut rng);
-            let bins: Vec<usize> = (0..n_groups)
-                .map(|g| {
-                    if !in_pool[g] {
-                        2
-                    } else if sub[g] == 0 {
-                        1
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            let requested = (0..classes.len())
-                .map(|c| {
-                    let t = target(c);
-                    Some([t[1], t[0], if totals[c] == 0 { 0.0 } else { share }])
-                })
-                .collect();
-            (lists_from_bins(classes, &bins), requested)
+    let in_pool: Vec<bool> = fold_of.iter().map(|&f| f != fold).collect();
+    let totals: Vec<usize> = classes.iter().map(|c| c.files.len()).collect();
+    let pool = pool_counts(classes, &in_pool);
+    let val_n: Vec<usize> = totals
+        .iter()
+        .zip(&pool)
+        .map(|(&n, &p)| cut::val_count(n, p, val_fraction))
+        .collect();
+    // Val and train targets as shares of the class, so the deviations compare with the
+    // test folds'.
+    let target = |c: usize| {
+        let n = totals[c].max(1) as f64;
+        vec![val_n[c] as f64 / n, (pool[c] - val_n[c]) as f64 / n]
+    };
+    let mut rng = Stream::new(seed, Purpose::SplitGroups, &[1, fold as u64]);
+    let sub = place(classes, n_groups, Some(&in_pool), &target, &mut rng);
+    let bins: Vec<usize> = (0..n_groups)
+        .map(|g| {
+            if !in_pool[g] {
+                2
+            } else if sub[g] == 0 {
+                1
+            } else {
+                0
+            }
         })
-        .collect()
+        .collect();
+    // What was asked: 1/k of the class tested, its val count, the rest trained.
+    let requested = (0..classes.len())
+        .map(|c| {
+            let val = val_n[c] as f64 / totals[c].max(1) as f64;
+            Some([1.0 - share - val, val, share])
+        })
+        .collect();
+    (lists_from_bins(classes, &bins), requested)
 }
 
 /// Images of each class among the groups marked `true`.

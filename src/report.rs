@@ -157,7 +157,7 @@ pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut s = String::new();
-    if let Some(Ok(o)) = results.first().map(|r| &r.1) {
+    if let Some(o) = results.iter().find_map(|r| r.1.as_ref().ok()) {
         let _ = writeln!(s, "classes   {}", o.classes.join("/"));
         let _ = writeln!(
             s,

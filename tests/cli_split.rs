@@ -568,6 +568,85 @@ fn balancing_a_set_of_splits_equals_balancing_each_alone() {
     ]);
     assert_eq!(
         r.assert_bad_input(),
-        "error: --split nothing_*.json: no file matches"
+        "error: --split nothing_*.json: no split file matches (manifests, *.balanced.json, are skipped)"
+    );
+    // Run again: the pattern skips the manifests the first run wrote.
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "up.yaml",
+        "--split",
+        "outputs/splits/cv_split_[0-3].json",
+    ]);
+    r.assert_ok();
+    assert_eq!(r.stdout.lines().count(), 3 + 4, "{}", r.stdout);
+    // A plain split named like another's manifest is an input, never overwritten.
+    std::fs::copy(
+        d.join(&names[1]),
+        d.join("outputs/splits/cv_split_0.balanced.json"),
+    )
+    .unwrap();
+    let before = d.read("outputs/splits/cv_split_0.balanced.json");
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "up.yaml",
+        "--split",
+        &names[0],
+        "outputs/splits/cv_split_0.balanced.json",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(
+            "error: outputs/splits/cv_split_0.balanced.json: refusing to overwrite an input file"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.read("outputs/splits/cv_split_0.balanced.json"), before);
+}
+
+#[test]
+fn unusable_destinations_are_refused_before_anything_is_written() {
+    let d = users_project();
+    // save_dir is a file.
+    let text = d
+        .read("data-preparation-kfold.yaml")
+        .replace("outputs/splits", "afile");
+    d.write("k.yaml", &text);
+    d.write("afile", "x");
+    let r = d.run(&["split", "--config", "k.yaml"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: k.yaml: split.save_dir: not a directory: afile"
+    );
+    // An output that is a folder is refused in a dry run too.
+    let text = d
+        .read("data-preparation-kfold.yaml")
+        .replace("cv_split_{index}.json", "d{index}.json");
+    d.write("k2.yaml", &text);
+    std::fs::create_dir_all(d.join("outputs/splits/d3.json")).unwrap();
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["split", "--config", "k2.yaml", "--force"];
+        args.extend(extra);
+        let r = d.run(&args);
+        assert_eq!(
+            r.assert_bad_input(),
+            "error: outputs/splits/d3.json: refusing to replace a directory with a regular file; choose a file path"
+        );
+    }
+    assert!(!d.exists("outputs/splits/d0.json"), "nothing written");
+}
+
+#[test]
+fn fewer_groups_than_folds_is_warned_about() {
+    let d = grouped_project(2, "{regex: \"^(?P<group>p[0-9]+)_\"}");
+    let r = d.run(&["split", "--config", "prep.yaml"]);
+    r.assert_ok();
+    assert!(
+        r.stderr
+            .contains("warning: only 2 group(s) for 3 folds: some test folds are empty\n"),
+        "{}",
+        r.stderr
     );
 }

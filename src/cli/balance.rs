@@ -88,7 +88,7 @@ fn run_many(req: &balance::Request, splits: &[PathBuf], json: bool) -> anyhow::R
             }
         }
     }
-    if let Some(Ok(o)) = results.first().map(|r| &r.1) {
+    if let Some(o) = results.iter().find_map(|r| r.1.as_ref().ok()) {
         if o.seed_from_os {
             out::note(format_args!(
                 "note: compute.seed is null; drew seed {} from the OS for every split (pass --seed {} to repeat this run)",

@@ -163,6 +163,17 @@ fn assert_groups_whole(classes: &[Class], lists: &Lists) {
     assert_eq!(seen, classes.iter().map(|c| c.files.len()).sum::<usize>());
 }
 
+fn all_folds(
+    classes: &[Class],
+    groups: Option<usize>,
+    seed: i128,
+    k: usize,
+    val_fraction: f64,
+) -> Vec<(Lists, Vec<Option<[f64; 3]>>)> {
+    let folds = Folds::new(classes, groups, seed, k, val_fraction);
+    (0..k).map(|f| folds.fold(f)).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -193,7 +204,7 @@ proptest! {
         let mut rng = Stream::new(seed, Purpose::SplitGroups, &[0]);
         let bins = place(&classes, n_groups, None, &|_| shares.to_vec(), &mut rng);
         assert_groups_whole(&classes, &lists_from_bins(&classes, &bins));
-        let folds = grouped_kfold_lists(&classes, n_groups, seed, k, 0.2);
+        let folds = all_folds(&classes, Some(n_groups), i128::from(seed), k, 0.2);
         let mut tested = vec![0usize; n_groups];
         for (lists, _) in &folds {
             assert_groups_whole(&classes, lists);
@@ -223,7 +234,7 @@ proptest! {
             files: (0..n).map(|i| format!("c{c}/{i}.png")).collect(),
             groups: Vec::new(),
         }).collect();
-        let folds = kfold_lists(&classes, i128::from(seed), k, val_fraction);
+        let folds = all_folds(&classes, None, i128::from(seed), k, val_fraction);
         prop_assert_eq!(folds.len(), k);
         let mut tested: Vec<Vec<usize>> = sizes.iter().map(|&n| vec![0; n]).collect();
         for (lists, _) in &folds {
