@@ -5,6 +5,7 @@
 //! The I/O is here; the rules are pure, in [`cut`] (their counts), [`pyrandom`] (their
 //! shuffle), [`groups`] (our group placement) and [`write`] (their JSON layout).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -45,6 +46,9 @@ pub enum PrepareError {
     Table { file: PathBuf, message: String },
     #[error("{config}: split.save_dir: {message}")]
     SaveDir { config: PathBuf, message: String },
+    /// `--check-leaks` found the same image in two lists of a split (exit 4).
+    #[error("{path}: {message}")]
+    Leaks { path: PathBuf, message: String },
     /// Some split files of a set were written before one failed.
     #[error("{first}; {written} of the {total} split files were written before the failure")]
     Partial {
@@ -55,10 +59,12 @@ pub enum PrepareError {
 }
 
 impl PrepareError {
-    /// 2 for bad input; a partial write takes the code of the failure behind it.
+    /// 2 for bad input, 4 for leaks found; a partial write takes the code of the failure
+    /// behind it.
     pub fn exit_code(&self) -> i32 {
         match self {
             PrepareError::Partial { first, .. } => first.exit_code(),
+            PrepareError::Leaks { .. } => 4,
             _ => 2,
         }
     }
@@ -73,6 +79,9 @@ pub struct Request {
     pub dry_run: bool,
     /// `--created-at`: add the user's `created_at` timestamp (local time, to the second).
     pub created_at: bool,
+    /// `--check-leaks`: decode every image first and refuse (exit 4, nothing written) when
+    /// identical pixels would land in two lists of a split.
+    pub check_leaks: bool,
 }
 
 /// What became of one split file.
@@ -213,9 +222,6 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             check_destination(path, &inputs)?;
         }
     }
-    if statuses.contains(&Status::Written) {
-        prepare_folder(&req.config, &save_dir, &paths[0].1)?;
-    }
     if let (Some(g), Mode::KFold { n_folds, .. }) = (group_count, &cfg.mode) {
         if g < *n_folds as usize {
             warnings.push(format!(
@@ -228,13 +234,19 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         (Some(g), Some(by)) => Some((group_by_value(by), Value::from(g))),
         _ => None,
     };
+    let twins = if req.check_leaks {
+        identical_images(&classes)
+    } else {
+        HashMap::new()
+    };
     let emit = Emit {
         classes: &classes,
         created_at: req.created_at.then(local_timestamp),
         group_meta,
     };
     let mut drawn_seed = None;
-    let results: Vec<Result<SplitReport, Error>> = match &cfg.mode {
+    // Ratio mode's one split is made (and checked) before the folder is touched.
+    let ratio_job = match &cfg.mode {
         Mode::Ratio {
             seed,
             train,
@@ -269,6 +281,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                     }
                 }
             }
+            refuse_leaks(&twins, &classes, &lists, &paths[0].1)?;
             let requested = group_count.map(|_| [train.value, val.value, test.value]);
             let mut extra = Map::new();
             extra.insert("seed".into(), int_value(seed));
@@ -282,14 +295,47 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                 extra,
                 requested: vec![requested; classes.len()],
             };
-            vec![emit.finish(job, statuses[0])]
+            Some(job)
         }
+        Mode::KFold { .. } => None,
+    };
+    // K-fold with --check-leaks and identical images present: every split is checked
+    // before the first is written.
+    if let (
+        false,
         Mode::KFold {
             n_folds,
-            n_repeats,
             repeat_seeds,
             val_fraction,
-        } => {
+            ..
+        },
+    ) = (twins.is_empty(), &cfg.mode)
+    {
+        let k = *n_folds as usize;
+        for (repeat, &seed) in repeat_seeds.iter().enumerate() {
+            let folds = Folds::new(&classes, group_count, seed, k, val_fraction.value);
+            for fold in 0..k {
+                let (lists, _) = folds.fold(fold);
+                refuse_leaks(&twins, &classes, &lists, &paths[repeat * k + fold].1)?;
+            }
+        }
+    }
+    if statuses.contains(&Status::Written) {
+        prepare_folder(&req.config, &save_dir, &paths[0].1)?;
+    }
+    let results: Vec<Result<SplitReport, Error>> = match (&cfg.mode, ratio_job) {
+        (_, Some(job)) => vec![emit.finish(job, statuses[0])],
+        // Ratio mode always made its job above.
+        (Mode::Ratio { .. }, None) => Vec::new(),
+        (
+            Mode::KFold {
+                n_folds,
+                n_repeats,
+                repeat_seeds,
+                val_fraction,
+            },
+            None,
+        ) => {
             let k = *n_folds as usize;
             for class in &classes {
                 if class.files.len() < k {
@@ -366,6 +412,82 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         drawn_seed,
         groups: group_count,
     })
+}
+
+/// With `--check-leaks`: for each file whose decoded pixels another file also has, a number
+/// shared by all files with those pixels. Unreadable files are left out (check-images
+/// reports them).
+fn identical_images(classes: &[Class]) -> HashMap<(usize, usize), usize> {
+    let files: Vec<(usize, usize)> = classes
+        .iter()
+        .enumerate()
+        .flat_map(|(c, class)| (0..class.files.len()).map(move |i| (c, i)))
+        .collect();
+    let digests: Vec<Option<[u8; 32]>> = files
+        .par_iter()
+        .map(|&(c, i)| {
+            let bytes = crate::images::decode::read(Path::new(&classes[c].files[i])).ok()?;
+            crate::leaks::fingerprint(&bytes).ok().map(|f| f.pixels)
+        })
+        .collect();
+    let mut by_digest: HashMap<[u8; 32], Vec<(usize, usize)>> = HashMap::new();
+    for (&file, d) in files.iter().zip(digests) {
+        if let Some(d) = d {
+            by_digest.entry(d).or_default().push(file);
+        }
+    }
+    let mut twins = HashMap::new();
+    for (n, members) in by_digest.into_values().filter(|m| m.len() > 1).enumerate() {
+        for f in members {
+            twins.insert(f, n);
+        }
+    }
+    twins
+}
+
+/// Refuses a split whose lists hold the same pixels twice (exit 4, before anything is
+/// written): the first such pair, and how many there are.
+fn refuse_leaks(
+    twins: &HashMap<(usize, usize), usize>,
+    classes: &[Class],
+    lists: &Lists,
+    path: &Path,
+) -> Result<(), Error> {
+    if twins.is_empty() {
+        return Ok(());
+    }
+    let mut first_list: HashMap<usize, (usize, (usize, usize))> = HashMap::new();
+    let mut found: Vec<((usize, (usize, usize)), (usize, (usize, usize)))> = Vec::new();
+    for (l, list) in lists.iter().enumerate() {
+        for &f in list {
+            if let Some(&n) = twins.get(&f) {
+                match first_list.get(&n) {
+                    Some(&(l0, f0)) if l0 != l => found.push(((l0, f0), (l, f))),
+                    Some(_) => {}
+                    None => {
+                        first_list.insert(n, (l, f));
+                    }
+                }
+            }
+        }
+    }
+    let Some(&((la, a), (lb, b))) = found.first() else {
+        return Ok(());
+    };
+    let names = ["train", "val", "test"];
+    let show = |(c, i): (usize, usize)| crate::text::escape(&classes[c].files[i]).into_owned();
+    Err(PrepareError::Leaks {
+        path: path.to_owned(),
+        message: format!(
+            "identical pixels in {} ({}) and {} ({}){}; nothing written (group them with split.group_by, or remove the copy)",
+            names[la],
+            show(a),
+            names[lb],
+            show(b),
+            if found.len() > 1 { format!(", and {} more", found.len() - 1) } else { String::new() }
+        ),
+    }
+    .into())
 }
 
 /// Creates `save_dir` and checks that a file can be made in it, naming `split.save_dir`

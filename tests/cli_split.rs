@@ -650,3 +650,53 @@ fn fewer_groups_than_folds_is_warned_about() {
         r.stderr
     );
 }
+
+/// `--check-leaks`: a copy of an image in the same class lands in another fold's test list,
+/// so the set is refused with exit 4 and nothing is written; grouped by content it passes.
+#[test]
+fn check_leaks_refuses_identical_pixels_across_lists() {
+    let d = Dir::new();
+    let images = repo().join("splits/example/images/train/0.Normal");
+    std::fs::create_dir_all(d.join("img/n")).unwrap();
+    for i in 0..4 {
+        let to = d.join(&format!("img/n/p{i}_a.png"));
+        std::fs::copy(images.join(format!("image_{i:03}.png")), to).unwrap();
+    }
+    std::fs::copy(d.join("img/n/p2_a.png"), d.join("img/n/p2_b.png")).unwrap();
+    d.write(
+        "prep.yaml",
+        "experiment: data_preparation
+classes:
+  n: {path: img/n, label: 0}
+split:
+  mode: kfold
+  n_folds: 5
+  n_repeats: 1
+  repeat_seeds: [1]
+  val_fraction: 0.2
+  save_dir: out
+  split_file: cv_{index}.json
+",
+    );
+    let r = d.run(&["split", "--config", "prep.yaml", "--check-leaks"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: out/cv_0.json: identical pixels in "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("img/n/p2_a.png") && r.stderr.contains("img/n/p2_b.png"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.exists("out"));
+    // Grouped by patient, the two copies stay together.
+    let text = d.read("prep.yaml") + "  group_by: {regex: \"^(?P<group>p[0-9]+)_\"}\n";
+    d.write("prep.yaml", &text);
+    d.run(&["split", "--config", "prep.yaml", "--check-leaks"])
+        .assert_ok();
+    assert!(d.exists("out/cv_4.json"));
+}

@@ -21,6 +21,10 @@ pub struct Args {
     /// same folders and config give the same bytes.
     #[arg(long)]
     created_at: bool,
+    /// Decode every image first; refuse (exit 4, nothing written) when identical pixels
+    /// would be in two lists of a split.
+    #[arg(long)]
+    check_leaks: bool,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -32,6 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         force: a.force,
         dry_run: a.dry_run,
         created_at: a.created_at,
+        check_leaks: a.check_leaks,
     })?;
     for w in &outcome.warnings {
         out::note(format_args!("warning: {w}"));
