@@ -269,7 +269,7 @@ fn usage_errors_are_one_line() {
             (&["balance", "--config", "config.yaml", "--seed", "-3"], "error: unexpected argument '-3' found; see --help"),
             (&["sample", "m.json", "--epoch", "x"], "error: invalid value 'x' for '--epoch <EPOCH>': invalid digit found in string; see --help"),
             (&["frobnicate"], "error: unrecognized subcommand 'frobnicate'; see --help"),
-            (&[], "error: a subcommand is required (balance, cache, check-images, sample, stats, verify); see --help"),
+            (&[], "error: a subcommand is required (balance, cache, check-images, check-leaks, sample, split, stats, verify); see --help"),
         ],
     );
 }

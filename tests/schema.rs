@@ -23,6 +23,9 @@ fn golden_manifests_validate() {
     let v = validator();
     for entry in std::fs::read_dir(repo().join("tests/golden")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".balanced.json") {
+            continue; // tests/golden/split/ holds split files, not manifests
+        }
         let m = golden(&name);
         let errors: Vec<String> = v
             .iter_errors(&m)

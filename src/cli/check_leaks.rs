@@ -1,6 +1,5 @@
 //! `balance-split check-leaks`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,18 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(dest) = &a.report {
         output::check_destination(dest, &[&a.file]).map_err(balance_split::Error::from)?;
     }
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} images {per_sec} eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = super::image_progress();
     let req = leaks::Request {
         file: a.file,
         root: a.root.clone(),

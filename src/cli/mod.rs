@@ -21,3 +21,18 @@ pub struct ImageArgs {
     #[arg(long, default_value_t = 40)]
     pub image_size: u32,
 }
+
+/// A progress bar over images, only for a person watching a terminal; never in pipes or CI
+/// logs.
+pub fn image_progress() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(0);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    b
+}
