@@ -293,7 +293,7 @@ pub fn run(
             (rank(p.b.list), p.b.index),
         )
     };
-    pairs.sort_by(|p, q| key(p).cmp(&key(q)));
+    pairs.sort_by_key(key);
     let mut by_lists = BTreeMap::new();
     let mut by_class = BTreeMap::new();
     for p in pairs.iter().filter(|p| p.crosses_lists()) {

@@ -111,7 +111,7 @@ pub struct ClassRow {
 #[derive(Clone, Debug)]
 pub struct SplitReport {
     /// K-fold mode: `(split_index, repeat, fold)`.
-    pub index: Option<(usize, usize, usize)>,
+    pub index: SplitIndex,
     pub path: PathBuf,
     pub status: Status,
     /// Empty for a ratio-mode file that was kept (the folders were not read).
@@ -137,6 +137,9 @@ struct Class<'c> {
     files: Vec<String>,
     groups: Vec<usize>,
 }
+
+/// K-fold mode: `(split_index, repeat, fold)`.
+pub type SplitIndex = Option<(usize, usize, usize)>;
 
 /// The three lists of one split, as (class, file) positions in label order.
 type Lists = [Vec<(usize, usize)>; 3];
@@ -201,7 +204,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     // Every output's path and fate are known before any list is made: the destination
     // checks (also in a dry run) and the folder come first, so a bad path fails before
     // anything is written.
-    let paths: Vec<(Option<(usize, usize, usize)>, PathBuf)> = match &cfg.mode {
+    let paths: Vec<(SplitIndex, PathBuf)> = match &cfg.mode {
         Mode::Ratio { .. } => vec![(None, save_dir.join(&cfg.split_file))],
         Mode::KFold {
             n_folds, n_repeats, ..
@@ -456,8 +459,10 @@ fn refuse_leaks(
     if twins.is_empty() {
         return Ok(());
     }
-    let mut first_list: HashMap<usize, (usize, (usize, usize))> = HashMap::new();
-    let mut found: Vec<((usize, (usize, usize)), (usize, (usize, usize)))> = Vec::new();
+    // (list, (class, file)) of a copy's first sighting, and each pair across lists.
+    type Seen = (usize, (usize, usize));
+    let mut first_list: HashMap<usize, Seen> = HashMap::new();
+    let mut found: Vec<(Seen, Seen)> = Vec::new();
     for (l, list) in lists.iter().enumerate() {
         for &f in list {
             if let Some(&n) = twins.get(&f) {
@@ -649,7 +654,7 @@ impl Emit<'_> {
 
 /// One split file to write.
 struct Job {
-    index: Option<(usize, usize, usize)>,
+    index: SplitIndex,
     path: PathBuf,
     lists: Lists,
     /// The mode's metadata keys, after the common ones.

@@ -402,9 +402,12 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// What is done to the project, and the error line it gives.
+type Case<'a> = (&'a str, &'a dyn Fn(&Dir), &'a str);
+
 #[test]
 fn class_folders_that_cannot_be_used_exit_2_and_write_nothing() {
-    let cases: [(&str, &dyn Fn(&Dir), &str); 4] = [
+    let cases: [Case; 4] = [
         ("missing", &|_| {}, "error: prep.yaml: classes.c1.path: class directory not found: img/c1"),
         ("a file", &|d| { d.write("img/c1", "x"); }, "error: prep.yaml: classes.c1.path: not a directory: img/c1"),
         ("no images", &|d| { d.write("img/c1/a.gif", ""); d.write("img/c1/b.Png", ""); },

@@ -29,7 +29,7 @@ fn scene(seed: u64) -> RgbImage {
         })
         .collect();
     let freq = 2.0 + u() * 10.0;
-    let phase = u() * 6.28;
+    let phase = u() * std::f64::consts::TAU;
     RgbImage::from_fn(SIDE, SIDE, |x, y| {
         let (fx, fy) = (
             f64::from(x) / f64::from(SIDE),
@@ -45,7 +45,7 @@ fn scene(seed: u64) -> RgbImage {
                 c[k] = c[k] * (1.0 - w) + col[k] * w;
             }
         }
-        let tex = 12.0 * (freq * 6.28 * (fx + 0.7 * fy) + phase).sin();
+        let tex = 12.0 * (freq * std::f64::consts::TAU * (fx + 0.7 * fy) + phase).sin();
         Rgb(c.map(|v| (v + tex).clamp(0.0, 255.0) as u8))
     })
 }
