@@ -49,23 +49,8 @@ pub fn summary(o: &Outcome) -> String {
         p.counts_before.iter().sum::<u64>().to_string(),
         p.counts_after.iter().sum::<u64>().to_string(),
     ]);
-    let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line = format!(
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-        let _ = writeln!(s, "{}", line.trim_end());
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    s += &crate::text::columns(&rows, &[false, true, true, true], "");
     if let Some(sm) = &p.sampler {
         let _ = writeln!(
             s,
@@ -153,9 +138,6 @@ pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
             Err(_) => [name, "failed".into(), "-".into(), "-".into(), "-".into()],
         });
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     let mut s = String::new();
     if let Some(o) = results.iter().find_map(|r| r.1.as_ref().ok()) {
         let _ = writeln!(s, "classes   {}", o.classes.join("/"));
@@ -170,21 +152,8 @@ pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
             }
         );
     }
-    for r in &rows {
-        let line = format!(
-            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-        let _ = writeln!(s, "{}", line.trim_end());
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    s += &crate::text::columns(&rows, &[false, false, true, true, false], "");
     s
 }
 

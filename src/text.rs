@@ -51,6 +51,35 @@ pub fn number(x: f64) -> String {
     }
 }
 
+/// Rows as aligned columns two spaces apart, each line after `indent` and without trailing
+/// blanks; `right[c]` right-aligns column `c` (numbers), the others are left-aligned.
+pub fn columns(rows: &[Vec<String>], right: &[bool], indent: &str) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |x| x.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, x)| match right.get(c) {
+                Some(true) => format!("{x:>w$}", w = widths[c]),
+                _ => format!("{x:<w$}", w = widths[c]),
+            })
+            .collect();
+        out += indent;
+        out += cells.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,22 +94,11 @@ fn table(s: &mut String, rows: &[ClassRow]) {
     line.extend(sums.iter().map(usize::to_string));
     line.extend(sums.iter().map(|&n| percent(n, total)));
     cells.push(line);
-    let widths: Vec<usize> = (0..8)
-        .map(|c| {
-            cells
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in &cells {
-        let mut line = format!("  {:<w$}", r[0], w = widths[0]);
-        for c in 1..8 {
-            let _ = write!(line, "  {:>w$}", r[c], w = widths[c]);
-        }
-        let _ = writeln!(s, "{}", line.trim_end());
-    }
+    s.push_str(&crate::text::columns(
+        &cells,
+        &[false, true, true, true, true, true, true, true],
+        "  ",
+    ));
 }
 
 /// The largest |achieved - requested| share in points over every class, list and split.
