@@ -3,7 +3,7 @@
 //! `created_at`), and with `split.group_by` splits where no group straddles two lists.
 //!
 //! The I/O is here; the rules are pure, in [`cut`] (their counts), [`pyrandom`] (their
-//! shuffle), [`groups`] (our group placement) and [`write`] (their JSON layout).
+//! shuffle), [`groups`] (our group placement) and [`mod@write`] (their JSON layout).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
