@@ -34,7 +34,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("SHARED_BENCH", str(REPO.parent / "shared" / "bench" / "python")))
 BIN = Path(os.environ.get("BALANCE_SPLIT_BIN", REPO / "target" / "release" / "balance-split"))
-THRESHOLD = 8
+THRESHOLD = 6
 
 
 def make_set(root, n, seed, jpeg256=False):

@@ -1,14 +1,17 @@
 //! `check-leaks`: the same image, or nearly the same, on two sides of a split.
 //!
-//! Every distinct image file is decoded once, in parallel, and fingerprinted three ways:
-//! the SHA-256 of its bytes (the same file), the SHA-256 of its decoded RGB pixels with the
-//! size (a PNG and its lossless re-encode), and a 64-bit perceptual hash (a re-saved JPEG, a
-//! resized or slightly shifted copy). Pairs are then found without comparing all pairs:
-//! exact ones by grouping equal digests, near ones through [`index::pairs_within`].
+//! Every distinct image file is decoded once, in parallel, for its size and a 64-bit
+//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy). Identical pixels
+//! imply an identical size and hash, so only files whose size and hash collide with another
+//! one's are read again for the SHA-256 of their bytes (the same file) and of their decoded
+//! RGB pixels (a PNG and its lossless re-encode): hashing every image's full pixels cost
+//! more than decoding it. Pairs are then found without comparing all pairs: exact ones by
+//! grouping equal digests, near ones through [`index::pairs_within`].
 //!
 //! The perceptual hash is the DCT pHash of Krawetz's "Looks like it", with the settings of
 //! the `imagehash` Python package (which `imagededup` also uses): the image to 8-bit
-//! luma (PIL's `L`, ITU-R 601 weights), resized (Lanczos3) to 32x32, a 2-D DCT-II, the 8x8
+//! luma (PIL's `L`, ITU-R 601 weights), resized with Pillow's Lanczos (`fast_image_resize`)
+//! to 32x32, a 2-D DCT-II, the 8x8
 //! lowest frequencies, each bit set when its coefficient is above their median. Low DCT
 //! frequencies survive JPEG quantisation and resampling, which is what leaks look like;
 //! a mirror image changes their signs, so flips are not matched. `image_hasher` was
@@ -22,7 +25,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use image::imageops::FilterType;
 use rayon::prelude::*;
 use rustdct::DctPlanner;
 use serde::Serialize;
@@ -39,7 +41,7 @@ pub mod report;
 
 /// The default largest Hamming distance between two pHashes reported as a near duplicate,
 /// chosen from the measurements in `tests/leaks_quality.rs` (README has the table).
-pub const DEFAULT_THRESHOLD: u32 = 8;
+pub const DEFAULT_THRESHOLD: u32 = 6;
 
 /// The largest threshold accepted: beyond a quarter of the bits, unrelated images match.
 pub const MAX_THRESHOLD: u32 = 16;
@@ -144,14 +146,31 @@ pub fn fingerprint(bytes: &[u8]) -> Result<Fingerprint, Problem> {
 /// The 64-bit DCT pHash (see the module docs); bit 63 is the DC coefficient, then row by
 /// row.
 pub fn phash(img: &image::RgbImage) -> u64 {
+    use fast_image_resize::{
+        images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    };
     const N: usize = 32;
-    let luma = image::GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        let [r, g, b] = img.get_pixel(x, y).0.map(u32::from);
-        // PIL's convert("L"): (299 R + 587 G + 114 B) / 1000, rounded.
-        image::Luma([((r * 299 + g * 587 + b * 114 + 500) / 1000) as u8])
-    });
-    let small = image::imageops::resize(&luma, N as u32, N as u32, FilterType::Lanczos3);
-    let mut m: Vec<f32> = small.pixels().map(|p| f32::from(p[0])).collect();
+    // PIL's convert("L"): (299 R + 587 G + 114 B) / 1000, rounded.
+    let luma: Vec<u8> = img
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+            ((r * 299 + g * 587 + b * 114 + 500) / 1000) as u8
+        })
+        .collect();
+    // Pillow's Lanczos (imagehash's ANTIALIAS), as fast_image_resize implements it.
+    let src =
+        ImageRef::new(img.width(), img.height(), &luma, PixelType::U8).expect("one byte per pixel");
+    let mut small = Image::new(N as u32, N as u32, PixelType::U8);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut small,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
+        )
+        .expect("same pixel type, non-empty sizes");
+    let mut m: Vec<f32> = small.buffer().iter().map(|&v| f32::from(v)).collect();
     let dct = DctPlanner::new().plan_dct2(N);
     // Rows, then columns (through a transpose and back).
     for row in m.chunks_exact_mut(N) {
@@ -212,21 +231,44 @@ pub fn run(
     }
     let files = split.distinct_paths();
     total(files.len());
-    let prints: Vec<Result<Fingerprint, Problem>> = files
+    // Pass 1: every file decoded once for its size and pHash. Identical pixels (and so
+    // identical bytes) imply an identical size and pHash, so the SHA-256 digests are needed
+    // only where those collide: pass 2 re-reads just those files.
+    let quick: Vec<Result<(u32, u32, u64), Problem>> = files
         .par_iter()
         .map(|(path, _, _)| {
             let r = decode::read(&input::under(&req.root, std::path::Path::new(path)))
-                .and_then(|b| fingerprint(&b));
+                .and_then(|b| decode::decode(&b))
+                .map(|(img, _)| {
+                    let rgb = decode::into_rgb8(img);
+                    (rgb.width(), rgb.height(), phash(&rgb))
+                });
             progress();
             r
         })
         .collect();
-    let mut by_path: HashMap<&str, Fingerprint> = HashMap::new();
+    let mut same_look: HashMap<(u32, u32, u64), usize> = HashMap::new();
+    for q in quick.iter().flatten() {
+        *same_look.entry(*q).or_default() += 1;
+    }
+    let digests: Vec<Option<Fingerprint>> = files
+        .par_iter()
+        .zip(&quick)
+        .map(|((path, _, _), q)| match q {
+            Ok(q) if same_look[q] > 1 => {
+                decode::read(&input::under(&req.root, std::path::Path::new(path)))
+                    .and_then(|b| fingerprint(&b))
+                    .ok()
+            }
+            _ => None,
+        })
+        .collect();
+    let mut by_path: HashMap<&str, (u64, Option<Fingerprint>)> = HashMap::new();
     let mut unreadable = Vec::new();
-    for (&(path, list, index), r) in files.iter().zip(prints) {
-        match r {
-            Ok(f) => {
-                by_path.insert(path, f);
+    for ((&(path, list, index), q), d) in files.iter().zip(quick).zip(digests) {
+        match q {
+            Ok((_, _, h)) => {
+                by_path.insert(path, (h, d));
             }
             Err(problem) => unreadable.push(Bad {
                 list: list.to_string(),
@@ -236,23 +278,27 @@ pub fn run(
             }),
         }
     }
-    let usable: Vec<(&Side, Fingerprint)> = sides
+    let usable: Vec<(&Side, u64, Option<Fingerprint>)> = sides
         .iter()
-        .filter_map(|s| by_path.get(s.path.as_str()).map(|f| (s, *f)))
+        .filter_map(|s| by_path.get(s.path.as_str()).map(|&(h, d)| (s, h, d)))
         .collect();
     let wanted = |i: usize, j: usize| req.within || usable[i].0.list != usable[j].0.list;
+    let pixels = |i: usize| usable[i].2.map(|f| f.pixels);
     let mut found: Vec<(usize, usize, Kind)> = Vec::new();
 
     // Exact: equal pixel digests.
     let mut groups: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
-    for (i, (_, f)) in usable.iter().enumerate() {
-        groups.entry(f.pixels).or_default().push(i);
+    for (i, (_, _, f)) in usable.iter().enumerate() {
+        if let Some(f) = f {
+            groups.entry(f.pixels).or_default().push(i);
+        }
     }
     for members in groups.values() {
         for (x, &i) in members.iter().enumerate() {
             for &j in &members[x + 1..] {
                 if wanted(i, j) {
-                    let kind = if usable[i].1.bytes == usable[j].1.bytes {
+                    let bytes = |k: usize| usable[k].2.map(|f| f.bytes);
+                    let kind = if bytes(i) == bytes(j) {
                         Kind::IdenticalBytes
                     } else {
                         Kind::IdenticalPixels
@@ -263,9 +309,10 @@ pub fn run(
         }
     }
     // Near: pHashes within the threshold, pixel-identical pairs already counted.
-    let hashes: Vec<u64> = usable.iter().map(|(_, f)| f.phash).collect();
+    let hashes: Vec<u64> = usable.iter().map(|&(_, h, _)| h).collect();
     for (i, j, d) in index::pairs_within(&hashes, req.threshold, |i, j| {
-        wanted(i, j) && usable[i].1.pixels != usable[j].1.pixels
+        // Only files with digests can be pixel-identical (see pass 2).
+        wanted(i, j) && (pixels(i).is_none() || pixels(i) != pixels(j))
     }) {
         found.push((i, j, Kind::Near(d)));
     }
