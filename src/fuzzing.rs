@@ -24,24 +24,27 @@ pub fn split(bytes: &[u8]) {
 /// The config reader, nesting bound included (the file read adds only the size bound and
 /// the BOM).
 pub fn config(bytes: &[u8]) {
+    yaml_text(bytes, |text, path| {
+        let _ = Config::parse(text, path);
+    });
+}
+
+/// UTF-8 config text past the nesting bound, as the readers get it.
+fn yaml_text(bytes: &[u8], parse: impl FnOnce(&str, &Path)) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
     let path = Path::new("fuzz.yaml");
     if let Ok(text) = crate::config::yaml::prepare(text, path) {
-        let _ = Config::parse(text, path);
+        parse(text, path);
     }
 }
 
 /// The data-preparation config reader (`split`), with the same nesting bound.
 pub fn prep_config(bytes: &[u8]) {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return;
-    };
-    let path = Path::new("fuzz.yaml");
-    if let Ok(text) = crate::config::yaml::prepare(text, path) {
+    yaml_text(bytes, |text, path| {
         let _ = crate::prepare::config::PrepConfig::parse(text, path);
-    }
+    });
 }
 
 /// The manifest reader, and for a manifest it accepts, what `sample` and `stats` do with

@@ -1,11 +1,10 @@
 //! `check-leaks`: the same image, or nearly the same, on two sides of a split.
 //!
 //! Every distinct image file is decoded once, in parallel, for its size and a 64-bit
-//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy). Identical pixels
-//! imply an identical size and hash, so only files whose size and hash collide with another
-//! one's are read again for the SHA-256 of their bytes (the same file) and of their decoded
-//! RGB pixels (a PNG and its lossless re-encode): hashing every image's full pixels cost
-//! more than decoding it. Pairs are then found without comparing all pairs: exact ones by
+//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy); only files whose
+//! size and hash collide with another one's get the SHA-256 of their bytes (the same file)
+//! and of their decoded RGB pixels (a PNG and its lossless re-encode), see [`look_all`].
+//! Pairs are then found without comparing all pairs: exact ones by
 //! grouping equal digests, near ones through [`index::pairs_within`].
 //!
 //! The perceptual hash is the DCT pHash of Krawetz's "Looks like it", with the settings of
@@ -120,26 +119,72 @@ impl Report {
     }
 }
 
-/// One image's fingerprints.
+/// The two digests that tell copies apart from look-alikes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fingerprint {
+pub struct Digests {
+    /// SHA-256 of the file's bytes.
     pub bytes: [u8; 32],
+    /// SHA-256 of the decoded RGB pixels and the size.
     pub pixels: [u8; 32],
-    pub phash: u64,
 }
 
-/// The fingerprints of one image file's bytes.
-pub fn fingerprint(bytes: &[u8]) -> Result<Fingerprint, Problem> {
+/// What is known of one image file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Look {
+    pub phash: u64,
+    /// Only for files whose size and pHash equal another file's: identical pixels (and so
+    /// identical bytes) imply both, so no other file can be a copy.
+    pub digests: Option<Digests>,
+}
+
+/// Each file's [`Look`], or why it is unusable. Pass 1 decodes every file once, in
+/// parallel, for its size and pHash (`progress` after each); pass 2 re-reads only the files
+/// whose size and pHash collide, for their digests. Hashing every image's full pixels cost
+/// more than decoding it.
+pub fn look_all(paths: &[PathBuf], progress: impl Fn() + Sync) -> Vec<Result<Look, Problem>> {
+    let quick: Vec<Result<(u32, u32, u64), Problem>> = paths
+        .par_iter()
+        .map(|path| {
+            let r = decode::read(path)
+                .and_then(|b| decode::decode(&b))
+                .map(|(img, _)| {
+                    let rgb = decode::into_rgb8(img);
+                    (rgb.width(), rgb.height(), phash(&rgb))
+                });
+            progress();
+            r
+        })
+        .collect();
+    let mut same: HashMap<(u32, u32, u64), usize> = HashMap::new();
+    for q in quick.iter().flatten() {
+        *same.entry(*q).or_default() += 1;
+    }
+    paths
+        .par_iter()
+        .zip(quick)
+        .map(|(path, q)| {
+            let q = q?;
+            let digests = (same[&q] > 1)
+                .then(|| decode::read(path).and_then(|b| digests(&b)).ok())
+                .flatten();
+            Ok(Look {
+                phash: q.2,
+                digests,
+            })
+        })
+        .collect()
+}
+
+fn digests(bytes: &[u8]) -> Result<Digests, Problem> {
     let (img, _) = decode::decode(bytes)?;
     let rgb = decode::into_rgb8(img);
     let mut h = Sha256::new();
     h.update(rgb.width().to_le_bytes());
     h.update(rgb.height().to_le_bytes());
     h.update(rgb.as_raw());
-    Ok(Fingerprint {
+    Ok(Digests {
         bytes: Sha256::digest(bytes).into(),
         pixels: h.finalize().into(),
-        phash: phash(&rgb),
     })
 }
 
@@ -231,44 +276,16 @@ pub fn run(
     }
     let files = split.distinct_paths();
     total(files.len());
-    // Pass 1: every file decoded once for its size and pHash. Identical pixels (and so
-    // identical bytes) imply an identical size and pHash, so the SHA-256 digests are needed
-    // only where those collide: pass 2 re-reads just those files.
-    let quick: Vec<Result<(u32, u32, u64), Problem>> = files
-        .par_iter()
-        .map(|(path, _, _)| {
-            let r = decode::read(&input::under(&req.root, std::path::Path::new(path)))
-                .and_then(|b| decode::decode(&b))
-                .map(|(img, _)| {
-                    let rgb = decode::into_rgb8(img);
-                    (rgb.width(), rgb.height(), phash(&rgb))
-                });
-            progress();
-            r
-        })
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(p, _, _)| input::under(&req.root, std::path::Path::new(p)))
         .collect();
-    let mut same_look: HashMap<(u32, u32, u64), usize> = HashMap::new();
-    for q in quick.iter().flatten() {
-        *same_look.entry(*q).or_default() += 1;
-    }
-    let digests: Vec<Option<Fingerprint>> = files
-        .par_iter()
-        .zip(&quick)
-        .map(|((path, _, _), q)| match q {
-            Ok(q) if same_look[q] > 1 => {
-                decode::read(&input::under(&req.root, std::path::Path::new(path)))
-                    .and_then(|b| fingerprint(&b))
-                    .ok()
-            }
-            _ => None,
-        })
-        .collect();
-    let mut by_path: HashMap<&str, (u64, Option<Fingerprint>)> = HashMap::new();
+    let mut by_path: HashMap<&str, Look> = HashMap::new();
     let mut unreadable = Vec::new();
-    for ((&(path, list, index), q), d) in files.iter().zip(quick).zip(digests) {
-        match q {
-            Ok((_, _, h)) => {
-                by_path.insert(path, (h, d));
+    for (&(path, list, index), r) in files.iter().zip(look_all(&paths, progress)) {
+        match r {
+            Ok(look) => {
+                by_path.insert(path, look);
             }
             Err(problem) => unreadable.push(Bad {
                 list: list.to_string(),
@@ -278,26 +295,26 @@ pub fn run(
             }),
         }
     }
-    let usable: Vec<(&Side, u64, Option<Fingerprint>)> = sides
+    let usable: Vec<(&Side, Look)> = sides
         .iter()
-        .filter_map(|s| by_path.get(s.path.as_str()).map(|&(h, d)| (s, h, d)))
+        .filter_map(|s| by_path.get(s.path.as_str()).map(|&look| (s, look)))
         .collect();
     let wanted = |i: usize, j: usize| req.within || usable[i].0.list != usable[j].0.list;
-    let pixels = |i: usize| usable[i].2.map(|f| f.pixels);
+    let pixels = |i: usize| usable[i].1.digests.map(|d| d.pixels);
     let mut found: Vec<(usize, usize, Kind)> = Vec::new();
 
     // Exact: equal pixel digests.
     let mut groups: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
-    for (i, (_, _, f)) in usable.iter().enumerate() {
-        if let Some(f) = f {
-            groups.entry(f.pixels).or_default().push(i);
+    for (i, (_, look)) in usable.iter().enumerate() {
+        if let Some(d) = look.digests {
+            groups.entry(d.pixels).or_default().push(i);
         }
     }
     for members in groups.values() {
         for (x, &i) in members.iter().enumerate() {
             for &j in &members[x + 1..] {
                 if wanted(i, j) {
-                    let bytes = |k: usize| usable[k].2.map(|f| f.bytes);
+                    let bytes = |k: usize| usable[k].1.digests.map(|d| d.bytes);
                     let kind = if bytes(i) == bytes(j) {
                         Kind::IdenticalBytes
                     } else {
@@ -309,9 +326,9 @@ pub fn run(
         }
     }
     // Near: pHashes within the threshold, pixel-identical pairs already counted.
-    let hashes: Vec<u64> = usable.iter().map(|&(_, h, _)| h).collect();
+    let hashes: Vec<u64> = usable.iter().map(|(_, look)| look.phash).collect();
     for (i, j, d) in index::pairs_within(&hashes, req.threshold, |i, j| {
-        // Only files with digests can be pixel-identical (see pass 2).
+        // Only files with digests can be pixel-identical (see look_all).
         wanted(i, j) && (pixels(i).is_none() || pixels(i) != pixels(j))
     }) {
         found.push((i, j, Kind::Near(d)));

@@ -247,9 +247,16 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         created_at: req.created_at.then(local_timestamp),
         group_meta,
     };
+    // Each mode makes and checks its splits (--check-leaks) before the folder is touched.
+    let make_folder = || {
+        if statuses.contains(&Status::Written) {
+            prepare_folder(&req.config, &save_dir, &paths[0].1)
+        } else {
+            Ok(())
+        }
+    };
     let mut drawn_seed = None;
-    // Ratio mode's one split is made (and checked) before the folder is touched.
-    let ratio_job = match &cfg.mode {
+    let results: Vec<Result<SplitReport, Error>> = match &cfg.mode {
         Mode::Ratio {
             seed,
             train,
@@ -285,6 +292,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                 }
             }
             refuse_leaks(&twins, &classes, &lists, &paths[0].1)?;
+            make_folder()?;
             let requested = group_count.map(|_| [train.value, val.value, test.value]);
             let mut extra = Map::new();
             extra.insert("seed".into(), int_value(seed));
@@ -298,47 +306,14 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                 extra,
                 requested: vec![requested; classes.len()],
             };
-            Some(job)
+            vec![emit.finish(job, statuses[0])]
         }
-        Mode::KFold { .. } => None,
-    };
-    // K-fold with --check-leaks and identical images present: every split is checked
-    // before the first is written.
-    if let (
-        false,
         Mode::KFold {
             n_folds,
+            n_repeats,
             repeat_seeds,
             val_fraction,
-            ..
-        },
-    ) = (twins.is_empty(), &cfg.mode)
-    {
-        let k = *n_folds as usize;
-        for (repeat, &seed) in repeat_seeds.iter().enumerate() {
-            let folds = Folds::new(&classes, group_count, seed, k, val_fraction.value);
-            for fold in 0..k {
-                let (lists, _) = folds.fold(fold);
-                refuse_leaks(&twins, &classes, &lists, &paths[repeat * k + fold].1)?;
-            }
-        }
-    }
-    if statuses.contains(&Status::Written) {
-        prepare_folder(&req.config, &save_dir, &paths[0].1)?;
-    }
-    let results: Vec<Result<SplitReport, Error>> = match (&cfg.mode, ratio_job) {
-        (_, Some(job)) => vec![emit.finish(job, statuses[0])],
-        // Ratio mode always made its job above.
-        (Mode::Ratio { .. }, None) => Vec::new(),
-        (
-            Mode::KFold {
-                n_folds,
-                n_repeats,
-                repeat_seeds,
-                val_fraction,
-            },
-            None,
-        ) => {
+        } => {
             let k = *n_folds as usize;
             for class in &classes {
                 if class.files.len() < k {
@@ -349,6 +324,18 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
                     ));
                 }
             }
+            // With identical images present, every split is checked before the first is
+            // written (the folds are cheap to cut again).
+            if !twins.is_empty() {
+                for (repeat, &seed) in repeat_seeds.iter().enumerate() {
+                    let folds = Folds::new(&classes, group_count, seed, k, val_fraction.value);
+                    for fold in 0..k {
+                        let (lists, _) = folds.fold(fold);
+                        refuse_leaks(&twins, &classes, &lists, &paths[repeat * k + fold].1)?;
+                    }
+                }
+            }
+            make_folder()?;
             // One repeat at a time, its folds in parallel, each split's lists dropped once
             // written: memory stays one repeat's shuffles plus a split per thread.
             let mut results = Vec::with_capacity(paths.len());
@@ -426,17 +413,14 @@ fn identical_images(classes: &[Class]) -> HashMap<(usize, usize), usize> {
         .enumerate()
         .flat_map(|(c, class)| (0..class.files.len()).map(move |i| (c, i)))
         .collect();
-    let digests: Vec<Option<[u8; 32]>> = files
-        .par_iter()
-        .map(|&(c, i)| {
-            let bytes = crate::images::decode::read(Path::new(&classes[c].files[i])).ok()?;
-            crate::leaks::fingerprint(&bytes).ok().map(|f| f.pixels)
-        })
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|&(c, i)| PathBuf::from(&classes[c].files[i]))
         .collect();
     let mut by_digest: HashMap<[u8; 32], Vec<(usize, usize)>> = HashMap::new();
-    for (&file, d) in files.iter().zip(digests) {
-        if let Some(d) = d {
-            by_digest.entry(d).or_default().push(file);
+    for (&file, look) in files.iter().zip(crate::leaks::look_all(&paths, || {})) {
+        if let Some(d) = look.ok().and_then(|l| l.digests) {
+            by_digest.entry(d.pixels).or_default().push(file);
         }
     }
     let mut twins = HashMap::new();
@@ -640,14 +624,15 @@ impl Emit<'_> {
             job.extra.insert("group_by".into(), by.clone());
             job.extra.insert("groups".into(), n.clone());
         }
+        let rows = job.rows(self.classes);
         if status == Status::Written {
-            job.write(self.classes, self.created_at.as_deref())?;
+            job.write(self.classes, &rows, self.created_at.as_deref())?;
         }
         Ok(SplitReport {
             index: job.index,
-            path: job.path.clone(),
+            path: job.path,
             status,
-            rows: job.rows(self.classes),
+            rows,
         })
     }
 }
@@ -680,7 +665,13 @@ impl Job {
             .collect()
     }
 
-    fn write(&self, classes: &[Class], created_at: Option<&str>) -> Result<(), Error> {
+    /// Writes the file; `rows` are this split's [`Job::rows`] (its `class_samples`).
+    fn write(
+        &self,
+        classes: &[Class],
+        rows: &[ClassRow],
+        created_at: Option<&str>,
+    ) -> Result<(), Error> {
         let entries = |list: &[(usize, usize)]| -> Vec<Entry> {
             list.iter()
                 .map(|&(c, i)| Entry {
@@ -714,7 +705,6 @@ impl Job {
                     .collect(),
             ),
         );
-        let rows = self.rows(classes);
         m.insert(
             "class_samples".into(),
             Value::Object(

@@ -15,16 +15,7 @@ pub fn summary(o: &Outcome) -> String {
         let _ = write!(s, " (overrides {})", names.join(", "));
     }
     let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "seed      {}{}",
-        o.seed,
-        if o.seed_from_os {
-            " (drawn from the OS: compute.seed is null)"
-        } else {
-            ""
-        }
-    );
+    let _ = writeln!(s, "{}", seed_line(o));
     let after_head = match (&p.strategy, &p.sampler) {
         (Strategy::Data(_), Some(_)) => "epoch",
         _ => "after",
@@ -141,20 +132,21 @@ pub fn many_summary(results: &[crate::balance::SplitResult]) -> String {
     let mut s = String::new();
     if let Some(o) = results.iter().find_map(|r| r.1.as_ref().ok()) {
         let _ = writeln!(s, "classes   {}", o.classes.join("/"));
-        let _ = writeln!(
-            s,
-            "seed      {}{}",
-            o.seed,
-            if o.seed_from_os {
-                " (drawn from the OS: compute.seed is null)"
-            } else {
-                ""
-            }
-        );
+        let _ = writeln!(s, "{}", seed_line(o));
     }
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
     s += &crate::text::columns(&rows, &[false, false, true, true, false], "");
     s
+}
+
+/// `seed      N`, saying when it was drawn from the OS.
+fn seed_line(o: &Outcome) -> String {
+    let drawn = if o.seed_from_os {
+        " (drawn from the OS: compute.seed is null)"
+    } else {
+        ""
+    };
+    format!("seed      {}{drawn}", o.seed)
 }
 
 fn join_f64(v: &[f64]) -> String {

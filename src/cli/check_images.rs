@@ -7,9 +7,6 @@ use balance_split::images::check;
 
 use balance_split::stdout as out;
 
-/// Exit code when some images are not usable.
-const BAD_IMAGES: u8 = 3;
-
 /// Decode every image a split or manifest references and report the unusable ones.
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +36,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(if report.bad.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(BAD_IMAGES)
+        ExitCode::from(super::BAD_IMAGES)
     })
 }

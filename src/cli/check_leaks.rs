@@ -9,8 +9,6 @@ use balance_split::stdout as out;
 
 /// Exit code when images cross lists (DESIGN.md's contract).
 const LEAKS: u8 = 4;
-/// Exit code when nothing crosses lists but some images could not be read (as check-images).
-const BAD_IMAGES: u8 = 3;
 
 /// Find the same (or nearly the same) image on two sides of a split or manifest.
 #[derive(clap::Args)]
@@ -88,7 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(if r.leaks() > 0 {
         ExitCode::from(LEAKS)
     } else if !r.unreadable.is_empty() {
-        ExitCode::from(BAD_IMAGES)
+        ExitCode::from(super::BAD_IMAGES)
     } else {
         ExitCode::SUCCESS
     })

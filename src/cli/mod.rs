@@ -11,6 +11,10 @@ pub mod verify;
 
 use std::path::PathBuf;
 
+/// Exit code when images are not usable (`check-images`; `check-leaks` when nothing else
+/// is wrong).
+pub const BAD_IMAGES: u8 = 3;
+
 /// Where a split's images are and what size training wants: shared by the image commands.
 #[derive(clap::Args)]
 pub struct ImageArgs {

@@ -31,6 +31,22 @@ pub struct Bad {
     pub problem: Problem,
 }
 
+/// `list[index] path: problem`, escaped for a terminal: how every command lists a bad file.
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::text::escape;
+        let problem = self.problem.to_string();
+        write!(
+            f,
+            "{}[{}] {}: {}",
+            self.list,
+            self.index,
+            escape(&self.path),
+            escape(&problem)
+        )
+    }
+}
+
 /// The verdict.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -122,14 +138,7 @@ pub fn render(r: &Report) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     for b in &r.bad {
-        let _ = writeln!(
-            s,
-            "{}[{}] {}: {}",
-            b.list,
-            b.index,
-            escape(&b.path),
-            escape(&b.problem.to_string())
-        );
+        let _ = writeln!(s, "{b}");
     }
     let _ = writeln!(
         s,

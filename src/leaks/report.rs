@@ -43,14 +43,7 @@ fn pair_line(out: &mut String, p: &Pair) {
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     for b in &r.unreadable {
-        let _ = writeln!(
-            s,
-            "{}[{}] {}: {} (skipped)",
-            b.list,
-            b.index,
-            escape(&b.path),
-            b.problem
-        );
+        let _ = writeln!(s, "{b} (skipped)");
     }
     let conflicts: Vec<&Pair> = r.pairs.iter().filter(|p| p.label_conflict).collect();
     if !conflicts.is_empty() {
