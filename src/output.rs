@@ -17,6 +17,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 /// Prefix of every temporary name, with the writer's process id after it:
@@ -266,9 +267,22 @@ fn forget(p: &Path) {
         .retain(|q| q != p);
 }
 
+/// Whether writing a file installs the signal cleanup below. A program that embeds the
+/// library and owns its signals (the Python package: Ctrl-C must stay a
+/// `KeyboardInterrupt`) turns it off before it writes anything.
+static SIGNAL_CLEANUP: AtomicBool = AtomicBool::new(true);
+
+/// See [`SIGNAL_CLEANUP`].
+pub fn set_signal_cleanup(on: bool) {
+    SIGNAL_CLEANUP.store(on, Ordering::Relaxed);
+}
+
 /// On SIGINT, SIGTERM or SIGHUP: remove this process's temporary files, then die of the
 /// signal as if no handler had been installed (the same exit status a shell sees).
 fn install_signal_cleanup() {
+    if !SIGNAL_CLEANUP.load(Ordering::Relaxed) {
+        return;
+    }
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

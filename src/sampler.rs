@@ -132,6 +132,16 @@ pub fn epoch(
 
 /// Positions of each class's entries, ascending. `u32` halves the memory that the random
 /// member lookups touch; [`global`] refuses longer lists.
+/// How many positions [`epoch`] gives each rank (the padded epoch divided by the world
+/// size), without drawing them: what a `Sampler`'s `__len__` reports.
+pub fn epoch_len(src: &Source, world_size: usize) -> usize {
+    let n = match src.weighted {
+        Some(w) => usize::try_from(w.num_samples).unwrap_or(usize::MAX),
+        None => src.labels.len(),
+    };
+    n.div_ceil(world_size.max(1))
+}
+
 fn members_by_class(labels: &[u32], k: usize) -> Vec<Vec<u32>> {
     let mut m = vec![Vec::new(); k];
     for (i, &l) in labels.iter().enumerate() {

@@ -159,6 +159,28 @@ impl<'a> Split<'a> {
     pub fn train_labels(&self) -> Vec<u32> {
         self.train.iter().map(|e| e.label).collect()
     }
+
+    /// The split with its paths copied out of the text it was parsed from, for a caller
+    /// (the Python package) that keeps it longer than the text.
+    pub fn into_owned(self) -> Split<'static> {
+        let owned = |list: Vec<Entry<'a>>| -> Vec<Entry<'static>> {
+            list.into_iter()
+                .map(|e| Entry {
+                    path: Cow::Owned(e.path.into_owned()),
+                    label: e.label,
+                    extra: e.extra,
+                })
+                .collect()
+        };
+        Split {
+            metadata: self.metadata,
+            classes: self.classes,
+            train: owned(self.train),
+            val: self.val.map(owned),
+            test: self.test.map(owned),
+            extra: self.extra,
+        }
+    }
 }
 
 /// The split as read, before the cross-field checks.

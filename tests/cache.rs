@@ -5,7 +5,7 @@ mod util;
 use std::sync::Arc;
 
 use balance_split::images::cache::{Cache, CacheError};
-use balance_split::images::loader::{Dataset, LoaderConfig};
+use balance_split::images::loader::{Dataset, LoaderConfig, Slots};
 use balance_split::manifest::Manifest;
 use pretty_assertions::assert_eq;
 use util::{repo, run_in, Dir};
@@ -54,8 +54,8 @@ fn cached_batches_equal_decoded_batches() {
     let cached = Dataset::new(&m.split.train, &repo()).with_cache(cache);
     let positions: Vec<usize> = (0..m.split.train.len()).rev().collect();
     assert_eq!(
-        plain.batch(&positions, 0, 0, &cfg()).unwrap(),
-        cached.batch(&positions, 0, 0, &cfg()).unwrap()
+        plain.batch(&positions, Slots::START, 0, &cfg()).unwrap(),
+        cached.batch(&positions, Slots::START, 0, &cfg()).unwrap()
     );
 }
 
@@ -136,7 +136,10 @@ fn cached_jpegs_equal_decoded_jpegs() {
     let plain = Dataset::new(&m.split.train, d.path());
     let cached = Dataset::new(&m.split.train, d.path()).with_cache(cache);
     let positions: Vec<usize> = (0..m.split.train.len()).collect();
-    let a = plain.batch(&positions, 0, 0, &cfg()).unwrap();
-    assert_eq!(a, cached.batch(&positions, 0, 0, &cfg()).unwrap());
+    let a = plain.batch(&positions, Slots::START, 0, &cfg()).unwrap();
+    assert_eq!(
+        a,
+        cached.batch(&positions, Slots::START, 0, &cfg()).unwrap()
+    );
     assert_eq!(a.shape, [positions.len(), 3, 40, 40]);
 }

@@ -11,6 +11,8 @@ pub mod verify;
 
 use std::path::PathBuf;
 
+use clap::{Parser, Subcommand};
+
 /// Exit code when images are not usable (`check-images`; `check-leaks` when nothing else
 /// is wrong).
 pub const BAD_IMAGES: u8 = 3;
@@ -39,4 +41,115 @@ pub fn image_progress() -> indicatif::ProgressBar {
             .expect("valid template"),
     );
     b
+}
+
+#[derive(Parser)]
+#[command(
+    name = "balance-split",
+    version,
+    about = "Reproducible, class-balanced training manifests from an imbalanced split"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Balance the training split of a config's split file and write a manifest.
+    Balance(balance::Args),
+    /// Decode and resize every image of a manifest once, into a memory-mapped cache.
+    Cache(cache::Args),
+    /// Decode every image a split or manifest references; report the unusable ones.
+    CheckImages(check_images::Args),
+    /// Find the same (or nearly the same) image on two sides of a split (exit 4 if found).
+    CheckLeaks(check_leaks::Args),
+    /// Print the training order of one epoch of a manifest, for one rank.
+    Sample(sample::Args),
+    /// Make split files from class folders (the user's data-preparation step).
+    Split(split::Args),
+    /// Per-class counts, shares and imbalance of a split or manifest (optionally a chart).
+    Stats(stats::Args),
+    /// Recompute a manifest from what it records and compare (exit 0 same, 3 different).
+    Verify(verify::Args),
+}
+
+/// The whole program for the arguments `args` (the program name first), returning its exit
+/// status: the `balance-split` binary and the Python package's command both run this.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => return usage_error(e),
+    };
+    let result = match args.command {
+        Command::Balance(a) => balance::run(a),
+        Command::Cache(a) => cache::run(a).map(|()| 0),
+        Command::CheckImages(a) => check_images::run(a),
+        Command::CheckLeaks(a) => check_leaks::run(a),
+        Command::Sample(a) => sample::run(a).map(|()| 0),
+        Command::Split(a) => split::run(a).map(|()| 0),
+        Command::Stats(a) => stats::run(a).map(|()| 0),
+        Command::Verify(a) => verify::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(out) = e.downcast_ref::<balance_split::stdout::StdoutError>() {
+                if out.is_closed_pipe() {
+                    return 0;
+                }
+            }
+            let code = e
+                .downcast_ref::<balance_split::Error>()
+                .map_or(1, balance_split::Error::exit_code);
+            // Library messages already carry their cause; printing the chain would repeat it.
+            balance_split::stdout::note(format_args!(
+                "error: {}",
+                balance_split::text::one_line(&e.to_string())
+            ));
+            code as u8
+        }
+    }
+}
+
+/// clap's own messages, in the shape of ours: `--help` and `--version` print as clap
+/// renders them (exit 0); a usage error is one `error:` line, its tips folded in, exit 2.
+fn usage_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return match balance_split::stdout::text(&e.render().to_string()) {
+            Err(out) if !out.is_closed_pipe() => {
+                balance_split::stdout::note(format_args!("error: {out}"));
+                1
+            }
+            _ => 0,
+        };
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        balance_split::stdout::note(format_args!(
+            "error: a subcommand is required (balance, cache, check-images, check-leaks, sample, split, stats, verify); see --help"
+        ));
+        return 2;
+    }
+    // clap's message: a first line, continuation lines (the missing arguments), tips; the usage
+    // and the pointer to --help are left to --help.
+    let rendered = e.render().to_string();
+    let mut line = String::from("error:");
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !(l.is_empty() || l.starts_with("Usage:") || l.starts_with("For more")))
+    {
+        match part.strip_prefix("tip: ") {
+            Some(tip) => line += &format!("; {tip}"),
+            None => line += &format!(" {}", part.strip_prefix("error: ").unwrap_or(part)),
+        }
+    }
+    line += "; see --help";
+    balance_split::stdout::note(line);
+    2
 }

@@ -144,13 +144,13 @@ impl Dataset {
         Ok(())
     }
 
-    /// The batch of epoch positions `slots` (their entry indices in `positions`), decoded
+    /// The batch of entries `positions` at epoch positions `slots`, decoded
     /// in parallel on the current rayon pool straight into the batch's buffer. Of several
     /// failing samples, the first in the batch is reported, whatever the thread count.
     pub fn batch(
         &self,
         positions: &[usize],
-        first_slot: usize,
+        slots: Slots,
         epoch: u64,
         cfg: &LoaderConfig,
     ) -> Result<Batch, LoadError> {
@@ -162,9 +162,7 @@ impl Dataset {
                 .par_chunks_mut(per)
                 .zip(positions)
                 .enumerate()
-                .map(|(k, (out, &index))| {
-                    self.load_into(index, epoch, (first_slot + k) as u64, cfg, out)
-                })
+                .map(|(k, (out, &index))| self.load_into(index, epoch, slots.at(k), cfg, out))
                 .collect::<Vec<_>>()
                 .into_iter()
                 .collect::<Result<(), LoadError>>()?;
@@ -187,6 +185,20 @@ impl Dataset {
         cfg: LoaderConfig,
         depth: usize,
     ) -> Prefetch {
+        self.rank_batches(positions, Shard::WHOLE, epoch, cfg, depth)
+    }
+
+    /// [`Self::batches`] for one rank's share of an epoch: `positions` is the rank's shard
+    /// ([`crate::sampler::shard`]), and each sample keeps the augmentation of its place in
+    /// the whole epoch, so the ranks together load exactly what one process would.
+    pub fn rank_batches(
+        &self,
+        positions: Vec<usize>,
+        shard: Shard,
+        epoch: u64,
+        cfg: LoaderConfig,
+        depth: usize,
+    ) -> Prefetch {
         let (tx, rx) = mpsc::sync_channel(depth.max(1));
         let data = self.clone();
         let handle = std::thread::spawn(move || {
@@ -195,7 +207,11 @@ impl Dataset {
                 if chunk.len() < b && cfg.drop_last {
                     break;
                 }
-                if tx.send(data.batch(chunk, k * b, epoch, &cfg)).is_err() {
+                let slots = Slots {
+                    first: shard.rank + k * b * shard.world_size,
+                    step: shard.world_size,
+                };
+                if tx.send(data.batch(chunk, slots, epoch, &cfg)).is_err() {
                     break;
                 }
             }
@@ -205,6 +221,37 @@ impl Dataset {
             _handle: handle,
         }
     }
+}
+
+/// Where a batch's samples sit in the whole epoch: sample `k` of the batch is at
+/// `first + k * step` (step 1 for one process, the world size for one rank's shard).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub first: usize,
+    pub step: usize,
+}
+
+impl Slots {
+    /// A batch at the start of a single-process epoch.
+    pub const START: Slots = Slots { first: 0, step: 1 };
+
+    fn at(self, k: usize) -> u64 {
+        (self.first + k * self.step) as u64
+    }
+}
+
+/// One rank of a distributed epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard {
+        rank: 0,
+        world_size: 1,
+    };
 }
 
 /// The iterator [`Dataset::batches`] returns.

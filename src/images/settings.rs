@@ -96,44 +96,51 @@ impl PipelineSettings {
             drop_last: loading.as_ref().is_some_and(|l| l.drop_last),
             augmentation: data.augmentation.unwrap_or_default(),
         };
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
+        s.check().map_err(|(key, message)| ConfigError::Invalid {
             path: path.to_owned(),
             key: key.to_owned(),
             message,
-        };
-        if s.image_size == 0 {
+        })?;
+        Ok(s)
+    }
+
+    /// The ranges the pipeline accepts, as (the config key, what was expected and found):
+    /// the config reader and the Python package's `Loader` both check through this.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let invalid = |key: &'static str, message: String| (key, message);
+        if self.image_size == 0 {
             return Err(invalid(
                 "model.architecture.image_size",
                 "expected a positive integer, found 0".into(),
             ));
         }
-        if !matches!(s.in_channels, 1 | 3) {
+        if !matches!(self.in_channels, 1 | 3) {
             return Err(invalid(
                 "model.architecture.in_channels",
-                format!("expected 1 or 3, found {}", s.in_channels),
+                format!("expected 1 or 3, found {}", self.in_channels),
             ));
         }
-        if s.batch_size == 0 {
+        if self.batch_size == 0 {
             return Err(invalid(
                 "data.loading.batch_size",
                 "expected a positive integer, found 0".into(),
             ));
         }
-        let deg = s.augmentation.rotation_degrees;
+        let deg = self.augmentation.rotation_degrees;
         if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
             return Err(invalid(
                 "data.augmentation.rotation_degrees",
                 format!("expected a number in [0, 180], found {deg}"),
             ));
         }
-        let k = s.augmentation.color_jitter.strength;
+        let k = self.augmentation.color_jitter.strength;
         if !(k.is_finite() && (0.0..=1.0).contains(&k)) {
             return Err(invalid(
                 "data.augmentation.color_jitter.strength",
                 format!("expected a number in [0, 1], found {k}"),
             ));
         }
-        Ok(s)
+        Ok(())
     }
 
     /// The loader configuration for training (`train: true`, augmented) or validation.

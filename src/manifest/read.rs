@@ -102,6 +102,14 @@ pub struct Manifest<'a> {
 }
 
 impl<'a> Manifest<'a> {
+    /// See [`Split::into_owned`].
+    pub fn into_owned(self) -> Manifest<'static> {
+        Manifest {
+            split: self.split.into_owned(),
+            record: self.record,
+        }
+    }
+
     /// Parses and checks a manifest; `path` is only used in messages.
     pub fn parse(text: &'a str, path: &Path) -> Result<Manifest<'a>, ManifestError> {
         let (split, raw) = Split::parse_with_balancing(text, path)?;

@@ -296,3 +296,22 @@ mod shards_cover_the_stream {
         }
     }
 }
+
+#[test]
+fn epoch_len_is_the_length_of_every_ranks_epoch() {
+    let labels = [0, 1, 1, 0, 1, 1, 1];
+    let w = weighted(vec![1.0, 2.0], true, 11);
+    let wo = weighted(vec![1.0, 2.0], false, 5);
+    for ws in 1..5 {
+        for source in [
+            src(&labels, None, true),
+            src(&labels, Some(&w), true),
+            src(&labels, Some(&wo), true),
+        ] {
+            for rank in 0..ws {
+                let got = epoch(&source, 3, 1, rank, ws).unwrap().len();
+                assert_eq!(epoch_len(&source, ws), got, "world size {ws} rank {rank}");
+            }
+        }
+    }
+}

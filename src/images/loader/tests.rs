@@ -70,7 +70,7 @@ fn the_same_batch_for_one_and_two_threads() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| data.batch(&positions, 0, 3, &cfg(true)).unwrap())
+            .install(|| data.batch(&positions, Slots::START, 3, &cfg(true)).unwrap())
     };
     assert_eq!(with(1), with(2));
 }
@@ -79,17 +79,21 @@ fn the_same_batch_for_one_and_two_threads() {
 fn augmentation_depends_on_epoch_and_position_and_validation_is_plain() {
     let (dir, entries) = fixture(2);
     let data = Dataset::new(&entries, dir.path());
-    let b = data.batch(&[0, 0, 0, 0], 0, 0, &cfg(true)).unwrap();
+    let b = data
+        .batch(&[0, 0, 0, 0], Slots::START, 0, &cfg(true))
+        .unwrap();
     let per = 3 * 8 * 8;
     let sample = |k: usize| &b.images[k * per..(k + 1) * per];
     // The same file at four positions: not all augmented alike.
     assert!((1..4).any(|k| sample(k) != sample(0)));
     // Epoch 1 differs from epoch 0; validation (no augmentation) is identical everywhere.
     assert_ne!(
-        data.batch(&[0], 0, 1, &cfg(true)).unwrap().images,
+        data.batch(&[0], Slots::START, 1, &cfg(true))
+            .unwrap()
+            .images,
         sample(0).to_vec()
     );
-    let v = data.batch(&[0, 0], 0, 0, &cfg(false)).unwrap();
+    let v = data.batch(&[0, 0], Slots::START, 0, &cfg(false)).unwrap();
     assert_eq!(v.images[..per], v.images[per..]);
 }
 
@@ -102,7 +106,9 @@ fn errors_name_the_entry_and_path() {
         extra: None,
     });
     let data = Dataset::new(&entries, dir.path());
-    let err = data.batch(&[0, 2], 0, 0, &cfg(false)).unwrap_err();
+    let err = data
+        .batch(&[0, 2], Slots::START, 0, &cfg(false))
+        .unwrap_err();
     assert_eq!(err.index, 2);
     assert_eq!(err.problem, Problem::Missing);
     assert!(err.to_string().starts_with("entry 2 ("), "{err}");
@@ -119,7 +125,7 @@ fn one_channel_gives_luminance() {
     let data = Dataset::new(&entries, dir.path());
     let mut c = cfg(false);
     c.channels = 1;
-    let b = data.batch(&[0], 0, 0, &c).unwrap();
+    let b = data.batch(&[0], Slots::START, 0, &c).unwrap();
     assert_eq!(b.shape, [1, 1, 8, 8]);
     assert_eq!(b.images.len(), 64);
 }
@@ -142,8 +148,51 @@ fn the_first_failing_sample_of_a_batch_is_reported_for_any_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| data.batch(&positions, 0, 0, &cfg(false)).unwrap_err());
+            .install(|| {
+                data.batch(&positions, Slots::START, 0, &cfg(false))
+                    .unwrap_err()
+            });
         assert_eq!(err.index, 5, "{threads} threads");
         assert!(err.path.ends_with("gone-b.png"), "{}", err.path);
+    }
+}
+
+/// Two ranks' shards, each augmented by its samples' places in the whole epoch, load
+/// exactly the samples one process loads (the shards interleave: rank r has the epoch's
+/// positions r, r + 2, ...).
+#[test]
+fn ranks_together_load_what_one_process_loads() {
+    let (dir, entries) = fixture(5);
+    let data = Dataset::new(&entries, dir.path());
+    let order = vec![4, 0, 3, 1, 2, 2];
+    let per = 3 * 8 * 8;
+    let whole: Vec<f32> = data
+        .batches(order.clone(), 2, cfg(true), 2)
+        .flat_map(|b| b.unwrap().images)
+        .collect();
+    for rank in 0..2 {
+        let shard = crate::sampler::shard(&order, rank, 2).unwrap();
+        let mine: Vec<f32> = data
+            .rank_batches(
+                shard,
+                Shard {
+                    rank,
+                    world_size: 2,
+                },
+                2,
+                cfg(true),
+                2,
+            )
+            .flat_map(|b| b.unwrap().images)
+            .collect();
+        assert_eq!(mine.len(), 3 * per);
+        for (k, sample) in mine.chunks(per).enumerate() {
+            let at = rank + 2 * k;
+            assert_eq!(
+                sample,
+                &whole[at * per..(at + 1) * per],
+                "rank {rank} sample {k}"
+            );
+        }
     }
 }

@@ -1,0 +1,155 @@
+//! `balance_split.EpochSampler`: `balance-split sample` as a `torch.utils.data.Sampler`
+//! (`__iter__`, `__len__`, `set_epoch`, as `DistributedSampler`). Epoch k of rank r is a
+//! pure function of (manifest, k, r, world size), so every rank draws its own share of
+//! the same epoch without talking to the others.
+
+use std::sync::Arc;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList};
+
+use balance_split::sample::{self, Request};
+use balance_split::sampler::{self, Source};
+
+use crate::errors;
+use crate::manifest::{Loaded, Manifest};
+
+#[pyclass(module = "balance_split", name = "EpochSampler")]
+pub struct EpochSampler {
+    loaded: Arc<Loaded>,
+    shuffle: bool,
+    rank: usize,
+    world_size: usize,
+    epoch: u64,
+}
+
+/// Checks the rank against the world size with the CLI's message.
+pub fn check_rank(loaded: &Loaded, rank: usize, world_size: usize) -> PyResult<()> {
+    sampler::shard(&[], rank, world_size)
+        .map(drop)
+        .map_err(|source| {
+            errors::from_lib(balance_split::Error::Sampler {
+                manifest: loaded.path.clone(),
+                source,
+            })
+        })
+}
+
+/// The train positions of one epoch for one rank, as `balance-split sample` prints them.
+pub fn positions(py: Python<'_>, loaded: &Loaded, req: Request) -> PyResult<Vec<usize>> {
+    py.detach(|| sample::positions(&loaded.manifest, req))
+        .map_err(|source| {
+            errors::from_lib(balance_split::Error::Sampler {
+                manifest: loaded.path.clone(),
+                source,
+            })
+        })
+}
+
+/// Positions per rank and epoch, without drawing them.
+pub fn epoch_len(loaded: &Loaded, shuffle: bool, world_size: usize) -> usize {
+    let m = &loaded.manifest;
+    let labels = m.split.train_labels();
+    let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
+    let src = Source {
+        labels: &labels,
+        num_classes: m.split.classes.len(),
+        weighted: weighted.as_ref(),
+        shuffle,
+    };
+    sampler::epoch_len(&src, world_size)
+}
+
+impl EpochSampler {
+    fn request(&self) -> Request {
+        Request {
+            epoch: self.epoch,
+            rank: self.rank,
+            world_size: self.world_size,
+            shuffle: self.shuffle,
+        }
+    }
+}
+
+#[pymethods]
+impl EpochSampler {
+    /// `rank` and `world_size` default to torch.distributed's when a process group is
+    /// initialised, else to a single process.
+    #[new]
+    #[pyo3(signature = (manifest, shuffle = true, rank = None, world_size = None))]
+    fn new(
+        py: Python<'_>,
+        manifest: &Bound<'_, Manifest>,
+        shuffle: bool,
+        rank: Option<usize>,
+        world_size: Option<usize>,
+    ) -> PyResult<EpochSampler> {
+        let loaded = manifest.get().loaded.clone();
+        let (rank, world_size) = crate::dist::rank_and_size(py, rank, world_size)?;
+        check_rank(&loaded, rank, world_size)?;
+        Ok(EpochSampler {
+            loaded,
+            shuffle,
+            rank,
+            world_size,
+            epoch: 0,
+        })
+    }
+
+    /// The epoch the next iteration draws (as `DistributedSampler.set_epoch`).
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    #[getter]
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    #[getter]
+    fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    #[getter]
+    fn shuffle(&self) -> bool {
+        self.shuffle
+    }
+
+    /// This epoch's positions in the manifest's train list for this rank, as int64.
+    fn indices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let p = positions(py, &self.loaded, self.request())?;
+        Ok(p.into_iter()
+            .map(|i| i as i64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    /// Iterates this epoch's positions as Python ints (drawn in one go, GIL released).
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
+        let p = positions(py, &self.loaded, self.request())?;
+        PyList::new(py, p)?.try_iter()
+    }
+
+    /// Positions per rank: the epoch padded to a multiple of the world size, divided by it.
+    fn __len__(&self) -> usize {
+        epoch_len(&self.loaded, self.shuffle, self.world_size)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "EpochSampler({:?}, epoch={}, rank={}, world_size={}, shuffle={})",
+            self.loaded.path.display().to_string(),
+            self.epoch,
+            self.rank,
+            self.world_size,
+            if self.shuffle { "True" } else { "False" }
+        )
+    }
+}
