@@ -1,6 +1,7 @@
 """Type stubs of the extension module (the Rust library through PyO3)."""
 
 from os import PathLike
+from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -22,7 +23,7 @@ class Manifest:
     @staticmethod
     def open(path: _Path) -> Manifest: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def sha256(self) -> str: ...
     @property
