@@ -272,7 +272,7 @@ fn forget(p: &Path) {
 /// `KeyboardInterrupt`) turns it off before it writes anything.
 static SIGNAL_CLEANUP: AtomicBool = AtomicBool::new(true);
 
-/// See [`SIGNAL_CLEANUP`].
+/// Turns the signal cleanup on or off (see `SIGNAL_CLEANUP`).
 pub fn set_signal_cleanup(on: bool) {
     SIGNAL_CLEANUP.store(on, Ordering::Relaxed);
 }

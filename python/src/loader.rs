@@ -73,9 +73,11 @@ fn jitter(d: &Bound<'_, PyDict>) -> PyResult<ColorJitterConfig> {
         match key.as_str() {
             "enabled" => j.enabled = v.extract().map_err(|_| value("a bool"))?,
             "strength" => j.strength = v.extract().map_err(|_| value("a number"))?,
-            _ => return Err(errors::bad(format!(
+            _ => {
+                return Err(errors::bad(format!(
                 "augmentation[\"color_jitter\"]: unknown key {key:?}; expected enabled or strength"
-            ))),
+            )))
+            }
         }
     }
     Ok(j)
