@@ -29,6 +29,12 @@ pub fn run(manifest: &Path, req: Request) -> Result<Vec<usize>, Error> {
     })
 }
 
+/// How many positions [`positions`] gives each rank, without drawing them.
+pub fn epoch_len(m: &Manifest, world_size: usize) -> usize {
+    let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
+    sampler::epoch_len(m.split.train.len(), weighted.as_ref(), world_size)
+}
+
 /// The pure part: the positions of a parsed manifest.
 pub fn positions(m: &Manifest, req: Request) -> Result<Vec<usize>, sampler::SamplerError> {
     let labels = m.split.train_labels();

@@ -134,10 +134,12 @@ pub fn epoch(
 /// member lookups touch; [`global`] refuses longer lists.
 /// How many positions [`epoch`] gives each rank (the padded epoch divided by the world
 /// size), without drawing them: what a `Sampler`'s `__len__` reports.
-pub fn epoch_len(src: &Source, world_size: usize) -> usize {
-    let n = match src.weighted {
+/// `entries` is the list's length; `weighted` as in [`Source`] (a list read in order, such
+/// as validation data, passes `None`).
+pub fn epoch_len(entries: usize, weighted: Option<&Weighted>, world_size: usize) -> usize {
+    let n = match weighted {
         Some(w) => usize::try_from(w.num_samples).unwrap_or(usize::MAX),
-        None => src.labels.len(),
+        None => entries,
     };
     n.div_ceil(world_size.max(1))
 }

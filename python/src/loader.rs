@@ -14,8 +14,8 @@ use balance_split::images::cache::{self, Cache};
 use balance_split::images::loader::{Dataset, LoaderConfig, Prefetch, Shard};
 use balance_split::images::settings::PipelineSettings;
 use balance_split::images::transform::{AugmentationConfig, ColorJitterConfig};
-use balance_split::sample::Request;
-use balance_split::{input, sampler};
+use balance_split::sample::{self, Request};
+use balance_split::sampler;
 
 use crate::errors;
 use crate::manifest::{Loaded, Manifest};
@@ -163,14 +163,14 @@ impl Loader {
         }
         let all: Vec<usize> = (0..self.data.len()).collect();
         sampler::shard(&all, self.shard.rank, self.shard.world_size)
-            .map_err(|e| errors::bad(e.to_string()))
+            .map_err(|e| crate::sampler::error(&self.loaded, e))
     }
 
     fn samples(&self) -> usize {
         if self.list == "train" {
-            crate::sampler::epoch_len(&self.loaded, self.shuffle, self.shard.world_size)
+            sample::epoch_len(&self.loaded.manifest, self.shard.world_size)
         } else {
-            self.data.len().div_ceil(self.shard.world_size)
+            sampler::epoch_len(self.data.len(), None, self.shard.world_size)
         }
     }
 }
@@ -246,12 +246,8 @@ impl Loader {
         prefetch: usize,
     ) -> PyResult<Loader> {
         let settings = py
-            .detach(|| -> Result<PipelineSettings, balance_split::Error> {
-                let bytes = input::read(&config)?;
-                let text = input::text(&bytes, &config)?;
-                Ok(PipelineSettings::parse(text, &config)?)
-            })
-            .map_err(errors::from_lib)?;
+            .detach(|| PipelineSettings::load(&config))
+            .map_err(|e| errors::from_lib(e.into()))?;
         let at = Where {
             split: split.to_owned(),
             root,

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
 
 use balance_split::sample::{self, Request};
-use balance_split::sampler::{self, Source};
+use balance_split::sampler;
 
 use crate::errors;
 use crate::manifest::{Loaded, Manifest};
@@ -24,41 +24,25 @@ pub struct EpochSampler {
     epoch: u64,
 }
 
+/// A sampler error as the CLI words it (`balance-split sample`'s, naming the manifest).
+pub fn error(loaded: &Loaded, source: sampler::SamplerError) -> PyErr {
+    errors::from_lib(balance_split::Error::Sampler {
+        manifest: loaded.path.clone(),
+        source,
+    })
+}
+
 /// Checks the rank against the world size with the CLI's message.
 pub fn check_rank(loaded: &Loaded, rank: usize, world_size: usize) -> PyResult<()> {
     sampler::shard(&[], rank, world_size)
         .map(drop)
-        .map_err(|source| {
-            errors::from_lib(balance_split::Error::Sampler {
-                manifest: loaded.path.clone(),
-                source,
-            })
-        })
+        .map_err(|e| error(loaded, e))
 }
 
 /// The train positions of one epoch for one rank, as `balance-split sample` prints them.
 pub fn positions(py: Python<'_>, loaded: &Loaded, req: Request) -> PyResult<Vec<usize>> {
     py.detach(|| sample::positions(&loaded.manifest, req))
-        .map_err(|source| {
-            errors::from_lib(balance_split::Error::Sampler {
-                manifest: loaded.path.clone(),
-                source,
-            })
-        })
-}
-
-/// Positions per rank and epoch, without drawing them.
-pub fn epoch_len(loaded: &Loaded, shuffle: bool, world_size: usize) -> usize {
-    let m = &loaded.manifest;
-    let labels = m.split.train_labels();
-    let weighted = m.record.sampler.as_ref().map(|s| s.weighted());
-    let src = Source {
-        labels: &labels,
-        num_classes: m.split.classes.len(),
-        weighted: weighted.as_ref(),
-        shuffle,
-    };
-    sampler::epoch_len(&src, world_size)
+        .map_err(|e| error(loaded, e))
 }
 
 impl EpochSampler {
@@ -139,7 +123,7 @@ impl EpochSampler {
 
     /// Positions per rank: the epoch padded to a multiple of the world size, divided by it.
     fn __len__(&self) -> usize {
-        epoch_len(&self.loaded, self.shuffle, self.world_size)
+        sample::epoch_len(&self.loaded.manifest, self.world_size)
     }
 
     fn __repr__(&self) -> String {

@@ -76,6 +76,11 @@ fn yes() -> bool {
 }
 
 impl PipelineSettings {
+    /// Reads and validates the settings of the config file at `path`.
+    pub fn load(path: &Path) -> Result<PipelineSettings, ConfigError> {
+        PipelineSettings::parse(&crate::config::yaml::read(path)?, path)
+    }
+
     /// Reads the settings from config text; `path` is only used in messages. Missing
     /// sections take the user's defaults (40 x 40 RGB, batches of 8, shuffled, no
     /// augmentation).
@@ -107,35 +112,34 @@ impl PipelineSettings {
     /// The ranges the pipeline accepts, as (the config key, what was expected and found):
     /// the config reader and the Python package's `Loader` both check through this.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let invalid = |key: &'static str, message: String| (key, message);
         if self.image_size == 0 {
-            return Err(invalid(
+            return Err((
                 "model.architecture.image_size",
                 "expected a positive integer, found 0".into(),
             ));
         }
         if !matches!(self.in_channels, 1 | 3) {
-            return Err(invalid(
+            return Err((
                 "model.architecture.in_channels",
                 format!("expected 1 or 3, found {}", self.in_channels),
             ));
         }
         if self.batch_size == 0 {
-            return Err(invalid(
+            return Err((
                 "data.loading.batch_size",
                 "expected a positive integer, found 0".into(),
             ));
         }
         let deg = self.augmentation.rotation_degrees;
         if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
-            return Err(invalid(
+            return Err((
                 "data.augmentation.rotation_degrees",
                 format!("expected a number in [0, 180], found {deg}"),
             ));
         }
         let k = self.augmentation.color_jitter.strength;
         if !(k.is_finite() && (0.0..=1.0).contains(&k)) {
-            return Err(invalid(
+            return Err((
                 "data.augmentation.color_jitter.strength",
                 format!("expected a number in [0, 1], found {k}"),
             ));

@@ -310,7 +310,11 @@ fn epoch_len_is_the_length_of_every_ranks_epoch() {
         ] {
             for rank in 0..ws {
                 let got = epoch(&source, 3, 1, rank, ws).unwrap().len();
-                assert_eq!(epoch_len(&source, ws), got, "world size {ws} rank {rank}");
+                assert_eq!(
+                    epoch_len(source.labels.len(), source.weighted, ws),
+                    got,
+                    "world size {ws} rank {rank}"
+                );
             }
         }
     }
