@@ -1,7 +1,8 @@
 //! `check-leaks`: the same image, or nearly the same, on two sides of a split.
 //!
 //! Every distinct image file is decoded once, in parallel, for its size and a 64-bit
-//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy); only files whose
+//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy); large JPEGs at a
+//! reduced DCT scale, see [`sketch`]. Only files whose
 //! size and hash collide with another one's get the SHA-256 of their bytes (the same file)
 //! and of their decoded RGB pixels (a PNG and its lossless re-encode), see [`look_all`].
 //! Pairs are then found without comparing all pairs: exact ones by
@@ -132,43 +133,92 @@ pub struct Digests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Look {
     pub phash: u64,
-    /// Only for files whose size and pHash equal another file's: identical pixels (and so
-    /// identical bytes) imply both, so no other file can be a copy.
+    /// Only for files that could have another file's pixels (see [`look_all`]); no other
+    /// file can be a copy.
     pub digests: Option<Digests>,
 }
 
-/// Each file's [`Look`], or why it is unusable. Pass 1 decodes every file once, in
-/// parallel, for its size and pHash (`progress` after each); pass 2 re-reads only the files
-/// whose size and pHash collide, for their digests. Hashing every image's full pixels cost
-/// more than decoding it.
+/// The side of the square the pHash resizes every image to.
+const PHASH_SIDE: u32 = 32;
+
+/// What pass 1 of [`look_all`] learns of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sketch {
+    /// The full image's size.
+    pub width: u32,
+    pub height: u32,
+    pub phash: u64,
+    /// A JPEG that libjpeg decoded for the hash, at a reduced DCT scale where it is large
+    /// enough; the rest were decoded in full by the `image` crate.
+    pub by_libjpeg: bool,
+}
+
+/// The shorter side a JPEG is decoded to, at least, for its pHash.
+const JPEG_SIDE: u32 = 2 * PHASH_SIDE;
+
+/// The size and pHash of an image file's bytes. A JPEG is decoded by libjpeg at the
+/// smallest DCT scale that keeps [`JPEG_SIDE`] pixels a side (1/4 of a 256-pixel photo),
+/// and then resized as any image is: entropy decoding alone is most of a full decode's
+/// cost, and the inverse DCT of frequencies far above the hash's is work the resize averages
+/// away. Reduced to the hash's own 32 pixels, libjpeg's box-like downscale missed one of 400
+/// enlarged JPEG copies (`tests/leaks_quality.rs`); at twice that, the Lanczos resize
+/// anti-aliases as it does for other formats and none is missed. Other formats, and JPEGs
+/// libjpeg cannot decode cleanly, are decoded in full (and reported as `check-images`
+/// reports them).
+pub fn sketch(bytes: &[u8]) -> Result<Sketch, Problem> {
+    if let Some(jpeg) = decode::jpeg_reduced(bytes, JPEG_SIDE) {
+        return Ok(Sketch {
+            width: jpeg.width,
+            height: jpeg.height,
+            phash: phash(&jpeg.image),
+            by_libjpeg: true,
+        });
+    }
+    let (img, _) = decode::decode(bytes)?;
+    let rgb = decode::into_rgb8(img);
+    Ok(Sketch {
+        width: rgb.width(),
+        height: rgb.height(),
+        phash: phash(&rgb),
+        by_libjpeg: false,
+    })
+}
+
+/// Each file's [`Look`], or why it is unusable. Pass 1 reads every file once, in parallel,
+/// for its [`Sketch`] (`progress` after each); pass 2 decodes in full only the files that
+/// could have another's pixels, for their digests. Identical pixels imply the same size
+/// and, for two files hashed the same way, the same pHash; a reduced JPEG decode and a full
+/// decode hash identical pixels a little differently, so between the two ways only the
+/// size is compared. (Two JPEGs hash alike when their DCT coefficients are equal: the same
+/// image re-saved with other metadata or Huffman tables. Two encodings whose different
+/// coefficients round to the same pixels, which is rare, are reported as near copies.)
+/// Hashing every image's full pixels cost more than decoding it.
 pub fn look_all(paths: &[PathBuf], progress: impl Fn() + Sync) -> Vec<Result<Look, Problem>> {
-    let quick: Vec<Result<(u32, u32, u64), Problem>> = paths
+    let quick: Vec<Result<Sketch, Problem>> = paths
         .par_iter()
         .map(|path| {
-            let r = decode::read(path)
-                .and_then(|b| decode::decode(&b))
-                .map(|(img, _)| {
-                    let rgb = decode::into_rgb8(img);
-                    (rgb.width(), rgb.height(), phash(&rgb))
-                });
+            let r = decode::read(path).and_then(|b| sketch(&b));
             progress();
             r
         })
         .collect();
-    let mut same: HashMap<(u32, u32, u64), usize> = HashMap::new();
+    let mut same: HashMap<Sketch, usize> = HashMap::new();
+    let mut sizes: HashMap<(u32, u32, bool), usize> = HashMap::new();
     for q in quick.iter().flatten() {
         *same.entry(*q).or_default() += 1;
+        *sizes.entry((q.width, q.height, q.by_libjpeg)).or_default() += 1;
     }
     paths
         .par_iter()
         .zip(quick)
         .map(|(path, q)| {
             let q = q?;
-            let digests = (same[&q] > 1)
+            let twin = same[&q] > 1 || sizes.contains_key(&(q.width, q.height, !q.by_libjpeg));
+            let digests = twin
                 .then(|| decode::read(path).and_then(|b| digests(&b)).ok())
                 .flatten();
             Ok(Look {
-                phash: q.2,
+                phash: q.phash,
                 digests,
             })
         })
@@ -188,13 +238,18 @@ fn digests(bytes: &[u8]) -> Result<Digests, Problem> {
     })
 }
 
-/// The 64-bit DCT pHash (see the module docs); bit 63 is the DC coefficient, then row by
-/// row.
+/// The 64-bit DCT pHash of an image (see the module docs); bit 63 is the DC coefficient,
+/// then row by row. [`sketch`] says how a file's image is decoded for it.
 pub fn phash(img: &image::RgbImage) -> u64 {
     use fast_image_resize::{
         images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
     };
-    const N: usize = 32;
+    const N: usize = PHASH_SIDE as usize;
+    thread_local! {
+        // Planning a DCT costs more than running it on one image.
+        static DCT: std::sync::Arc<dyn rustdct::TransformType2And3<f32>> =
+            DctPlanner::new().plan_dct2(N);
+    }
     // PIL's convert("L"): (299 R + 587 G + 114 B) / 1000, rounded.
     let luma: Vec<u8> = img
         .as_raw()
@@ -216,7 +271,7 @@ pub fn phash(img: &image::RgbImage) -> u64 {
         )
         .expect("same pixel type, non-empty sizes");
     let mut m: Vec<f32> = small.buffer().iter().map(|&v| f32::from(v)).collect();
-    let dct = DctPlanner::new().plan_dct2(N);
+    let dct = DCT.with(|d| d.clone());
     // Rows, then columns (through a transpose and back).
     for row in m.chunks_exact_mut(N) {
         dct.process_dct2(row);

@@ -117,6 +117,48 @@ fn a_reencoded_jpeg_is_a_near_duplicate_and_within_finds_repeats() {
 }
 
 #[test]
+fn a_large_jpeg_hashed_at_a_reduced_scale_still_matches_its_pixels_saved_as_png() {
+    // 256x256: check-leaks hashes the JPEG from libjpeg's 1/4-scale decode and the PNG
+    // from its full pixels; the two are still found to hold identical pixels. A second
+    // JPEG with the same image data and a comment segment has other bytes, the same pixels.
+    let d = Dir::new();
+    let big = image::imageops::resize(&picture(3), 256, 256, image::imageops::FilterType::Triangle);
+    let mut jpg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90)
+        .encode_image(&big)
+        .unwrap();
+    std::fs::create_dir_all(d.join("img")).unwrap();
+    std::fs::write(d.join("img/a.jpg"), &jpg).unwrap();
+    // The same stream with a COM segment after SOI.
+    let mut commented = jpg[..2].to_vec();
+    commented.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x07, b'c', b'o', b'p', b'y', b'!']);
+    commented.extend_from_slice(&jpg[2..]);
+    std::fs::write(d.join("img/a-commented.jpg"), &commented).unwrap();
+    let pixels = image::load_from_memory(&jpg).unwrap().into_rgb8();
+    save(&d, "img/a.png", &pixels);
+    save(&d, "img/other.png", &picture(4));
+    split(
+        &d,
+        &[
+            ("train", &[("img/a.jpg", 0), ("img/other.png", 0)]),
+            ("val", &[("img/a.png", 0)]),
+            ("test", &[("img/a-commented.jpg", 0)]),
+        ],
+    );
+    let r = d.run(&["check-leaks", "split.json"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "across lists: 3
+  identical pixels: train[0] img/a.jpg (normal)  =  val[0] img/a.png (normal)
+  identical pixels: train[0] img/a.jpg (normal)  =  test[0] img/a-commented.jpg (normal)
+  identical pixels: val[0] img/a.png (normal)  =  test[0] img/a-commented.jpg (normal)
+split.json: 4 images, 0 unreadable; 3 leak(s) across lists (train-test 1, train-val 1, val-test 1; by class: normal 3); pHash threshold 6 bits
+"
+    );
+}
+
+#[test]
 fn upsampled_duplicates_in_a_manifest_are_not_leaks() {
     let d = Dir::tiny_project();
     std::fs::copy(

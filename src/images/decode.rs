@@ -132,13 +132,20 @@ fn classify(e: ImageError) -> Problem {
 /// frequencies is work the resize would average away. Those pixels then differ from a
 /// full decode by a few levels; `check-images` always decodes fully.
 pub fn decode_resized(bytes: &[u8], size: u32) -> Result<image::RgbImage, Problem> {
-    if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes) {
-        if let Some(img) = super::jpeg::rgb(bytes, size) {
-            return Ok(super::transform::resize(img, size));
-        }
+    if let Some(jpeg) = jpeg_reduced(bytes, size) {
+        return Ok(super::transform::resize(jpeg.image, size));
     }
     let (img, _) = decode(bytes)?;
     Ok(super::transform::resize(into_rgb8(img), size))
+}
+
+/// A JPEG decoded by libjpeg at the smallest power-of-two DCT scale that keeps both sides
+/// at or above `min_side` (see [`super::jpeg::sized`]); `None` for any other format and for
+/// a JPEG libjpeg cannot decode cleanly, which [`decode`] then decodes or reports.
+pub fn jpeg_reduced(bytes: &[u8], min_side: u32) -> Option<super::jpeg::Sized> {
+    (image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes))
+        .then(|| super::jpeg::sized(bytes, min_side))
+        .flatten()
 }
 
 /// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped

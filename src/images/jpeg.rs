@@ -30,6 +30,20 @@ const MAX_PIXELS: usize = 1 << 27;
 /// arithmetic-coded, 12-bit). The caller then takes the `image` crate's decoder, which
 /// decodes what it can and reports the rest precisely.
 pub fn rgb(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
+    sized(bytes, min_side).map(|s| s.image)
+}
+
+/// A JPEG decoded at a reduced scale, with the size of the full image.
+#[derive(Clone, Debug)]
+pub struct Sized {
+    /// The full image's width and height.
+    pub width: u32,
+    pub height: u32,
+    pub image: RgbImage,
+}
+
+/// [`rgb`], with the full image's size: what a reduced decode cannot tell from its pixels.
+pub fn sized(bytes: &[u8], min_side: u32) -> Option<Sized> {
     // libjpeg reports errors by calling back into us; the callbacks unwind (the library is
     // compiled with -fexceptions for that), and the unwind ends here.
     panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, min_side)))
@@ -37,7 +51,7 @@ pub fn rgb(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
         .flatten()
 }
 
-fn decode(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
+fn decode(bytes: &[u8], min_side: u32) -> Option<Sized> {
     let mut d = Decompress::with_err(error_manager()).from_mem(bytes).ok()?;
     if !matches!(
         d.color_space(),
@@ -55,7 +69,11 @@ fn decode(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
     let mut pixels = vec![0u8; w.checked_mul(h)?.checked_mul(3)?];
     started.read_scanlines_into(&mut pixels).ok()?;
     started.finish().ok()?;
-    RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)
+    Some(Sized {
+        width: u32::try_from(width).ok()?,
+        height: u32::try_from(height).ok()?,
+        image: RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)?,
+    })
 }
 
 /// libjpeg's standard error manager with both ways of reporting turned into an unwind:
