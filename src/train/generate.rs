@@ -2,8 +2,9 @@
 //!
 //! Each step predicts the noise twice, with the class label and with the unconditional
 //! row, in one batched forward pass, and mixes them:
-//! `eps = eps_uncond + s * (eps_cond - eps_uncond)` (s = 0: unconditional, s = 1:
-//! conditional). From it the clean image is estimated and clipped to [-1, 1], and the
+//! `eps = eps_uncond + s * (eps_cond - eps_uncond)`. As in the user's sampler, a scale of 0
+//! means no guidance: the conditional prediction alone, one forward pass (as does s = 1,
+//! which the formula reduces to). From it the clean image is estimated and clipped to [-1, 1], and the
 //! posterior step of [`NoiseSchedule::posterior`] is taken. The starting noise and every
 //! step's noise come from the host stream `(seed, "generation", batch)`, so generation is
 //! deterministic for a seed on any backend.
@@ -16,7 +17,8 @@ use super::schedule::NoiseSchedule;
 use super::unet::UNet;
 
 /// The guided noise estimate for `x` at timestep `t`. `labels` `None` (or an
-/// unconditional model) gives the plain prediction; `num_classes` is the unconditional row.
+/// unconditional model) gives the plain prediction; `num_classes` is the unconditional row;
+/// `scale` 0 is "no guidance" (the conditional prediction), as in the user's sampler.
 pub fn guided_eps(
     model: &UNet,
     x: Tensor<4>,
@@ -36,13 +38,10 @@ pub fn guided_eps(
         return model.forward(x, times(n), None);
     };
     let cond: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
-    let uncond = vec![num_classes as i64; n];
-    if scale == 1.0 {
+    if scale == 0.0 || scale == 1.0 {
         return model.forward(x, times(n), Some(ints(cond)));
     }
-    if scale == 0.0 {
-        return model.forward(x, times(n), Some(ints(uncond)));
-    }
+    let uncond = vec![num_classes as i64; n];
     let both = model.forward(
         Tensor::cat(vec![x.clone(), x], 0),
         times(2 * n),
