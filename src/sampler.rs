@@ -127,11 +127,14 @@ pub fn epoch(
 ) -> Result<Vec<usize>, SamplerError> {
     // Check the shard arguments before drawing a possibly large stream.
     shard(&[], rank, world_size)?;
-    shard(&global(src, seed, epoch)?, rank, world_size)
+    let all = global(src, seed, epoch)?;
+    if world_size == 1 {
+        // One rank's share is the whole stream: no copy of it.
+        return Ok(all);
+    }
+    shard(&all, rank, world_size)
 }
 
-/// Positions of each class's entries, ascending. `u32` halves the memory that the random
-/// member lookups touch; [`global`] refuses longer lists.
 /// How many positions [`epoch`] gives each rank (the padded epoch divided by the world
 /// size), without drawing them: what a `Sampler`'s `__len__` reports.
 /// `entries` is the list's length; `weighted` as in [`Source`] (a list read in order, such
@@ -144,6 +147,8 @@ pub fn epoch_len(entries: usize, weighted: Option<&Weighted>, world_size: usize)
     n.div_ceil(world_size.max(1))
 }
 
+/// Positions of each class's entries, ascending. `u32` halves the memory that the random
+/// member lookups touch; [`global`] refuses longer lists.
 fn members_by_class(labels: &[u32], k: usize) -> Vec<Vec<u32>> {
     let mut m = vec![Vec::new(); k];
     for (i, &l) in labels.iter().enumerate() {
