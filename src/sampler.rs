@@ -216,7 +216,8 @@ impl Alias {
         const BITS: u32 = 53;
         let x = u128::from(s.next_u64() >> (64 - BITS)) * self.prob.len() as u128;
         let col = (x >> BITS) as usize;
-        let coin = (x & ((1 << BITS) - 1)) as f64 * (1.0 / (1u64 << BITS) as f64);
+        // The low 53 bits as u64 first: the same value, and no software u128-to-float.
+        let coin = (x as u64 & ((1 << BITS) - 1)) as f64 * (1.0 / (1u64 << BITS) as f64);
         if coin < self.prob[col] {
             col
         } else {
