@@ -157,7 +157,7 @@ pub struct Sketch {
 const JPEG_SIDE: u32 = 2 * PHASH_SIDE;
 
 /// The size and pHash of an image file's bytes. A JPEG is decoded by libjpeg at the
-/// smallest DCT scale that keeps [`JPEG_SIDE`] pixels a side (1/4 of a 256-pixel photo),
+/// smallest DCT scale that keeps `JPEG_SIDE` (64) pixels a side (1/4 of a 256-pixel photo),
 /// and then resized as any image is: entropy decoding alone is most of a full decode's
 /// cost, and the inverse DCT of frequencies far above the hash's is work the resize averages
 /// away. Reduced to the hash's own 32 pixels, libjpeg's box-like downscale missed one of 400
