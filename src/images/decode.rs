@@ -142,7 +142,7 @@ pub fn decode_resized(bytes: &[u8], size: u32) -> Result<image::RgbImage, Proble
 /// A JPEG decoded by libjpeg at the smallest power-of-two DCT scale that keeps both sides
 /// at or above `min_side` (see [`super::jpeg::sized`]); `None` for any other format and for
 /// a JPEG libjpeg cannot decode cleanly, which [`decode`] then decodes or reports.
-pub fn jpeg_reduced(bytes: &[u8], min_side: u32) -> Option<super::jpeg::Sized> {
+pub fn jpeg_reduced(bytes: &[u8], min_side: u32) -> Option<super::jpeg::Decoded> {
     (image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes))
         .then(|| super::jpeg::sized(bytes, min_side))
         .flatten()

@@ -35,7 +35,7 @@ pub fn rgb(bytes: &[u8], min_side: u32) -> Option<RgbImage> {
 
 /// A JPEG decoded at a reduced scale, with the size of the full image.
 #[derive(Clone, Debug)]
-pub struct Sized {
+pub struct Decoded {
     /// The full image's width and height.
     pub width: u32,
     pub height: u32,
@@ -43,7 +43,7 @@ pub struct Sized {
 }
 
 /// [`rgb`], with the full image's size: what a reduced decode cannot tell from its pixels.
-pub fn sized(bytes: &[u8], min_side: u32) -> Option<Sized> {
+pub fn sized(bytes: &[u8], min_side: u32) -> Option<Decoded> {
     // libjpeg reports errors by calling back into us; the callbacks unwind (the library is
     // compiled with -fexceptions for that), and the unwind ends here.
     panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, min_side)))
@@ -51,7 +51,7 @@ pub fn sized(bytes: &[u8], min_side: u32) -> Option<Sized> {
         .flatten()
 }
 
-fn decode(bytes: &[u8], min_side: u32) -> Option<Sized> {
+fn decode(bytes: &[u8], min_side: u32) -> Option<Decoded> {
     let mut d = Decompress::with_err(error_manager()).from_mem(bytes).ok()?;
     if !matches!(
         d.color_space(),
@@ -69,7 +69,7 @@ fn decode(bytes: &[u8], min_side: u32) -> Option<Sized> {
     let mut pixels = vec![0u8; w.checked_mul(h)?.checked_mul(3)?];
     started.read_scanlines_into(&mut pixels).ok()?;
     started.finish().ok()?;
-    Some(Sized {
+    Some(Decoded {
         width: u32::try_from(width).ok()?,
         height: u32::try_from(height).ok()?,
         image: RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)?,
