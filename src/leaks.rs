@@ -203,17 +203,17 @@ pub fn look_all(paths: &[PathBuf], progress: impl Fn() + Sync) -> Vec<Result<Loo
         })
         .collect();
     let mut same: HashMap<Sketch, usize> = HashMap::new();
-    let mut sizes: HashMap<(u32, u32, bool), usize> = HashMap::new();
+    let mut sizes: std::collections::HashSet<(u32, u32, bool)> = Default::default();
     for q in quick.iter().flatten() {
         *same.entry(*q).or_default() += 1;
-        *sizes.entry((q.width, q.height, q.by_libjpeg)).or_default() += 1;
+        sizes.insert((q.width, q.height, q.by_libjpeg));
     }
     paths
         .par_iter()
         .zip(quick)
         .map(|(path, q)| {
             let q = q?;
-            let twin = same[&q] > 1 || sizes.contains_key(&(q.width, q.height, !q.by_libjpeg));
+            let twin = same[&q] > 1 || sizes.contains(&(q.width, q.height, !q.by_libjpeg));
             let digests = twin
                 .then(|| decode::read(path).and_then(|b| digests(&b)).ok())
                 .flatten();

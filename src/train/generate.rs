@@ -4,8 +4,8 @@
 //! row, in one batched forward pass, and mixes them:
 //! `eps = eps_uncond + s * (eps_cond - eps_uncond)`. As in the user's sampler, a scale of 0
 //! means no guidance: the conditional prediction alone, one forward pass (as does s = 1,
-//! which the formula reduces to). From it the clean image is estimated and clipped to [-1, 1], and the
-//! posterior step of [`NoiseSchedule::posterior`] is taken. The starting noise and every
+//! which the formula reduces to). From it the clean image is estimated and clipped to
+//! [-1, 1], and the posterior step of [`NoiseSchedule::posterior`] is taken. The starting noise and every
 //! step's noise come from the host stream `(seed, "generation", batch)`, so generation is
 //! deterministic for a seed on any backend.
 
