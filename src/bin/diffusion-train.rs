@@ -35,7 +35,15 @@ fn args_with_default_command() -> Vec<std::ffi::OsString> {
     let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
         matches!(
             a,
-            "train" | "generate" | "bench" | "help" | "-h" | "--help" | "-V" | "--version"
+            "train"
+                | "generate"
+                | "export"
+                | "bench"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
         )
     });
     if !named {
@@ -51,6 +59,9 @@ enum Command {
     Train(TrainArgs),
     /// Generate samples per class from a checkpoint (generation section of the config).
     Generate(GenerateArgs),
+    /// Write a checkpoint's weights as safetensors under the user's PyTorch names, with the
+    /// noise-schedule buffers, for their DDPMModel.load_state_dict(strict=True).
+    Export(ExportArgs),
     /// Time training steps of the configured model on random data (one JSON line per batch size).
     Bench(BenchArgs),
 }
@@ -96,6 +107,29 @@ struct TrainArgs {
     /// Continue from this checkpoint (as training.resume with enabled: true).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start from these weights (as training.init_from): a .safetensors file with the
+    /// user's names, or their .pth checkpoint.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The diffusion YAML the checkpoint was trained with (recorded in the file's metadata).
+    #[arg(long)]
+    config: PathBuf,
+    /// A checkpoint written by diffusion-train.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The EMA weights (refused when the checkpoint has none) [default: the EMA when present].
+    #[arg(long, conflicts_with = "raw")]
+    ema: bool,
+    /// The trained weights, not the EMA.
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(clap::Args)]
@@ -187,6 +221,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         out: args.out,
         root: args.root,
         resume: args.resume,
+        init_from: args.init_from,
         options: RunOptions {
             epochs: args.epochs,
             max_steps: args.max_steps,
@@ -245,6 +280,26 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     generate_with(&req, &settings, c.quiet)
 }
 
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let settings = job::load_settings(&args.config, None, None)?;
+    let which = match (args.ema, args.raw) {
+        (true, _) => job::ExportWeights::Ema,
+        (_, true) => job::ExportWeights::Raw,
+        _ => job::ExportWeights::Default,
+    };
+    let e = job::export(&args.config, &settings, &args.checkpoint, &args.out, which)?;
+    out::line(format_args!(
+        "exported {} tensors ({} parameters, {} weights, epoch {} step {}) to {}",
+        e.tensors,
+        e.parameters,
+        if e.ema { "EMA" } else { "trained" },
+        e.epoch,
+        e.step,
+        args.out.display()
+    ))?;
+    Ok(())
+}
+
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let c = args.common;
     let settings = job::load_settings(&c.config, c.device, None)?;
@@ -268,6 +323,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),
+        Command::Export(a) => export(a),
         Command::Bench(a) => bench(a),
     };
     match result {

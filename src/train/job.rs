@@ -9,6 +9,7 @@ use super::error::TrainError;
 use super::schedule::NoiseSchedule;
 use super::settings::{DeviceChoice, TrainSettings};
 use super::state;
+use super::torch_files;
 use super::trainer::{RunOptions, Summary, Trainer};
 use super::unet::UNet;
 use super::visualize;
@@ -25,6 +26,8 @@ pub struct TrainRequest {
     pub root: PathBuf,
     /// `--resume CKPT`: overrides `training.resume`.
     pub resume: Option<PathBuf>,
+    /// `--init-from FILE`: overrides `training.init_from`.
+    pub init_from: Option<PathBuf>,
     pub options: RunOptions,
 }
 
@@ -50,6 +53,15 @@ pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
     if let Some(r) = &req.resume {
         s.training.resume.enabled = true;
         s.training.resume.checkpoint = Some(r.clone());
+    }
+    if let Some(i) = &req.init_from {
+        s.training.init_from = Some(i.clone());
+    }
+    if s.training.resume.enabled && s.training.init_from.is_some() {
+        return Err(TrainError::Mismatch(format!(
+            "{}: training.init_from (or --init-from) cannot be combined with a resume: a resumed run takes its weights from the checkpoint",
+            req.config.display()
+        )));
     }
     Ok(s)
 }
@@ -129,6 +141,19 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             path.display(),
             state.epoch,
             state.step
+        );
+    }
+    if let Some(path) = &s.training.init_from {
+        let imported = torch_files::open(path)?;
+        state = state::init_from(state, &imported)?;
+        log::info!(
+            "initialised the model from {}{}",
+            path.display(),
+            match (&state.ema, &imported.ema) {
+                (Some(_), Some(_)) => " (the EMA from its ema_state_dict)",
+                (Some(_), None) => " (the EMA starts at these weights)",
+                (None, _) => "",
+            }
         );
     }
     let t = Trainer {
@@ -229,4 +254,96 @@ pub fn bench(
         .iter()
         .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup))
         .collect())
+}
+
+/// Which weights of a checkpoint `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportWeights {
+    /// The EMA's when the checkpoint has one, else the trained weights.
+    Default,
+    /// The EMA's; a checkpoint without one is refused.
+    Ema,
+    /// The trained weights.
+    Raw,
+}
+
+/// What `export` wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exported {
+    pub tensors: usize,
+    pub parameters: usize,
+    pub ema: bool,
+    pub epoch: usize,
+    pub step: u64,
+}
+
+/// `diffusion-train export`: a checkpoint's weights under the user's `state_dict` names,
+/// with their noise-schedule buffers, as safetensors their `DDPMModel.load_state_dict`
+/// takes with `strict=True`.
+pub fn export(
+    config: &Path,
+    s: &TrainSettings,
+    checkpoint: &Path,
+    out: &Path,
+    which: ExportWeights,
+) -> Result<Exported, TrainError> {
+    let ck = Checkpoint::load(checkpoint)?;
+    state::check_same_model(&ck.meta, s, checkpoint)?;
+    let has_ema = ck.section("ema").is_some();
+    let ema = match which {
+        ExportWeights::Raw => false,
+        ExportWeights::Default => has_ema,
+        ExportWeights::Ema if has_ema => true,
+        ExportWeights::Ema => {
+            return Err(TrainError::Mismatch(format!(
+                "{}: --ema: the checkpoint has no EMA weights (training.ema.enabled was false); use --raw",
+                checkpoint.display()
+            )))
+        }
+    };
+    let m = &ck.meta;
+    let device = burn::prelude::Device::flex();
+    let model = UNet::new(&m.architecture, m.num_classes, &device);
+    let model = state::load_weights(model, &ck, checkpoint, ema)?;
+    let params = super::unet::state_dict::state_dict(&model);
+    let tensors: Vec<_> = super::unet::state_dict::buffers(&NoiseSchedule::new(&m.diffusion))
+        .into_iter()
+        .chain(params)
+        .collect();
+    let config_text = std::fs::read_to_string(config).map_err(|source| {
+        TrainError::Config(crate::config::ConfigError::Read {
+            path: config.to_owned(),
+            source,
+        })
+    })?;
+    let metadata = [
+        ("format", "pt".to_owned()),
+        ("config", config_text),
+        ("epoch", m.epoch.to_string()),
+        ("step", m.step.to_string()),
+        ("ema", ema.to_string()),
+        (
+            "class_names",
+            serde_json::to_string(&m.class_names).expect("strings"),
+        ),
+        (
+            "tool",
+            format!("diffusion-train {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    torch_files::write_safetensors(out, &tensors, metadata)?;
+    Ok(Exported {
+        tensors: tensors.len(),
+        parameters: tensors
+            .iter()
+            .filter(|t| t.name.starts_with("model."))
+            .map(|t| t.values.len())
+            .sum(),
+        ema,
+        epoch: m.epoch,
+        step: m.step,
+    })
 }

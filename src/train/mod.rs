@@ -33,6 +33,8 @@ pub mod state;
 #[cfg(feature = "train")]
 pub mod step;
 #[cfg(feature = "train")]
+pub mod torch_files;
+#[cfg(feature = "train")]
 pub mod trainer;
 #[cfg(feature = "train")]
 pub mod unet;

@@ -170,6 +170,9 @@ pub struct Training {
     pub validation: Validation,
     pub visualization: Visualization,
     pub resume: Resume,
+    /// `training.init_from` (ours): weights to start from, a `.safetensors` file with the
+    /// user's names or their own `.pth` checkpoint.
+    pub init_from: Option<PathBuf>,
 }
 
 /// `generation`.
@@ -592,6 +595,13 @@ fn training(d: &Doc) -> Result<Training, ConfigError> {
             "required when training.resume.enabled is true",
         ));
     }
+    let init_from = d.opt::<String>("training.init_from")?.map(PathBuf::from);
+    if init_from.is_some() && resume.enabled {
+        return Err(d.invalid(
+            "training.init_from",
+            "cannot be combined with training.resume.enabled: a resumed run takes its weights from the checkpoint",
+        ));
+    }
     Ok(Training {
         epochs,
         optimizer,
@@ -601,6 +611,7 @@ fn training(d: &Doc) -> Result<Training, ConfigError> {
         validation,
         visualization,
         resume,
+        init_from,
     })
 }
 

@@ -15,6 +15,8 @@ use super::error::TrainError;
 use super::optim;
 use super::schedule::learning_rate;
 use super::settings::TrainSettings;
+use super::torch_files::Imported;
+use super::unet::state_dict::{load_state_dict, StateDictError};
 use super::unet::UNet;
 
 /// The model, its optimizer, its average and where the run stands.
@@ -180,16 +182,9 @@ pub fn load_weights(
     load_module(model, bytes, path)
 }
 
-/// Restores `state` from a checkpoint written by [`checkpoint`]. `reset_optimizer` keeps
-/// the fresh optimizer; `reset_scheduler` starts the learning-rate schedule again at the
-/// checkpoint's epoch.
-pub fn restore(
-    state: State,
-    ck: &Checkpoint,
-    path: &Path,
-    s: &TrainSettings,
-) -> Result<State, TrainError> {
-    let m = &ck.meta;
+/// Refuses a checkpoint whose model (architecture, classes, noise schedule) is not the
+/// config's.
+pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), TrainError> {
     let num_classes = s.conditioning.as_ref().map(|c| c.num_classes);
     if m.architecture != s.architecture
         || m.num_classes != num_classes
@@ -206,6 +201,41 @@ pub fn restore(
             num_classes
         )));
     }
+    Ok(())
+}
+
+/// `state` with the weights of a user's file (`training.init_from`): the model's, and
+/// the EMA's from the file's EMA when it has one, else from the model's new weights.
+/// The optimizer and the position stay fresh.
+pub fn init_from(state: State, imported: &Imported) -> Result<State, TrainError> {
+    let err = |e: StateDictError| TrainError::Mismatch(format!("{}: {e}", imported.path.display()));
+    let model = load_state_dict(state.model, imported.model.as_ref()).map_err(err)?;
+    let ema = match (state.ema, &imported.ema) {
+        (Some(e), Some(src)) => Some(Ema {
+            model: load_state_dict(e.model, src.as_ref()).map_err(err)?,
+            decay: e.decay,
+        }),
+        (Some(e), None) => Some(Ema::new(&model, e.decay)),
+        (None, _) => None,
+    };
+    Ok(State {
+        model,
+        ema,
+        ..state
+    })
+}
+
+/// Restores `state` from a checkpoint written by [`checkpoint`]. `reset_optimizer` keeps
+/// the fresh optimizer; `reset_scheduler` starts the learning-rate schedule again at the
+/// checkpoint's epoch.
+pub fn restore(
+    state: State,
+    ck: &Checkpoint,
+    path: &Path,
+    s: &TrainSettings,
+) -> Result<State, TrainError> {
+    let m = &ck.meta;
+    check_same_model(m, s, path)?;
     let r = &s.training.resume;
     let model = load_weights(state.model, ck, path, false)?;
     let optim = match ck.section("optimizer") {

@@ -16,6 +16,8 @@ use burn::tensor::activation::{silu, softmax};
 
 use super::settings::Architecture;
 
+pub mod state_dict;
+
 /// Residual blocks per stage, as in the user's UNet.
 const BLOCKS: usize = 2;
 /// Attention heads.

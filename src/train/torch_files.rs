@@ -1,0 +1,221 @@
+//! Weights files of the user's PyTorch side: safetensors, which `export` writes and
+//! `init_from` reads, and their own `torch.save` checkpoints, which `init_from` reads
+//! (through burn's reader of PyTorch files: pickle inside a zip, never executed).
+//!
+//! Reading is lazy: a tensor's shape is checked against the configured model before its
+//! bytes are read, so a hostile file cannot make us allocate more than the model's size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorInfo, TensorView};
+
+use super::checkpoint::CheckpointError;
+use super::unet::state_dict::{Named, Source};
+use crate::output::AtomicFile;
+
+/// The prefix `torch.compile` puts before every name of a compiled model's `state_dict`;
+/// their EMA loader strips it, and so do we.
+const COMPILED: &str = "_orig_mod.";
+
+fn format_error(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Format {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes `tensors` (f32) and string `metadata` as a safetensors file, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[Named],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .expect("the byte count follows from the shape");
+            (t.name.as_str(), view)
+        })
+        .collect::<Vec<_>>();
+    let encoded = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| format_error(path, format!("cannot encode safetensors: {e}")))?;
+    let write_err = |source| CheckpointError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let file = AtomicFile::create(path).map_err(write_err)?;
+    file.file().write_all(&encoded).map_err(write_err)?;
+    file.commit(true).map_err(write_err)
+}
+
+/// Weights read from a file: the model's, and an EMA's when the file has one (their
+/// checkpoint's `ema_state_dict.shadow`).
+pub struct Imported {
+    pub path: PathBuf,
+    pub model: Box<dyn Source>,
+    pub ema: Option<Box<dyn Source>>,
+}
+
+/// Opens `path`: a `.safetensors` file by its extension, anything else as a `torch.save`
+/// file (their checkpoint dict with `model_state_dict`, or a bare `state_dict`).
+pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
+    let is_safetensors = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if is_safetensors {
+        return Ok(Imported {
+            path: path.to_owned(),
+            model: Box::new(SafetensorsFile::open(path)?),
+            ema: None,
+        });
+    }
+    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| {
+        format_error(
+            path,
+            format!("not a safetensors file (by its name) nor a torch.save file: {e}"),
+        )
+    })?;
+    let mut model = HashMap::new();
+    let mut ema = HashMap::new();
+    let mut bare = HashMap::new();
+    for (name, tensor) in reader.into_tensors() {
+        if let Some(n) = name.strip_prefix("model_state_dict.") {
+            model.insert(n.trim_start_matches(COMPILED).to_owned(), tensor);
+        } else if let Some(n) = name.strip_prefix("ema_state_dict.shadow.") {
+            ema.insert(n.trim_start_matches(COMPILED).to_owned(), tensor);
+        } else {
+            bare.insert(name.trim_start_matches(COMPILED).to_owned(), tensor);
+        }
+    }
+    let model = if !model.is_empty() {
+        model
+    } else if bare.keys().any(|k| k.starts_with("model.")) {
+        bare
+    } else {
+        return Err(format_error(
+            path,
+            "no model_state_dict and no model.* tensors: expected the user's checkpoint or a state_dict",
+        ));
+    };
+    Ok(Imported {
+        path: path.to_owned(),
+        model: Box::new(PthTensors(model)),
+        ema: (!ema.is_empty()).then(|| Box::new(PthTensors(ema)) as Box<dyn Source>),
+    })
+}
+
+fn f32_values(bytes: &[u8], f64_wide: bool, le: bool) -> Vec<f32> {
+    let conv4 = |c: &[u8]| {
+        let b = c.try_into().expect("4 bytes");
+        if le {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_ne_bytes(b)
+        }
+    };
+    let conv8 = |c: &[u8]| {
+        let b = c.try_into().expect("8 bytes");
+        (if le {
+            f64::from_le_bytes(b)
+        } else {
+            f64::from_ne_bytes(b)
+        }) as f32
+    };
+    if f64_wide {
+        bytes.chunks_exact(8).map(conv8).collect()
+    } else {
+        bytes.chunks_exact(4).map(conv4).collect()
+    }
+}
+
+const DTYPE_HINT: &str =
+    "expected float32 (or float64) weights; convert the model with .float() before saving";
+
+/// The tensors of a `torch.save` file, by their names in the `state_dict`.
+struct PthTensors(HashMap<String, pytorch_reader::Tensor>);
+
+impl Source for PthTensors {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.0.get(name).map(|t| t.shape().to_vec())
+    }
+    fn values(&self, name: &str) -> Result<Vec<f32>, String> {
+        use pytorch_reader::DType;
+        let t = self.0.get(name).ok_or("absent")?;
+        let wide = match t.dtype() {
+            DType::F32 => false,
+            DType::F64 => true,
+            other => return Err(format!("dtype {other:?}; {DTYPE_HINT}")),
+        };
+        // The reader returns native-endian bytes.
+        Ok(f32_values(
+            &t.read().map_err(|e| e.to_string())?,
+            wide,
+            false,
+        ))
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+/// A safetensors file, mapped; its header is parsed and validated (offsets within the
+/// file, sizes matching shapes) by the format's own crate.
+struct SafetensorsFile {
+    map: memmap2::Mmap,
+    data_start: usize,
+    infos: HashMap<String, TensorInfo>,
+}
+
+impl SafetensorsFile {
+    fn open(path: &Path) -> Result<SafetensorsFile, CheckpointError> {
+        let read_err = |source| CheckpointError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(read_err)?;
+        // SAFETY: the map is read-only and private to this process; a file truncated
+        // under us would fault, as any reader of a file being rewritten may.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read_err)?;
+        let (header, meta) = safetensors::SafeTensors::read_metadata(&map)
+            .map_err(|e| format_error(path, format!("not a safetensors file: {e}")))?;
+        let infos = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        Ok(SafetensorsFile {
+            map,
+            data_start: 8 + header,
+            infos,
+        })
+    }
+}
+
+impl Source for SafetensorsFile {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.infos.get(name).map(|i| i.shape.clone())
+    }
+    fn values(&self, name: &str) -> Result<Vec<f32>, String> {
+        let info = self.infos.get(name).ok_or("absent")?;
+        let wide = match info.dtype {
+            Dtype::F32 => false,
+            Dtype::F64 => true,
+            other => return Err(format!("dtype {other:?}; {DTYPE_HINT}")),
+        };
+        let (a, b) = info.data_offsets;
+        let bytes = &self.map[self.data_start + a..self.data_start + b];
+        Ok(f32_values(bytes, wide, true))
+    }
+    fn names(&self) -> Vec<String> {
+        self.infos.keys().cloned().collect()
+    }
+}
