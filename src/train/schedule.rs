@@ -30,7 +30,8 @@ impl NoiseSchedule {
     /// - quadratic: `linspace(sqrt(beta_start), sqrt(beta_end), T)^2`;
     /// - sigmoid: `sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start`;
     /// - cosine (Nichol and Dhariwal 2021, s = 0.008): `f(t) = cos((t/T + s) / (1 + s) * pi/2)^2`,
-    ///   `beta_t = min(1 - f(t+1)/f(t), 0.999)`; beta_start and beta_end are not used.
+    ///   `beta_t = clip(1 - f(t+1)/f(t), 1e-4, 0.9999)` (the user's bounds: the first and
+    ///   last steps are clipped); beta_start and beta_end are not used.
     pub fn new(d: &Diffusion) -> NoiseSchedule {
         let t = d.num_timesteps;
         let betas: Vec<f64> = match d.beta_schedule {
@@ -51,7 +52,7 @@ impl NoiseSchedule {
                         .powi(2)
                 };
                 (0..t)
-                    .map(|i| (1.0 - f(i + 1) / f(i)).clamp(0.0, 0.999))
+                    .map(|i| (1.0 - f(i + 1) / f(i)).clamp(1e-4, 0.9999))
                     .collect()
             }
         };
@@ -169,13 +170,19 @@ mod tests {
         let t = 1000;
         let s = NoiseSchedule::new(&diffusion(BetaSchedule::Cosine, t));
         let f = |i: f64| (((i / t as f64) + 0.008) / 1.008 * PI / 2.0).cos().powi(2);
-        for i in [0, 1, 10, 500, 998] {
-            let expect = (1.0 - f(i as f64 + 1.0) / f(i as f64)).min(0.999);
+        for i in [20, 500, 998] {
+            let expect = 1.0 - f(i as f64 + 1.0) / f(i as f64);
             assert!(close(s.betas[i], expect), "{i}");
         }
-        assert_eq!(s.betas[999], 0.999, "the last step is clipped");
-        // Without clipping, alpha_bar_t is f(t+1)/f(0) exactly.
-        assert!(close(s.alphas_cumprod[100], f(101.0) / f(0.0)));
+        // The user's bounds: the first steps (4.1e-5 to 9.96e-5 unclipped, t = 0..=12)
+        // are raised to 1e-4, the last (1 - 0) lowered to 0.9999.
+        assert!((1.0 - f(13.0) / f(12.0)) < 1e-4 && (1.0 - f(14.0) / f(13.0)) > 1e-4);
+        assert!(s.betas[..=12].iter().all(|&b| b == 1e-4));
+        assert!(close(s.betas[13], 1.0 - f(14.0) / f(13.0)));
+        assert_eq!(s.betas[999], 0.9999, "the last step is clipped");
+        // Past the clipped steps, alpha_bar_t is f(t+1)/f(13) times their product.
+        let first = (1.0f64 - 1e-4).powi(13);
+        assert!(close(s.alphas_cumprod[100], f(101.0) / f(13.0) * first));
         assert!(s.alphas_cumprod.windows(2).all(|w| w[1] < w[0]));
     }
 
