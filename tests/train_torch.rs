@@ -1,0 +1,337 @@
+//! The trainer against PyTorch itself (tests/python/torch_reference.py, run with the
+//! Python that `BALANCE_SPLIT_TEST_PYTHON` names; scripts/test sets it to its virtual
+//! environment with torch): weights exported to and imported from the user's `DDPMModel`.
+
+#![cfg(feature = "train")]
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::prelude::*;
+
+use balance_split::train::checkpoint::Checkpoint;
+use balance_split::train::state;
+use balance_split::train::torch_files;
+use balance_split::train::unet::state_dict::{load_state_dict, state_dict, Named};
+use balance_split::train::unet::UNet;
+use util::{Dir, Run};
+
+/// The Python with torch; a missing one fails the test, never skips it.
+fn python() -> PathBuf {
+    match std::env::var_os("BALANCE_SPLIT_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "BALANCE_SPLIT_TEST_PYTHON is not set: these tests need a Python with torch, safetensors and tensorboard \
+             (tests/python/requirements.txt); scripts/test sets it to the environment it makes"
+        ),
+    }
+}
+
+/// Runs a subcommand of torch_reference.py and parses its JSON line.
+fn torch(args: &[&str]) -> serde_json::Value {
+    let script = util::repo().join("tests/python/torch_reference.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run the Python of BALANCE_SPLIT_TEST_PYTHON");
+    assert!(
+        out.status.success(),
+        "torch_reference.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("one JSON line")).unwrap()
+}
+
+fn train(dir: &Dir, args: &[&str]) -> Run {
+    util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
+}
+
+/// tiny.yaml's model, as the JSON torch_reference.py builds their DDPMModel from.
+fn tiny_model_json() -> String {
+    serde_json::json!({
+        "architecture": {"image_size": 16, "in_channels": 3, "model_channels": 16,
+                         "channel_multipliers": [1, 2], "use_attention": [false, true]},
+        "diffusion": {"num_timesteps": 100, "beta_schedule": "cosine",
+                      "beta_start": 0.0001, "beta_end": 0.02},
+        "num_classes": 2
+    })
+    .to_string()
+}
+
+fn f32s(n: usize, seed: u32) -> Vec<f32> {
+    // A fixed, portable sequence in [-2, 2): the test's inputs, not a model of noise.
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// Our predicted noise for `x` (`[3, 3, 16, 16]`), `t`, `y`.
+fn predict(model: &UNet, x: &[f32], t: &[f32], y: &[i64]) -> Vec<f32> {
+    let device = Device::flex();
+    let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [3, 3, 16, 16]), &device);
+    let t = Tensor::<1>::from_data(TensorData::new(t.to_vec(), [3]), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [3]), &device);
+    model
+        .forward(x, t, Some(y))
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+fn named(name: &str, shape: &[usize], values: Vec<f32>) -> Named {
+    Named {
+        name: name.into(),
+        shape: shape.to_vec(),
+        values,
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn tiny_unet() -> UNet {
+    let s = balance_split::train::settings::TrainSettings::load(
+        &util::repo().join("configs/examples/tiny.yaml"),
+    )
+    .unwrap();
+    UNet::new(&s.architecture, Some(2), &Device::flex())
+}
+
+fn bits(named: &[Named]) -> Vec<(String, Vec<usize>, Vec<u32>)> {
+    named
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.shape.clone(),
+                n.values.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_trained_model_exported_loads_into_their_ddpm_model_strictly_and_predicts_the_same_noise() {
+    let d = Dir::tiny_project();
+    let args = [
+        "--config",
+        "tiny.yaml",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "3",
+        "--out",
+        "run",
+        "-q",
+    ];
+    train(&d, &args).assert_ok();
+    let r = train(
+        &d,
+        &[
+            "export",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "model.safetensors",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        "exported 172 tensors (235091 parameters, EMA weights, epoch 0 step 3) to model.safetensors\n"
+    );
+
+    // Our prediction on fixed inputs, from the checkpoint's EMA (what was exported).
+    let ck_path = d.join("run/checkpoints/latest.ckpt");
+    let ck = Checkpoint::load(&ck_path).unwrap();
+    let model = state::load_weights(tiny_unet(), &ck, &ck_path, true).unwrap();
+    let x = f32s(3 * 3 * 16 * 16, 1);
+    let (t, y) = ([0.0, 17.0, 99.0], [0, 1, 2]);
+    let eps = predict(&model, &x, &t, &y);
+    let case = d.join("case.safetensors");
+    torch_files::write_safetensors(
+        &case,
+        &[
+            named("x", &[3, 3, 16, 16], x),
+            named("t", &[3], t.to_vec()),
+            named("eps", &[3, 3, 16, 16], eps),
+        ],
+        [("model".to_owned(), tiny_model_json())].into(),
+    )
+    .unwrap();
+    // Labels are int64 in PyTorch; write them beside the float case.
+    let labels = d.join("labels.safetensors");
+    {
+        let bytes: Vec<u8> = y.iter().flat_map(|v: &i64| v.to_le_bytes()).collect();
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &bytes).unwrap();
+        std::fs::write(
+            &labels,
+            safetensors::serialize([("y", view)], None).unwrap(),
+        )
+        .unwrap();
+    }
+    let out = torch(&[
+        "check-export",
+        d.join("model.safetensors").to_str().unwrap(),
+        case.to_str().unwrap(),
+        labels.to_str().unwrap(),
+    ]);
+    assert_eq!(out["keys"], 172);
+    let diff = out["max_abs_diff"].as_f64().unwrap();
+    assert!(diff < 1e-4, "max |eps_torch - eps_ours| = {diff} ({out})");
+    assert!(out["max_abs_eps"].as_f64().unwrap() > 0.1, "{out}");
+    let buffers = out["buffer_max_rel_diff"].as_f64().unwrap();
+    // float32 rounding of their step-by-step computation (measured 7.9e-5, in
+    // sqrt_recip_alphas_cumprod at t = 99); a wrong formula or clip is off by far more.
+    assert!(
+        buffers < 2e-4,
+        "schedule buffers differ by {buffers} of their scale ({out})"
+    );
+}
+
+/// Their checkpoint written by `torch.save`, and its inputs and predictions.
+fn their_pth(d: &Dir, wrong_shape: bool) -> (PathBuf, PathBuf) {
+    let pth = d.join(if wrong_shape { "bad.pth" } else { "theirs.pth" });
+    let case = d.join("their_case.safetensors");
+    let config = tiny_model_json();
+    let mut args = vec![
+        "make-pth",
+        pth.to_str().unwrap(),
+        case.to_str().unwrap(),
+        "--config",
+        &config,
+    ];
+    if wrong_shape {
+        args.push("--wrong-shape");
+    }
+    let out = torch(&args);
+    assert_eq!(out["params"], 235091);
+    (pth, case)
+}
+
+fn case_tensor(case: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(case).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor(name).unwrap();
+    match view.dtype() {
+        safetensors::Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        safetensors::Dtype::I64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn their_pth_gives_our_forward_their_predictions_for_the_model_and_the_ema() {
+    let d = Dir::new();
+    let (pth, case) = their_pth(&d, false);
+    let imported = torch_files::open(&pth).unwrap();
+    let x = case_tensor(&case, "x");
+    let t = case_tensor(&case, "t");
+    let y: Vec<i64> = case_tensor(&case, "y").iter().map(|&v| v as i64).collect();
+
+    let model = load_state_dict(tiny_unet(), imported.model.as_ref()).unwrap();
+    let diff = max_abs_diff(&predict(&model, &x, &t, &y), &case_tensor(&case, "eps"));
+    assert!(diff < 1e-4, "model: {diff}");
+
+    let ema = imported.ema.as_ref().expect("their ema_state_dict.shadow");
+    let ema_model = load_state_dict(tiny_unet(), ema.as_ref()).unwrap();
+    let diff = max_abs_diff(
+        &predict(&ema_model, &x, &t, &y),
+        &case_tensor(&case, "eps_ema"),
+    );
+    assert!(diff < 1e-4, "ema: {diff}");
+
+    // The two directions composed: their tensors, imported then exported, bit for bit.
+    let theirs: Vec<Named> = state_dict(&model)
+        .iter()
+        .map(|n| named(&n.name, &n.shape, imported.model.values(&n.name).unwrap()))
+        .collect();
+    assert_eq!(bits(&state_dict(&model)), bits(&theirs));
+    // And ours, exported as safetensors then imported.
+    let st = d.join("ours.safetensors");
+    torch_files::write_safetensors(&st, &state_dict(&ema_model), Default::default()).unwrap();
+    let back =
+        load_state_dict(tiny_unet(), torch_files::open(&st).unwrap().model.as_ref()).unwrap();
+    assert_eq!(bits(&state_dict(&back)), bits(&state_dict(&ema_model)));
+}
+
+#[test]
+fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
+    let d = Dir::tiny_project();
+    let (pth, _) = their_pth(&d, false);
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "run",
+            "--init-from",
+            pth.to_str().unwrap(),
+        ],
+    );
+    r.assert_ok();
+    let log = d.read("run/logs/train.log");
+    assert!(
+        log.contains(&format!(
+            "initialised the model from {} (the EMA from its ema_state_dict)",
+            pth.display()
+        )),
+        "{log}"
+    );
+
+    let (bad, _) = their_pth(&d, true);
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "run2",
+            "-q",
+            "--init-from",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        format!(
+            "error: {}: model.downs.0.resblocks.0.conv1.weight: expected shape [16, 16, 3, 3] for the configured model, found [17, 16, 3, 3]",
+            bad.display()
+        )
+    );
+    assert!(!d.exists("run2/checkpoints"));
+}
