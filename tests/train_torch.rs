@@ -335,3 +335,122 @@ fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
     );
     assert!(!d.exists("run2/checkpoints"));
 }
+
+#[test]
+fn plateau_gives_torchs_learning_rates_epoch_by_epoch() {
+    use balance_split::train::plateau::{Plateau, PlateauState};
+    let losses = [
+        1.0,
+        0.9,
+        0.95,
+        0.9,
+        0.8999,
+        0.91,
+        0.92,
+        0.7,
+        0.7,
+        0.7,
+        0.7,
+        0.71,
+        0.69,
+        0.7,
+        0.7,
+        0.7,
+        0.7,
+        0.7,
+        0.7,
+        0.5,
+        f64::NAN,
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+        0.4,
+    ];
+    let cases: [(&str, Plateau); 4] = [
+        ("{}", Plateau::default()),
+        (
+            r#"{"patience": 1}"#,
+            Plateau {
+                patience: 1,
+                ..Plateau::default()
+            },
+        ),
+        (
+            r#"{"mode": "max", "factor": 0.5, "patience": 2, "threshold": 0.01, "threshold_mode": "abs", "cooldown": 1, "min_lr": 0.0002}"#,
+            Plateau {
+                maximize: true,
+                factor: 0.5,
+                patience: 2,
+                threshold: 0.01,
+                absolute: true,
+                cooldown: 1,
+                min_lr: 0.0002,
+                ..Plateau::default()
+            },
+        ),
+        (
+            r#"{"factor": 0.3, "patience": 0, "threshold": 0.05, "cooldown": 2, "eps": 0.0005}"#,
+            Plateau {
+                factor: 0.3,
+                patience: 0,
+                threshold: 0.05,
+                cooldown: 2,
+                eps: 0.0005,
+                ..Plateau::default()
+            },
+        ),
+    ];
+    // Python's json reads NaN.
+    let json = format!(
+        "[{}]",
+        losses
+            .iter()
+            .map(|l| if l.is_nan() {
+                "NaN".into()
+            } else {
+                l.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (options, p) in cases {
+        let theirs: Vec<f64> = serde_json::from_value(
+            torch(&[
+                "plateau",
+                "--losses",
+                &json,
+                "--lr",
+                "0.001",
+                "--options",
+                options,
+            ])["lrs"]
+                .clone(),
+        )
+        .unwrap();
+        let mut state = PlateauState::new(0.001);
+        let ours: Vec<f64> = losses
+            .iter()
+            .map(|&l| {
+                state.step(&p, l);
+                state.lr
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{options}");
+        assert!(theirs.last() < theirs.first(), "{options}: the rate fell");
+    }
+}

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::plateau::PlateauState;
 use super::settings::{Architecture, Diffusion};
 use crate::output::AtomicFile;
 
@@ -64,6 +65,9 @@ pub struct Meta {
     pub schedule_start: usize,
     /// Lowest validation loss seen so far (for `save_best_only`).
     pub best_val_loss: Option<f64>,
+    /// The `plateau` scheduler's state (absent in other runs and older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<PlateauState>,
 }
 
 /// A parsed checkpoint.
@@ -255,6 +259,7 @@ mod tests {
                 },
                 schedule_start: 0,
                 best_val_loss: None,
+                plateau: None,
             },
             sections: vec![("model".into(), vec![1, 2, 3]), ("ema".into(), vec![])],
         }

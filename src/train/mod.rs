@@ -11,6 +11,7 @@ pub mod draws;
 pub mod error;
 pub mod grid;
 pub mod metrics;
+pub mod plateau;
 pub mod schedule;
 pub mod settings;
 

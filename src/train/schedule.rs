@@ -121,6 +121,8 @@ pub fn learning_rate(base: f64, s: &Scheduler, epoch: usize) -> f64 {
             eta_min + (base - eta_min) * (1.0 + (PI * epoch as f64 / t_max as f64).cos()) / 2.0
         }
         Scheduler::Step { step_size, gamma } => base * gamma.powi((epoch / step_size) as i32),
+        // Not a function of the epoch: the state's rate (`PlateauState`) is the one used.
+        Scheduler::Plateau(_) => base,
     }
 }
 

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
+use super::plateau::{Plateau, KEYS as PLATEAU_KEYS};
 use crate::config::{ConfigError, SeedSetting};
 use crate::images::settings::PipelineSettings;
 
@@ -115,6 +116,9 @@ pub enum Scheduler {
         step_size: usize,
         gamma: f64,
     },
+    /// `ReduceLROnPlateau(**the other keys)`, stepped on the epoch's validation loss
+    /// (the training loss when validation did not run).
+    Plateau(Plateau),
 }
 
 /// `training.checkpointing`.
@@ -635,15 +639,58 @@ fn scheduler(d: &Doc, epochs: usize) -> Result<Scheduler, ConfigError> {
             step_size: d.positive(&format!("{s}.step_size"), 30)?,
             gamma: d.number(&format!("{s}.gamma"), 0.1, 0.0, 1.0)?,
         }),
-        Some("plateau") => Err(d.invalid(
-            &format!("{s}.type"),
-            "plateau is not supported by diffusion-train yet; use cosine, step or null",
-        )),
+        Some("plateau") => plateau(d, s).map(Scheduler::Plateau),
         Some(other) => Err(d.invalid(
             &format!("{s}.type"),
             format!("expected cosine, step, plateau or null, found {other:?}"),
         )),
     }
+}
+
+/// `ReduceLROnPlateau`'s arguments, which the user's code passes from every key of the
+/// section but `type`: one it does not take fails there with a `TypeError`, here up front.
+fn plateau(d: &Doc, s: &str) -> Result<Plateau, ConfigError> {
+    if let Some(Value::Mapping(m)) = d.value(s) {
+        for k in m.keys() {
+            let name = k.as_str().unwrap_or_default();
+            if name != "type" && !PLATEAU_KEYS.contains(&name) {
+                return Err(d.invalid(
+                    &format!("{s}.{name}"),
+                    format!(
+                        "not an argument of ReduceLROnPlateau (type: plateau takes {})",
+                        PLATEAU_KEYS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let default = Plateau::default();
+    let choice = |key: &str, a: &str, b: &str| -> Result<bool, ConfigError> {
+        let k = format!("{s}.{key}");
+        match d.opt::<String>(&k)? {
+            None => Ok(false),
+            Some(v) if v == a => Ok(false),
+            Some(v) if v == b => Ok(true),
+            Some(v) => Err(d.invalid(&k, format!("expected {a} or {b}, found {v:?}"))),
+        }
+    };
+    let factor = d.number(&format!("{s}.factor"), default.factor, 0.0, 1.0)?;
+    if factor >= 1.0 {
+        return Err(d.invalid(
+            &format!("{s}.factor"),
+            "expected a number below 1 (ReduceLROnPlateau refuses 1 and above), found 1",
+        ));
+    }
+    Ok(Plateau {
+        maximize: choice("mode", "min", "max")?,
+        factor,
+        patience: d.get(&format!("{s}.patience"), default.patience)?,
+        threshold: d.number(&format!("{s}.threshold"), default.threshold, 0.0, f64::MAX)?,
+        absolute: choice("threshold_mode", "rel", "abs")?,
+        cooldown: d.get(&format!("{s}.cooldown"), default.cooldown)?,
+        min_lr: d.number(&format!("{s}.min_lr"), default.min_lr, 0.0, f64::MAX)?,
+        eps: d.number(&format!("{s}.eps"), default.eps, 0.0, f64::MAX)?,
+    })
 }
 
 fn generation(d: &Doc, cond: Option<&Conditioning>) -> Result<Generation, ConfigError> {

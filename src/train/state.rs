@@ -13,8 +13,9 @@ use super::data::TrainData;
 use super::ema::Ema;
 use super::error::TrainError;
 use super::optim;
+use super::plateau::PlateauState;
 use super::schedule::learning_rate;
-use super::settings::TrainSettings;
+use super::settings::{Scheduler, TrainSettings};
 use super::torch_files::Imported;
 use super::unet::state_dict::{load_state_dict, StateDictError};
 use super::unet::UNet;
@@ -31,11 +32,22 @@ pub struct State {
     /// The epoch the learning-rate schedule counts from (moved by `reset_scheduler`).
     pub schedule_start: usize,
     pub best_val_loss: Option<f64>,
+    /// The `plateau` scheduler's state, when it is the configured one.
+    pub plateau: Option<PlateauState>,
+}
+
+/// A fresh plateau state when `plateau` is the configured scheduler.
+fn fresh_plateau(s: &TrainSettings) -> Option<PlateauState> {
+    matches!(s.training.scheduler, Scheduler::Plateau(_))
+        .then(|| PlateauState::new(s.training.optimizer.learning_rate))
 }
 
 impl State {
     /// The learning rate of epoch `epoch`.
     pub fn learning_rate(&self, s: &TrainSettings, epoch: usize) -> f64 {
+        if let Some(p) = &self.plateau {
+            return p.lr;
+        }
         learning_rate(
             s.training.optimizer.learning_rate,
             &s.training.scheduler,
@@ -100,6 +112,7 @@ pub fn fresh(s: &TrainSettings, seed: u64, device: &Device) -> State {
         step: 0,
         schedule_start: 0,
         best_val_loss: None,
+        plateau: fresh_plateau(s),
     }
 }
 
@@ -158,6 +171,7 @@ pub fn checkpoint(
             diffusion: s.diffusion.clone(),
             schedule_start: state.schedule_start,
             best_val_loss: state.best_val_loss,
+            plateau: state.plateau.clone(),
         },
         sections,
     }
@@ -266,5 +280,10 @@ pub fn restore(
             m.schedule_start
         },
         best_val_loss: m.best_val_loss,
+        // A run that switched to plateau, or reset its scheduler, starts it afresh.
+        plateau: match (&m.plateau, fresh_plateau(s)) {
+            (Some(p), Some(_)) if !r.reset_scheduler => Some(p.clone()),
+            (_, fresh) => fresh,
+        },
     })
 }

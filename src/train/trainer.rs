@@ -15,7 +15,7 @@ use super::data::TrainData;
 use super::error::TrainError;
 use super::metrics::{Metrics, Row};
 use super::schedule::NoiseSchedule;
-use super::settings::TrainSettings;
+use super::settings::{Scheduler, TrainSettings};
 use super::state::{checkpoint, State};
 use super::step::{step_inputs, train_step, validate};
 use super::visualize;
@@ -184,6 +184,17 @@ impl Trainer<'_> {
                 if state.best_val_loss.is_none_or(|b| overall < b) {
                     state.best_val_loss = Some(overall);
                     improved = true;
+                }
+            }
+            if let (Scheduler::Plateau(p), Some(plateau), false) =
+                (&s.training.scheduler, state.plateau.as_mut(), stopped)
+            {
+                // As their loop: the validation loss when it ran, else the training loss
+                // (their training loss is the objective, class-weighted or not).
+                let before = plateau.lr;
+                plateau.step(p, row.val_loss.unwrap_or(row.weighted_loss));
+                if plateau.lr < before {
+                    log::info!("plateau: learning rate {before:.3e} -> {:.3e}", plateau.lr);
                 }
             }
             metrics.write(&row)?;

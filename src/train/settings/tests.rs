@@ -105,8 +105,16 @@ fn every_bad_value_names_its_key() {
             "c.yaml: training.optimizer.type: expected adam or adamw, found \"sgd\"",
         ),
         (
-            "training:\n  scheduler:\n    type: plateau\n",
-            "c.yaml: training.scheduler.type: plateau is not supported by diffusion-train yet; use cosine, step or null",
+            "training:\n  scheduler:\n    type: plateau\n    T_max: auto\n",
+            "c.yaml: training.scheduler.T_max: not an argument of ReduceLROnPlateau (type: plateau takes mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps)",
+        ),
+        (
+            "training:\n  scheduler:\n    type: plateau\n    mode: lowest\n",
+            "c.yaml: training.scheduler.mode: expected min or max, found \"lowest\"",
+        ),
+        (
+            "training:\n  scheduler:\n    type: plateau\n    factor: 1.0\n",
+            "c.yaml: training.scheduler.factor: expected a number below 1 (ReduceLROnPlateau refuses 1 and above), found 1",
         ),
         (
             "compute:\n  device: tpu\n",
@@ -186,4 +194,28 @@ fn schedulers_and_intervals() {
     let s = parse("training:\n  visualization:\n    log_images_interval: null\n    log_denoising_interval: 0\n").unwrap();
     assert_eq!(s.training.visualization.log_images_interval, None);
     assert_eq!(s.training.visualization.log_denoising_interval, None);
+}
+
+#[test]
+fn plateau_takes_reduce_lr_on_plateaus_defaults_and_arguments() {
+    use crate::train::plateau::Plateau;
+    let s = parse("training:\n  scheduler:\n    type: plateau\n").unwrap();
+    assert_eq!(s.training.scheduler, Scheduler::Plateau(Plateau::default()));
+    let s = parse(
+        "training:\n  scheduler:\n    type: Plateau\n    mode: max\n    factor: 0.5\n    patience: 3\n    threshold: 0.01\n    threshold_mode: abs\n    cooldown: 2\n    min_lr: 1.0e-6\n    eps: 0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.training.scheduler,
+        Scheduler::Plateau(Plateau {
+            maximize: true,
+            factor: 0.5,
+            patience: 3,
+            threshold: 0.01,
+            absolute: true,
+            cooldown: 2,
+            min_lr: 1e-6,
+            eps: 0.0,
+        })
+    );
 }
