@@ -10,9 +10,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use balance_split::train::ema::Ema;
-use balance_split::train::generate::{guided_eps, sample_with, Request};
+use balance_split::train::generate::{abs_quantile, guided_eps, sample_with, threshold, Request};
 use balance_split::train::schedule::NoiseSchedule;
-use balance_split::train::settings::{Architecture, BetaSchedule, Diffusion};
+use balance_split::train::settings::{Architecture, BetaSchedule, Diffusion, Threshold};
 use balance_split::train::unet::UNet;
 
 fn values(t: Tensor<4>) -> Vec<f32> {
@@ -31,7 +31,11 @@ fn the_exact_noise_predictor_samples_the_data_point() {
     // Data = one fixed image c. Its exact noise predictor is
     // eps(x_t, t) = (x_t - sqrt(a_t) c) / sqrt(1 - a_t); ancestral sampling must end at c.
     let device = Device::flex();
-    for kind in [BetaSchedule::Cosine, BetaSchedule::Linear] {
+    let thresholds = [Threshold::Clip, Threshold::Dynamic { percentile: 0.995 }];
+    for (kind, threshold) in [BetaSchedule::Cosine, BetaSchedule::Linear]
+        .into_iter()
+        .flat_map(|k| thresholds.map(|t| (k, t)))
+    {
         let schedule = NoiseSchedule::new(&Diffusion {
             num_timesteps: 200,
             beta_schedule: kind,
@@ -46,6 +50,7 @@ fn the_exact_noise_predictor_samples_the_data_point() {
             labels: &[0, 1],
             num_classes: 2,
             guidance_scale: 1.0,
+            threshold,
             channels: 3,
             size: 4,
             seed: 9,
@@ -63,7 +68,7 @@ fn the_exact_noise_predictor_samples_the_data_point() {
         );
         assert!(
             max_diff(&out, &c) < 1e-3,
-            "{kind:?}: {}",
+            "{kind:?} {threshold:?}: {}",
             max_diff(&out, &c)
         );
         assert_eq!(snaps.iter().map(|s| s.0).collect::<Vec<_>>(), [199, 0]);
@@ -86,6 +91,7 @@ fn sampling_is_deterministic_for_a_seed() {
             labels: &[0],
             num_classes: 1,
             guidance_scale: 1.0,
+            threshold: Threshold::Dynamic { percentile: 0.995 },
             channels: 1,
             size: 2,
             seed,
@@ -181,4 +187,51 @@ fn ema_follows_its_update_rule() {
     let w = weight(&ema.model);
     assert!(max_diff(&w, &[2.9, 2.0]) < 1e-5, "{w:?}");
     assert_eq!(ema.model.num_params(), model.num_params());
+}
+
+fn t4(values: Vec<f32>, shape: [usize; 4]) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn the_quantile_interpolates_linearly_between_order_statistics_per_sample() {
+    // |x| sorted: [1, 2, 3, 4] and [0, 0, 5, 10]; rank q (n - 1).
+    let x = t4(
+        vec![-3.0, 1.0, 2.0, -4.0, 0.0, 10.0, -5.0, 0.0],
+        [2, 1, 2, 2],
+    );
+    assert_eq!(floats(abs_quantile(x.clone(), 0.5)), [2.5, 2.5]);
+    assert_eq!(floats(abs_quantile(x.clone(), 1.0)), [4.0, 10.0]);
+    assert_eq!(floats(abs_quantile(x.clone(), 0.0)), [1.0, 0.0]);
+    // rank 0.9 * 3 = 2.7: 3 + 0.7 (4 - 3), 5 + 0.7 (10 - 5).
+    let q = floats(abs_quantile(x, 0.9));
+    assert!(
+        (q[0] - 3.7).abs() < 1e-6 && (q[1] - 8.5).abs() < 1e-6,
+        "{q:?}"
+    );
+}
+
+#[test]
+fn dynamic_thresholding_rescales_a_sample_beyond_one_and_leaves_others_alone() {
+    // Sample 0 within [-1, 1]: s = 1, unchanged. Sample 1: |x| up to 4, q = 1 gives s = 4:
+    // divided by 4. A percentile below the maximum clips the largest value to s first.
+    let x = t4(
+        vec![0.5, -1.0, 0.25, 0.0, 2.0, -4.0, 1.0, 0.0],
+        [2, 1, 2, 2],
+    );
+    let dynamic = |p| floats(threshold(x.clone(), Threshold::Dynamic { percentile: p }));
+    assert_eq!(dynamic(1.0), [0.5, -1.0, 0.25, 0.0, 0.5, -1.0, 0.25, 0.0]);
+    // q = 2/3: rank 2 of sorted [0, 1, 2, 4] is 2: s = 2; -4 clipped to -2, then / 2.
+    let out = dynamic(2.0 / 3.0);
+    let want = [0.5, -1.0, 0.25, 0.0, 1.0, -1.0, 0.5, 0.0];
+    assert!(
+        out.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{out:?}"
+    );
+    let clipped = floats(threshold(x, Threshold::Clip));
+    assert_eq!(clipped, [0.5, -1.0, 0.25, 0.0, 1.0, -1.0, 1.0, 0.0]);
 }

@@ -454,3 +454,30 @@ fn plateau_gives_torchs_learning_rates_epoch_by_epoch() {
         assert!(theirs.last() < theirs.first(), "{options}: the rate fell");
     }
 }
+
+#[test]
+fn the_dynamic_threshold_quantile_is_torchs() {
+    use balance_split::train::generate::abs_quantile;
+    let d = Dir::new();
+    // Spread out like an early x0 estimate (|x| up to 6), and one sample of ties.
+    let mut x: Vec<f32> = f32s(4 * 3 * 40 * 40, 5).iter().map(|v| v * 3.0).collect();
+    x[3 * 4800..].iter_mut().for_each(|v| *v = v.round());
+    let case = d.join("x.safetensors");
+    torch_files::write_safetensors(
+        &case,
+        &[named("x", &[4, 3, 40, 40], x.clone())],
+        Default::default(),
+    )
+    .unwrap();
+    for q in [0.995, 0.5, 0.9, 1.0] {
+        let theirs: Vec<f32> = serde_json::from_value(
+            torch(&["quantile", case.to_str().unwrap(), "--q", &q.to_string()])["quantiles"]
+                .clone(),
+        )
+        .unwrap();
+        let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [4, 3, 40, 40]), &Device::flex());
+        let ours = abs_quantile(t, q).into_data().try_to_vec::<f32>().unwrap();
+        let diff = max_abs_diff(&ours, &theirs);
+        assert!(diff <= 1e-6 * 6.0, "q {q}: ours {ours:?}, torch {theirs:?}");
+    }
+}

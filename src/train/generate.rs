@@ -4,8 +4,9 @@
 //! row, in one batched forward pass, and mixes them:
 //! `eps = eps_uncond + s * (eps_cond - eps_uncond)`. As in the user's sampler, a scale of 0
 //! means no guidance: the conditional prediction alone, one forward pass (as does s = 1,
-//! which the formula reduces to). From it the clean image is estimated and clipped to
-//! [-1, 1], and the posterior step of [`NoiseSchedule::posterior`] is taken. The starting noise and every
+//! which the formula reduces to). From it the clean image is estimated and, by default,
+//! dynamically thresholded as the user's sampler does ([`Threshold`]), and the posterior
+//! step of [`NoiseSchedule::posterior`] is taken. The starting noise and every
 //! step's noise come from the host stream `(seed, "generation", batch)`, so generation is
 //! deterministic for a seed on any backend.
 
@@ -14,6 +15,7 @@ use burn::prelude::*;
 use crate::rng::{Purpose, Stream};
 
 use super::schedule::NoiseSchedule;
+use super::settings::Threshold;
 use super::unet::UNet;
 
 /// The guided noise estimate for `x` at timestep `t`. `labels` `None` (or an
@@ -52,12 +54,44 @@ pub fn guided_eps(
     eps_u.clone() + (eps_c - eps_u).mul_scalar(scale)
 }
 
+/// `torch.quantile(|x|.flatten(1), q, dim=1)`: per sample, the linear interpolation
+/// between the two order statistics around rank `q (n - 1)`, as torch's default
+/// `interpolation="linear"`. `[B, C, H, W]` in, `[B, 1]` out.
+pub fn abs_quantile(x: Tensor<4>, q: f64) -> Tensor<2> {
+    let [b, c, h, w] = x.dims();
+    let n = c * h * w;
+    let sorted = x.abs().reshape([b, n]).sort(1);
+    let rank = q * (n - 1) as f64;
+    let below = (rank.floor() as usize).min(n - 1);
+    let above = (rank.ceil() as usize).min(n - 1);
+    let weight = rank - below as f64;
+    let lo = sorted.clone().narrow(1, below, 1);
+    let hi = sorted.narrow(1, above, 1);
+    lo.clone() + (hi - lo).mul_scalar(weight)
+}
+
+/// Bounds the estimated clean image `x0` as `threshold` says.
+pub fn threshold(x0: Tensor<4>, threshold: Threshold) -> Tensor<4> {
+    match threshold {
+        Threshold::Clip => x0.clamp(-1.0, 1.0),
+        Threshold::Dynamic { percentile } => {
+            let dims = x0.dims();
+            let s = abs_quantile(x0.clone(), percentile)
+                .clamp_min(1.0)
+                .reshape([dims[0], 1, 1, 1])
+                .expand(dims);
+            x0.min_pair(s.clone()).max_pair(s.clone().neg()).div(s)
+        }
+    }
+}
+
 /// What to generate in one batch.
 pub struct Request<'a> {
     /// One label per sample (ignored by an unconditional model).
     pub labels: &'a [u32],
     pub num_classes: usize,
     pub guidance_scale: f64,
+    pub threshold: Threshold,
     pub channels: usize,
     pub size: usize,
     pub seed: u64,
@@ -114,7 +148,7 @@ pub fn sample_with(
         }
         let e = eps(x.clone(), t);
         let (a, b) = schedule.forward_coefficients(t);
-        let x0 = (x.clone() - e.mul_scalar(b)).div_scalar(a).clamp(-1.0, 1.0);
+        let x0 = threshold((x.clone() - e.mul_scalar(b)).div_scalar(a), req.threshold);
         let (c0, ct, sigma) = schedule.posterior(t);
         let mut next = x0.mul_scalar(c0) + x.mul_scalar(ct);
         if t > 0 {

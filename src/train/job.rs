@@ -225,6 +225,7 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
         classes: &m.class_names,
         seed,
         device: &chosen.device,
+        threshold: s.generation.threshold,
     };
     let title = format!(
         "{}: epoch {}, guidance {}, seed {seed}",

@@ -144,6 +144,17 @@ pub struct Validation {
     pub frequency: usize,
 }
 
+/// How sampling bounds the estimated clean image before each posterior step
+/// (`use_dynamic_threshold`, `dynamic_threshold_percentile`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Threshold {
+    /// Clipped to [-1, 1].
+    Clip,
+    /// Imagen's dynamic thresholding, the user's default: per sample,
+    /// `s = max(1, quantile(|x0|, p))`, then `x0` clipped to [-s, s] and divided by `s`.
+    Dynamic { percentile: f64 },
+}
+
 /// `training.visualization`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Visualization {
@@ -152,6 +163,7 @@ pub struct Visualization {
     pub guidance_scale: f64,
     pub log_images_interval: Option<usize>,
     pub log_denoising_interval: Option<usize>,
+    pub threshold: Threshold,
 }
 
 /// `training.resume`.
@@ -186,6 +198,7 @@ pub struct Generation {
     pub num_samples: usize,
     pub batch_size: usize,
     pub guidance_scale: f64,
+    pub threshold: Threshold,
     pub use_ema: bool,
     pub class_selection: Option<Vec<usize>>,
     pub save_individual: bool,
@@ -583,6 +596,7 @@ fn training(d: &Doc) -> Result<Training, ConfigError> {
         guidance_scale: d.number(&format!("{v}.guidance_scale"), 3.0, 0.0, 100.0)?,
         log_images_interval: d.interval(&format!("{v}.log_images_interval"), Some(50))?,
         log_denoising_interval: d.interval(&format!("{v}.log_denoising_interval"), Some(50))?,
+        threshold: threshold(d, v)?,
     };
     let r = "training.resume";
     let resume = Resume {
@@ -693,6 +707,18 @@ fn plateau(d: &Doc, s: &str) -> Result<Plateau, ConfigError> {
     })
 }
 
+/// `use_dynamic_threshold` (default true, as the user's sampler) and
+/// `dynamic_threshold_percentile` (default 0.995) under `section`: the names of their
+/// sampler's arguments.
+fn threshold(d: &Doc, section: &str) -> Result<Threshold, ConfigError> {
+    if !d.get(&format!("{section}.use_dynamic_threshold"), true)? {
+        return Ok(Threshold::Clip);
+    }
+    let key = format!("{section}.dynamic_threshold_percentile");
+    let percentile = d.number(&key, 0.995, 0.0, 1.0)?;
+    Ok(Threshold::Dynamic { percentile })
+}
+
 fn generation(d: &Doc, cond: Option<&Conditioning>) -> Result<Generation, ConfigError> {
     let g = "generation";
     let class_selection: Option<Vec<usize>> = d.opt(&format!("{g}.sampling.class_selection"))?;
@@ -711,6 +737,7 @@ fn generation(d: &Doc, cond: Option<&Conditioning>) -> Result<Generation, Config
         num_samples: d.positive(&format!("{g}.sampling.num_samples"), 100)?,
         batch_size: d.positive(&format!("{g}.sampling.batch_size"), 50)?,
         guidance_scale: d.number(&format!("{g}.sampling.guidance_scale"), 3.0, 0.0, 100.0)?,
+        threshold: threshold(d, &format!("{g}.sampling"))?,
         use_ema: d.get(&format!("{g}.sampling.use_ema"), true)?,
         class_selection,
         save_individual: d.get(&format!("{g}.output.save_individual"), true)?,

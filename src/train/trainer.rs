@@ -277,6 +277,7 @@ impl Trainer<'_> {
             classes: &self.data.classes,
             seed: self.seed,
             device: &self.device.clone().without_autodiff(),
+            threshold: self.settings.training.visualization.threshold,
         };
         if grid {
             let path = dir.join(format!("samples_epoch_{epoch:04}.png"));

@@ -10,7 +10,7 @@ use super::error::TrainError;
 use super::generate::{self, Request};
 use super::grid::{self, GridRow};
 use super::schedule::NoiseSchedule;
-use super::settings::TrainSettings;
+use super::settings::{Threshold, TrainSettings};
 use super::unet::UNet;
 
 /// A model ready to sample, and what it is sampled for.
@@ -23,6 +23,8 @@ pub struct Context<'a> {
     pub classes: &'a [String],
     pub seed: u64,
     pub device: &'a Device,
+    /// `use_dynamic_threshold` of the section being drawn for.
+    pub threshold: Threshold,
 }
 
 /// Noise streams of training-time pictures count down from the top of the batch
@@ -61,6 +63,7 @@ impl Context<'_> {
                 labels: chunk,
                 num_classes: self.classes.len(),
                 guidance_scale: scale,
+                threshold: self.threshold,
                 channels: a.in_channels,
                 size: a.image_size,
                 seed: self.seed,
@@ -143,6 +146,7 @@ pub fn denoising_strip(
         labels: &labels,
         num_classes: ctx.classes.len(),
         guidance_scale: scale,
+        threshold: ctx.threshold,
         channels: a.in_channels,
         size: a.image_size,
         seed: ctx.seed,

@@ -219,3 +219,24 @@ fn plateau_takes_reduce_lr_on_plateaus_defaults_and_arguments() {
         })
     );
 }
+
+#[test]
+fn sampling_thresholds_dynamically_by_default_as_their_sampler() {
+    let s = parse("").unwrap();
+    let default = Threshold::Dynamic { percentile: 0.995 };
+    assert_eq!(s.generation.threshold, default);
+    assert_eq!(s.training.visualization.threshold, default);
+    let s = parse(
+        "generation:\n  sampling:\n    use_dynamic_threshold: false\ntraining:\n  visualization:\n    dynamic_threshold_percentile: 0.9\n",
+    )
+    .unwrap();
+    assert_eq!(s.generation.threshold, Threshold::Clip);
+    assert_eq!(
+        s.training.visualization.threshold,
+        Threshold::Dynamic { percentile: 0.9 }
+    );
+    assert_eq!(
+        parse("generation:\n  sampling:\n    dynamic_threshold_percentile: 99.5\n").unwrap_err(),
+        "c.yaml: generation.sampling.dynamic_threshold_percentile: expected a number in [0, 1], found 99.5"
+    );
+}
