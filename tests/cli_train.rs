@@ -68,6 +68,40 @@ fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
 }
 
 #[test]
+fn the_users_keys_without_effect_are_logged_once_and_use_amp_is_a_no_op_on_the_cpu() {
+    let d = project();
+    let config = d.read("tiny.yaml")
+        + "logging:\n  console_level: INFO\n  metrics:\n    tensorboard:\n      flush_secs: 30\n";
+    let config = config.replace(
+        "training:\n",
+        "training:\n  performance:\n    use_amp: true\n    compile_model: true\n",
+    );
+    d.write("amp.yaml", &config);
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "amp.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "run",
+            "-q",
+        ],
+    );
+    r.assert_ok();
+    let log = d.read("run/logs/train.log");
+    let ignored = "ignored (no effect in diffusion-train): logging.console_level, logging.metrics.tensorboard.flush_secs, training.performance.compile_model";
+    assert_eq!(log.matches(ignored).count(), 1, "{log}");
+    assert!(
+        log.contains("training.performance.use_amp: true has no effect on the CPU"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_missing_manifest_is_bad_input() {
     let d = project();
     let r = train(

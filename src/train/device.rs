@@ -15,6 +15,8 @@ pub struct Chosen {
     pub description: String,
     /// True for a real GPU (not a software rasteriser such as lavapipe).
     pub gpu: bool,
+    /// True for burn's CPU backend (any wgpu adapter, lavapipe included, is not).
+    pub cpu: bool,
 }
 
 /// wgpu's runtime can be initialised once per process; every later request gets the
@@ -34,6 +36,7 @@ fn wgpu_device() -> Result<Chosen, String> {
                         info.backend, info.name, info.device_type, info.driver, info.driver_info
                     ),
                     gpu: info.device_type != wgpu::DeviceType::Cpu,
+                    cpu: false,
                 }
             })
             .map_err(|e| e.to_string())
@@ -46,6 +49,7 @@ fn cpu() -> Chosen {
         device: Device::flex(),
         description: "CPU (burn Flex backend)".into(),
         gpu: false,
+        cpu: true,
     }
 }
 

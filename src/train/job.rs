@@ -89,6 +89,27 @@ fn choose_device(s: &TrainSettings) -> Result<device::Chosen, TrainError> {
     device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))
 }
 
+/// `training.performance.use_amp: true` is CUDA-only in the user's trainer, so on the CPU
+/// it changes nothing there or here; on a GPU theirs would train in mixed precision, which
+/// diffusion-train does not implement, so it refuses rather than silently train in f32.
+fn check_amp(s: &TrainSettings, chosen: &device::Chosen, config: &Path) -> Result<(), TrainError> {
+    if !s.use_amp {
+        return Ok(());
+    }
+    if chosen.cpu {
+        log::info!("training.performance.use_amp: true has no effect on the CPU (as in the user's trainer, where it applies to CUDA only)");
+        return Ok(());
+    }
+    Err(TrainError::Config(crate::config::ConfigError::Invalid {
+        path: config.to_owned(),
+        key: "training.performance.use_amp".into(),
+        message: format!(
+            "true: mixed precision is not implemented by diffusion-train, which trains in f32 on {}; set it to false (or use --device cpu, where the user's trainer does not use it either)",
+            chosen.description
+        ),
+    }))
+}
+
 /// Runs training as `req` and the config say.
 pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainError> {
     let manifest = manifest_path(req, s)?;
@@ -104,6 +125,13 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     }
     let chosen = choose_device(s)?;
     log::info!("device: {}", chosen.description);
+    check_amp(s, &chosen, &req.config)?;
+    if !s.ignored.is_empty() {
+        log::info!(
+            "ignored (no effect in diffusion-train): {}",
+            s.ignored.join(", ")
+        );
+    }
     let device = chosen.device.autodiff();
     let seed = state::training_seed(s);
     if seed != data.data_seed {
@@ -347,4 +375,34 @@ pub fn export(
         epoch: m.epoch,
         step: m.step,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn use_amp_is_accepted_on_the_cpu_and_refused_on_a_gpu() {
+        let mut s = TrainSettings::parse("", Path::new("c.yaml")).unwrap();
+        let chosen = |cpu: bool| device::Chosen {
+            device: burn::prelude::Device::flex(),
+            description: "wgpu Vulkan adapter \"X\"".into(),
+            gpu: !cpu,
+            cpu,
+        };
+        let config = Path::new("c.yaml");
+        check_amp(&s, &chosen(false), config).unwrap();
+        s.use_amp = true;
+        check_amp(&s, &chosen(true), config).unwrap();
+        assert_eq!(
+            check_amp(&s, &chosen(false), config).unwrap_err().to_string(),
+            "c.yaml: training.performance.use_amp: true: mixed precision is not implemented by diffusion-train, which trains in f32 on wgpu Vulkan adapter \"X\"; set it to false (or use --device cpu, where the user's trainer does not use it either)"
+        );
+        assert_eq!(
+            check_amp(&s, &chosen(false), config)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
 }

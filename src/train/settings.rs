@@ -247,6 +247,49 @@ pub struct TrainSettings {
     pub training: Training,
     pub generation: Generation,
     pub output: Output,
+    /// `logging.metrics.tensorboard`.
+    pub tensorboard: TensorBoard,
+    /// `training.performance.use_amp`: CUDA-only in the user's code; here accepted on
+    /// the CPU (where theirs does not use it either) and refused on a GPU.
+    pub use_amp: bool,
+    /// Keys of the user's file that are valid there and have no effect here, listed once
+    /// in the log so nobody wonders why they did nothing.
+    pub ignored: Vec<String>,
+}
+
+/// `logging.metrics.tensorboard`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorBoard {
+    pub enabled: bool,
+    /// `log_images`: the sample grids and denoising strips as images too.
+    pub images: bool,
+}
+
+/// The user's keys read here; every other key under `logging` and
+/// `training.performance` is theirs alone.
+const USED_ELSEWHERE: [&str; 3] = [
+    "logging.metrics.tensorboard.enabled",
+    "logging.metrics.tensorboard.log_images",
+    "training.performance.use_amp",
+];
+
+/// The dotted leaf keys under `section` that are set and not read here.
+fn ignored_keys(d: &Doc, section: &str, out: &mut Vec<String>) {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    let key = format!("{prefix}.{}", k.as_str().unwrap_or("?"));
+                    walk(v, &key, out);
+                }
+            }
+            _ if USED_ELSEWHERE.contains(&prefix) => {}
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    if let Some(v) = d.value(section) {
+        walk(v, section, out);
+    }
 }
 
 /// A view of the YAML tree that reads typed values by dotted key and words every failure
@@ -399,6 +442,14 @@ impl TrainSettings {
             generated: sub("generated")?,
             base_dir: base.clone(),
         };
+        let tensorboard = TensorBoard {
+            enabled: d.get("logging.metrics.tensorboard.enabled", false)?,
+            images: d.get("logging.metrics.tensorboard.log_images", true)?,
+        };
+        let use_amp = d.get("training.performance.use_amp", false)?;
+        let mut ignored = Vec::new();
+        ignored_keys(&d, "logging", &mut ignored);
+        ignored_keys(&d, "training.performance", &mut ignored);
         Ok(TrainSettings {
             seed,
             device,
@@ -411,6 +462,9 @@ impl TrainSettings {
             training,
             generation,
             output,
+            tensorboard,
+            use_amp,
+            ignored,
         })
     }
 }

@@ -240,3 +240,36 @@ fn sampling_thresholds_dynamically_by_default_as_their_sampler() {
         "c.yaml: generation.sampling.dynamic_threshold_percentile: expected a number in [0, 1], found 99.5"
     );
 }
+
+#[test]
+fn the_users_keys_without_effect_here_are_listed_and_use_amp_and_tensorboard_read() {
+    let text = include_str!("../../../configs/diffusion.yaml");
+    let s = TrainSettings::parse(text, Path::new("diffusion.yaml")).unwrap();
+    assert_eq!(
+        s.ignored,
+        [
+            "logging.console_level",
+            "logging.file_level",
+            "logging.format",
+            "logging.date_format",
+            "logging.timezone",
+            "logging.metrics.csv.enabled",
+            "logging.metrics.tensorboard.flush_secs",
+            "logging.metrics.tensorboard.log_histograms",
+            "logging.metrics.tensorboard.log_graph",
+            "training.performance.use_tf32",
+            "training.performance.cudnn_benchmark",
+            "training.performance.compile_model",
+        ]
+    );
+    assert!(s.use_amp);
+    assert_eq!(
+        s.tensorboard,
+        TensorBoard {
+            enabled: true,
+            images: true
+        }
+    );
+    let s = parse("").unwrap();
+    assert!(s.ignored.is_empty() && !s.use_amp && !s.tensorboard.enabled);
+}
