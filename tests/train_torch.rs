@@ -481,3 +481,120 @@ fn the_dynamic_threshold_quantile_is_torchs() {
         assert!(diff <= 1e-6 * 6.0, "q {q}: ours {ours:?}, torch {theirs:?}");
     }
 }
+
+/// The metrics CSV as `(tag, [(step, value)])` in TensorBoard's names.
+fn csv_series(csv: &str) -> std::collections::BTreeMap<String, Vec<(u64, f32)>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut out = std::collections::BTreeMap::<String, Vec<(u64, f32)>>::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let epoch: u64 = f[0].parse().unwrap();
+        for (name, v) in header.iter().zip(&f).skip(2) {
+            if v.is_empty() {
+                continue;
+            }
+            let tag = match name.strip_prefix("val_loss_") {
+                Some(class) => format!("val_loss/{class}"),
+                None => name.to_string(),
+            };
+            out.entry(tag)
+                .or_default()
+                .push((epoch, v.parse::<f64>().unwrap() as f32));
+        }
+    }
+    out
+}
+
+#[test]
+fn tensorboard_event_files_hold_every_metric_and_image_as_tensorboard_reads_them() {
+    let d = Dir::tiny_project();
+    let config = d.read("tiny.yaml").replace(
+        "log_images_interval: 10\n    log_denoising_interval: 20",
+        "log_images_interval: 1\n    log_denoising_interval: 2",
+    )
+        + "logging:\n  metrics:\n    tensorboard:\n      enabled: true\n      log_images: true\n";
+    d.write("tb.yaml", &config);
+    let args = [
+        "--config", "tb.yaml", "--device", "cpu", "--epochs", "2", "--out", "run", "-q",
+    ];
+    train(&d, &args).assert_ok();
+    let script = util::repo().join("tests/python/tensorboard_events.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(d.join("run/tensorboard"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Every CSV column, epoch by epoch, as TensorBoard's 32-bit scalars.
+    let scalars: std::collections::BTreeMap<String, Vec<(u64, f32)>> =
+        serde_json::from_value(events["scalars"].clone()).unwrap();
+    let expected = csv_series(&d.read("run/metrics.csv"));
+    assert_eq!(
+        scalars.keys().collect::<Vec<_>>(),
+        [
+            "images_per_s",
+            "loss",
+            "lr",
+            "val_loss",
+            "val_loss/abnormal",
+            "val_loss/normal",
+            "weighted_loss"
+        ]
+    );
+    for (tag, series) in &expected {
+        let ours = &scalars[tag];
+        assert_eq!(ours.len(), series.len(), "{tag}");
+        for ((s1, v1), (s2, v2)) in ours.iter().zip(series) {
+            assert_eq!(s1, s2, "{tag}");
+            // The CSV prints shortest round-trip f64 (images/s to one decimal);
+            // TensorBoard keeps f32.
+            let tolerance = if tag == "images_per_s" {
+                0.05
+            } else {
+                v2.abs() * 1e-6
+            };
+            assert!((v1 - v2).abs() <= tolerance, "{tag}: {v1} vs {v2}");
+        }
+    }
+    assert_eq!(scalars["loss"].len(), 2);
+    assert_eq!(
+        scalars["val_loss"].len(),
+        1,
+        "validation ran at the last epoch only"
+    );
+
+    // The grids of both epochs and the strip of epoch 2, the very PNG files written.
+    let images: std::collections::BTreeMap<String, Vec<(u64, u32, u32, String)>> =
+        serde_json::from_value(events["images"].clone()).unwrap();
+    let sha = |rel: &str| {
+        use sha2::Digest;
+        format!(
+            "{:x}",
+            sha2::Sha256::digest(std::fs::read(d.join(rel)).unwrap())
+        )
+    };
+    let dims = |rel: &str| image::image_dimensions(d.join(rel)).unwrap();
+    let entry = |step, rel: &str| {
+        let (w, h) = dims(rel);
+        (step, w, h, sha(rel))
+    };
+    assert_eq!(
+        images["samples"],
+        [
+            entry(1, "run/samples/samples_epoch_0001.png"),
+            entry(2, "run/samples/samples_epoch_0002.png")
+        ]
+    );
+    assert_eq!(
+        images["denoising"],
+        [entry(2, "run/samples/denoising_epoch_0002.png")]
+    );
+    assert_eq!(images.len(), 2);
+}

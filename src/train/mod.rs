@@ -34,6 +34,8 @@ pub mod state;
 #[cfg(feature = "train")]
 pub mod step;
 #[cfg(feature = "train")]
+pub mod tensorboard;
+#[cfg(feature = "train")]
 pub mod torch_files;
 #[cfg(feature = "train")]
 pub mod trainer;

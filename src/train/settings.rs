@@ -214,6 +214,8 @@ pub struct Output {
     pub checkpoints: PathBuf,
     pub samples: PathBuf,
     pub generated: PathBuf,
+    /// TensorBoard event files (`subdirs.tensorboard`).
+    pub tensorboard: PathBuf,
 }
 
 impl Output {
@@ -226,6 +228,7 @@ impl Output {
             checkpoints: sub(&self.checkpoints),
             samples: sub(&self.samples),
             generated: sub(&self.generated),
+            tensorboard: sub(&self.tensorboard),
         }
     }
 }
@@ -440,6 +443,7 @@ impl TrainSettings {
             checkpoints: sub("checkpoints")?,
             samples: sub("samples")?,
             generated: sub("generated")?,
+            tensorboard: sub("tensorboard")?,
             base_dir: base.clone(),
         };
         let tensorboard = TensorBoard {

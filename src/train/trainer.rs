@@ -18,6 +18,7 @@ use super::schedule::NoiseSchedule;
 use super::settings::{Scheduler, TrainSettings};
 use super::state::{checkpoint, State};
 use super::step::{step_inputs, train_step, validate};
+use super::tensorboard::{self, EventWriter};
 use super::visualize;
 
 /// What a run is asked to do beyond the config.
@@ -81,6 +82,10 @@ impl Trainer<'_> {
         let loader = s.pipeline.loader(self.data.data_seed, true);
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
+        let mut board = match s.tensorboard.enabled {
+            true => Some(EventWriter::create(&out.tensorboard)?),
+            false => None,
+        };
         let mut summary = Summary {
             epochs: state.epoch,
             steps: state.step,
@@ -198,6 +203,11 @@ impl Trainer<'_> {
                 }
             }
             metrics.write(&row)?;
+            if let Some(b) = board.as_mut() {
+                for (tag, value) in tensorboard::epoch_scalars(&row, &self.data.classes) {
+                    b.scalar(&tag, row.epoch as u64, value)?;
+                }
+            }
             log::info!(
                 "epoch {} step {}: loss {:.5} weighted {:.5}{} lr {:.3e} {:.1} img/s",
                 row.epoch,
@@ -213,7 +223,16 @@ impl Trainer<'_> {
                 bar.set_position(state.epoch as u64);
             }
             if !stopped {
-                summary.images.extend(self.visualize(&state, &schedule)?);
+                let images = self.visualize(&state, &schedule)?;
+                if let Some(b) = board.as_mut().filter(|_| s.tensorboard.images) {
+                    for path in &images {
+                        tensorboard::png_file(b, path, state.epoch as u64)?;
+                    }
+                }
+                summary.images.extend(images);
+            }
+            if let Some(b) = board.as_mut() {
+                b.flush()?;
             }
             let c = &s.training.checkpointing;
             let periodic = !c.save_best_only && state.epoch % c.save_frequency == 0;
