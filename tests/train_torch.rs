@@ -598,3 +598,50 @@ fn tensorboard_event_files_hold_every_metric_and_image_as_tensorboard_reads_them
     );
     assert_eq!(images.len(), 2);
 }
+
+#[test]
+fn a_damaged_weights_file_is_refused_in_one_line() {
+    let d = Dir::tiny_project();
+    d.write("garbage.pth", "not a zip at all\n");
+    d.write(
+        "garbage.safetensors",
+        "\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{7f}{}",
+    );
+    let (good, _) = their_pth(&d, false);
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(d.join("truncated.pth"), &bytes[..bytes.len() / 2]).unwrap();
+    for (file, reason) in [
+        (
+            "garbage.pth",
+            "not a safetensors file (by its name) nor a torch.save file",
+        ),
+        ("garbage.safetensors", "not a safetensors file"),
+        (
+            "truncated.pth",
+            "not a safetensors file (by its name) nor a torch.save file",
+        ),
+    ] {
+        let r = train(
+            &d,
+            &[
+                "--config",
+                "tiny.yaml",
+                "--device",
+                "cpu",
+                "--max-steps",
+                "1",
+                "--out",
+                "run",
+                "-q",
+                "--init-from",
+                file,
+            ],
+        );
+        let line = r.assert_bad_input();
+        assert!(
+            line.starts_with(&format!("error: {file}: {reason}")),
+            "{line}"
+        );
+        assert!(!d.exists("run/checkpoints"), "{file}");
+    }
+}

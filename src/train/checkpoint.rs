@@ -43,6 +43,9 @@ pub enum CheckpointError {
     },
     #[error("{path}: not a diffusion-train checkpoint ({reason})")]
     Format { path: PathBuf, reason: String },
+    /// A weights file of the user's side (safetensors, `torch.save`) that cannot be used.
+    #[error("{path}: {reason}")]
+    Weights { path: PathBuf, reason: String },
 }
 
 /// What a checkpoint records besides weights.

@@ -21,7 +21,7 @@ use crate::output::AtomicFile;
 const COMPILED: &str = "_orig_mod.";
 
 fn format_error(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Format {
+    CheckpointError::Weights {
         path: path.to_owned(),
         reason: reason.to_string(),
     }
