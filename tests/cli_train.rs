@@ -102,6 +102,41 @@ fn the_users_keys_without_effect_are_logged_once_and_use_amp_is_a_no_op_on_the_c
 }
 
 #[test]
+fn bench_prints_one_json_line_per_batch_with_the_time_of_each_phase() {
+    let d = project();
+    let r = train(
+        &d,
+        &[
+            "bench",
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "3",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+        ],
+    );
+    r.assert_ok();
+    let lines: Vec<serde_json::Value> = r.stdout.lines().map(util::json).collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    for (line, batch) in lines.iter().zip([2, 3]) {
+        assert_eq!(line["batch"], batch);
+        assert_eq!(line["device"], "CPU (burn Flex backend)");
+        let phases = line["phases_ms"].as_object().unwrap();
+        let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+        assert_eq!(names, ["data", "forward", "backward", "optimizer", "ema"]);
+        // tiny.yaml keeps an EMA, so every phase does work.
+        assert!(phases.values().all(|v| v.as_f64().unwrap() > 0.0), "{line}");
+        assert!(line["images_per_s"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
 fn a_missing_manifest_is_bad_input() {
     let d = project();
     let r = train(

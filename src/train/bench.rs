@@ -2,6 +2,11 @@
 //! configured shape, timed, for comparison with `../shared/bench/python/unet_ref.py`
 //! (same model, same class-weighted loss with weights [1, 9], Adam at the configured
 //! learning rate, timesteps, label dropout and noise drawn per step, no EMA, no clipping).
+//!
+//! A second pass times each phase of a step (data, forward, backward, optimizer, EMA)
+//! with the device synchronised after each, so a GPU run shows where its time goes; those
+//! syncs stop the device from overlapping phases, so the phases add up to more than the
+//! pipelined step of the first pass.
 
 use std::time::Instant;
 
@@ -9,6 +14,8 @@ use burn::prelude::*;
 
 use crate::rng::{Purpose, Stream};
 
+use super::ema::Ema;
+use super::error::TrainError;
 use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
 use super::state::{self, State};
@@ -27,9 +34,24 @@ pub struct Timing {
     pub ms_per_step: f64,
     pub images_per_s: f64,
     pub final_loss: f64,
+    /// Milliseconds per step in each phase (second pass, synchronised per phase; the EMA
+    /// phase is 0 when `training.ema.enabled` is false).
+    pub phases_ms: Phases,
 }
 
-/// Times `steps` optimizer steps at batch size `batch` after `warmup` untimed ones.
+/// Time per step of each phase.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Phases {
+    /// Timesteps, noise and label dropout drawn on the host, the noised batch uploaded.
+    pub data: f64,
+    pub forward: f64,
+    pub backward: f64,
+    pub optimizer: f64,
+    pub ema: f64,
+}
+
+/// Times `steps` optimizer steps at batch size `batch` after `warmup` untimed ones, then
+/// `steps` more phase by phase.
 pub fn run(
     s: &TrainSettings,
     device: &Device,
@@ -37,7 +59,7 @@ pub fn run(
     batch: usize,
     steps: usize,
     warmup: usize,
-) -> Timing {
+) -> Result<Timing, TrainError> {
     let a = &s.architecture;
     let k = s.conditioning.as_ref().map_or(1, |c| c.num_classes);
     let weights: Vec<f64> = (0..k).map(|i| if i == 1 { 9.0 } else { 1.0 }).collect();
@@ -51,16 +73,16 @@ pub fn run(
     data.fill_normal(&mut images);
     let labels: Vec<u32> = (0..batch).map(|_| data.below(k as u64) as u32).collect();
     let lr = s.training.optimizer.learning_rate;
-    let step = |state: &mut State, i: u64| {
+    let inputs = |i: u64| {
         let b = Batch {
             images: images.clone(),
             labels: labels.clone(),
             entries: Vec::new(),
             shape,
         };
-        let inputs = step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device);
-        step::train_step(state, inputs, lr, None, device).0
+        step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device)
     };
+    let step = |state: &mut State, i: u64| step::train_step(state, inputs(i), lr, None, device).0;
     for i in 0..warmup {
         step(&mut state, i as u64).into_scalar::<f32>();
     }
@@ -72,7 +94,47 @@ pub fn run(
     // Reading the last loss waits for all queued work.
     let final_loss = last.map_or(f64::NAN, |l| l.into_scalar::<f32>() as f64);
     let dt = started.elapsed().as_secs_f64();
-    Timing {
+
+    let sync = || {
+        device
+            .sync()
+            .map_err(|e| TrainError::Device(format!("{description}: {e:?}")))
+    };
+    if s.training.ema.enabled {
+        state.ema = Some(Ema::new(&state.model, s.training.ema.decay));
+    }
+    let mut phases = Phases::default();
+    let timed = |total: &mut f64, started: Instant| -> Result<(), TrainError> {
+        sync()?;
+        *total += started.elapsed().as_secs_f64();
+        Ok(())
+    };
+    for i in 0..steps {
+        let at = Instant::now();
+        let x = inputs((warmup + steps + i) as u64);
+        timed(&mut phases.data, at)?;
+        let at = Instant::now();
+        let (objective, _) = step::forward_loss(&state, x, device);
+        timed(&mut phases.forward, at)?;
+        let at = Instant::now();
+        let grads = step::gradients(&state, &objective);
+        timed(&mut phases.backward, at)?;
+        let at = Instant::now();
+        step::apply(&mut state, grads, lr, None);
+        timed(&mut phases.optimizer, at)?;
+        let at = Instant::now();
+        step::update_ema(&mut state);
+        timed(&mut phases.ema, at)?;
+    }
+    let per_step = |seconds: f64| 1000.0 * seconds / steps.max(1) as f64;
+    let phases_ms = Phases {
+        data: per_step(phases.data),
+        forward: per_step(phases.forward),
+        backward: per_step(phases.backward),
+        optimizer: per_step(phases.optimizer),
+        ema: per_step(phases.ema),
+    };
+    Ok(Timing {
         implementation: "burn",
         device: description.to_owned(),
         batch,
@@ -81,5 +143,6 @@ pub fn run(
         ms_per_step: 1000.0 * dt / steps as f64,
         images_per_s: (batch * steps) as f64 / dt,
         final_loss,
-    }
+        phases_ms,
+    })
 }

@@ -279,10 +279,10 @@ pub fn bench(
 ) -> Result<Vec<super::bench::Timing>, TrainError> {
     let chosen = choose_device(s)?;
     let device = chosen.device.autodiff();
-    Ok(batches
+    batches
         .iter()
         .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup))
-        .collect())
+        .collect()
 }
 
 /// Which weights of a checkpoint `export` writes.

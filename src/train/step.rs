@@ -112,23 +112,44 @@ pub fn train_step(
     clip: Option<f64>,
     device: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
+    let (objective, mse) = forward_loss(state, inputs, device);
+    let grads = gradients(state, &objective);
+    apply(state, grads, lr, clip);
+    update_ema(state);
+    (objective.detach(), mse)
+}
+
+/// The forward pass and the loss: (objective, unweighted MSE). The phases of a step are
+/// separate functions so `diffusion-train bench` can time each one.
+pub fn forward_loss(state: &State, inputs: StepInputs, device: &Device) -> (Tensor<1>, Tensor<1>) {
     device.seed(inputs.device_seed);
     let pred = state.model.forward(inputs.x_t, inputs.t, inputs.cond);
     let per = loss::per_sample_mse(pred, inputs.noise);
     let mse = per.clone().mean().detach();
-    let objective = loss::weighted_mse(per, inputs.weights);
-    let grads = GradientsParams::from_grads(objective.backward(), &state.model);
+    (loss::weighted_mse(per, inputs.weights), mse)
+}
+
+/// The backward pass: the objective's gradients for every parameter.
+pub fn gradients(state: &State, objective: &Tensor<1>) -> GradientsParams {
+    GradientsParams::from_grads(objective.backward(), &state.model)
+}
+
+/// Clipping and the optimizer step; counts the step.
+pub fn apply(state: &mut State, grads: GradientsParams, lr: f64, clip: Option<f64>) {
     let grads = match clip {
         Some(max) => optim::clip_global_norm(&state.model, grads, max),
         None => grads,
     };
     let model = state.model.clone();
     state.model = state.optim.step(lr, model, grads);
+    state.step += 1;
+}
+
+/// The EMA update after a step, when there is an EMA.
+pub fn update_ema(state: &mut State) {
     if let Some(e) = &mut state.ema {
         e.update(&state.model);
     }
-    state.step += 1;
-    (objective.detach(), mse)
 }
 
 /// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
