@@ -48,6 +48,15 @@ def main():
         print(f"| {b} | {ours['images_per_s']:.1f} ({ours['ms_per_step']:.0f} ms/step) "
               f"| {theirs['images_per_s']:.1f} ({theirs['ms_per_step']:.0f} ms/step) | {ratio:.2f}x |",
               flush=True)
+    print()
+    print("diffusion-train per phase (ms per step, device synchronised after each phase):")
+    print("| batch | data | forward | backward | optimizer | EMA |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        if r["impl"] == "burn":
+            p = r["phases_ms"]
+            print(f"| {r['batch']} | {p['data']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} "
+                  f"| {p['optimizer']:.1f} | {p['ema']:.1f} |")
     path = os.path.join(HERE, "results", f"train_{a.device}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)

@@ -137,6 +137,51 @@ fn bench_prints_one_json_line_per_batch_with_the_time_of_each_phase() {
 }
 
 #[test]
+fn a_checkpoint_trained_under_other_betas_is_refused() {
+    use balance_split::train::checkpoint::Checkpoint;
+    let d = project();
+    let args = [
+        "--config",
+        "tiny.yaml",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "1",
+        "--out",
+        "run",
+        "-q",
+    ];
+    train(&d, &args).assert_ok();
+    let path = d.join("run/checkpoints/latest.ckpt");
+    let mut ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.meta.betas_sha256.as_ref().map(String::len), Some(64));
+    ck.meta.betas_sha256 = Some("0".repeat(64));
+    ck.save(&d.join("other.ckpt")).unwrap();
+    let r = train(
+        &d,
+        &[
+            "generate",
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--checkpoint",
+            "other.ckpt",
+            "--out",
+            "gen",
+            "-q",
+        ],
+    );
+    assert!(
+        r.assert_bad_input().starts_with(
+            "error: other.ckpt: the checkpoint was trained with other noise-schedule betas than its model.diffusion (Diffusion { num_timesteps: 100, beta_schedule: Cosine"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_missing_manifest_is_bad_input() {
     let d = project();
     let r = train(

@@ -334,6 +334,41 @@ fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
         )
     );
     assert!(!d.exists("run2/checkpoints"));
+
+    // Their checkpoint of the same UNet trained for 1000 timesteps, not tiny.yaml's 100.
+    let other = tiny_model_json().replace("\"num_timesteps\":100", "\"num_timesteps\":1000");
+    let pth = d.join("t1000.pth");
+    let case = d.join("t1000.safetensors");
+    torch(&[
+        "make-pth",
+        pth.to_str().unwrap(),
+        case.to_str().unwrap(),
+        "--config",
+        &other,
+    ]);
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "run3",
+            "-q",
+            "--init-from",
+            pth.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        format!(
+            "error: {}: betas: expected shape [100] for the configured model, found [1000]",
+            pth.display()
+        )
+    );
 }
 
 #[test]
@@ -381,7 +416,15 @@ fn plateau_gives_torchs_learning_rates_epoch_by_epoch() {
         0.4,
         0.4,
     ];
-    let cases: [(&str, Plateau); 4] = [
+    let cases: [(&str, Plateau); 5] = [
+        (
+            r#"{"patience": 3, "threshold": 1.5}"#,
+            Plateau {
+                patience: 3,
+                threshold: 1.5,
+                ..Plateau::default()
+            },
+        ),
         ("{}", Plateau::default()),
         (
             r#"{"patience": 1}"#,
@@ -415,7 +458,7 @@ fn plateau_gives_torchs_learning_rates_epoch_by_epoch() {
             },
         ),
     ];
-    // Python's json reads NaN.
+    // Python's json reads NaN and Infinity.
     let json = format!(
         "[{}]",
         losses
@@ -442,7 +485,7 @@ fn plateau_gives_torchs_learning_rates_epoch_by_epoch() {
                 .clone(),
         )
         .unwrap();
-        let mut state = PlateauState::new(0.001);
+        let mut state = PlateauState::new(&p, 0.001);
         let ours: Vec<f64> = losses
             .iter()
             .map(|&l| {

@@ -102,6 +102,9 @@ pub fn run(
     };
     if s.training.ema.enabled {
         state.ema = Some(Ema::new(&state.model, s.training.ema.decay));
+        // Its first update compiles (and on a GPU autotunes) its kernels: not timed.
+        step::update_ema(&mut state);
+        sync()?;
     }
     let mut phases = Phases::default();
     let timed = |total: &mut f64, started: Instant| -> Result<(), TrainError> {

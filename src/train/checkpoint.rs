@@ -68,6 +68,10 @@ pub struct Meta {
     pub schedule_start: usize,
     /// Lowest validation loss seen so far (for `save_best_only`).
     pub best_val_loss: Option<f64>,
+    /// [`NoiseSchedule::betas_sha256`](super::schedule::NoiseSchedule::betas_sha256) of
+    /// the schedule trained with (absent in checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub betas_sha256: Option<String>,
     /// The `plateau` scheduler's state (absent in other runs and older checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plateau: Option<PlateauState>,
@@ -262,6 +266,7 @@ mod tests {
                 },
                 schedule_start: 0,
                 best_val_loss: None,
+                betas_sha256: None,
                 plateau: None,
             },
             sections: vec![("model".into(), vec![1, 2, 3]), ("ema".into(), vec![])],

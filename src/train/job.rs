@@ -89,14 +89,15 @@ fn choose_device(s: &TrainSettings) -> Result<device::Chosen, TrainError> {
     device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))
 }
 
-/// `training.performance.use_amp: true` is CUDA-only in the user's trainer, so on the CPU
-/// it changes nothing there or here; on a GPU theirs would train in mixed precision, which
-/// diffusion-train does not implement, so it refuses rather than silently train in f32.
+/// `training.performance.use_amp: true` is CUDA-only in the user's trainer, so off a GPU
+/// (the CPU backend, or lavapipe, a CPU behind wgpu) it changes nothing there or here; on a
+/// GPU theirs would train in mixed precision, which diffusion-train does not implement, so
+/// it refuses rather than silently train in f32.
 fn check_amp(s: &TrainSettings, chosen: &device::Chosen, config: &Path) -> Result<(), TrainError> {
     if !s.use_amp {
         return Ok(());
     }
-    if chosen.cpu {
+    if !chosen.gpu {
         log::info!("training.performance.use_amp: true has no effect on the CPU (as in the user's trainer, where it applies to CUDA only)");
         return Ok(());
     }
@@ -173,7 +174,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     }
     if let Some(path) = &s.training.init_from {
         let imported = torch_files::open(path)?;
-        state = state::init_from(state, &imported)?;
+        state = state::init_from(state, &imported, s)?;
         log::info!(
             "initialised the model from {}{}",
             path.display(),
@@ -222,6 +223,7 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
         })?;
     let ck = Checkpoint::load(&path)?;
     let m = &ck.meta;
+    state::check_betas(m, &path)?;
     if let Some(sel) = &s.generation.class_selection {
         if let Some(bad) = sel.iter().find(|&&k| k >= m.class_names.len()) {
             return Err(TrainError::Mismatch(format!(
@@ -384,22 +386,26 @@ mod tests {
     #[test]
     fn use_amp_is_accepted_on_the_cpu_and_refused_on_a_gpu() {
         let mut s = TrainSettings::parse("", Path::new("c.yaml")).unwrap();
-        let chosen = |cpu: bool| device::Chosen {
+        let chosen = |cpu: bool, gpu: bool| device::Chosen {
             device: burn::prelude::Device::flex(),
             description: "wgpu Vulkan adapter \"X\"".into(),
-            gpu: !cpu,
+            gpu,
             cpu,
         };
         let config = Path::new("c.yaml");
-        check_amp(&s, &chosen(false), config).unwrap();
+        check_amp(&s, &chosen(false, true), config).unwrap();
         s.use_amp = true;
-        check_amp(&s, &chosen(true), config).unwrap();
+        check_amp(&s, &chosen(true, false), config).unwrap();
+        // lavapipe: wgpu, but a CPU.
+        check_amp(&s, &chosen(false, false), config).unwrap();
         assert_eq!(
-            check_amp(&s, &chosen(false), config).unwrap_err().to_string(),
+            check_amp(&s, &chosen(false, true), config)
+                .unwrap_err()
+                .to_string(),
             "c.yaml: training.performance.use_amp: true: mixed precision is not implemented by diffusion-train, which trains in f32 on wgpu Vulkan adapter \"X\"; set it to false (or use --device cpu, where the user's trainer does not use it either)"
         );
         assert_eq!(
-            check_amp(&s, &chosen(false), config)
+            check_amp(&s, &chosen(false, true), config)
                 .unwrap_err()
                 .exit_code(),
             2

@@ -51,28 +51,29 @@ pub const KEYS: [&str; 8] = [
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlateauState {
     pub lr: f64,
-    /// The best metric so far; `None` before the first step (PyTorch's `inf`, which JSON
-    /// cannot hold).
-    pub best: Option<f64>,
+    /// The best metric so far, starting at PyTorch's `+inf` (`-inf` with `mode: max`).
+    #[serde(with = "float_or_name")]
+    pub best: f64,
     pub num_bad_epochs: usize,
     pub cooldown_counter: usize,
 }
 
 impl PlateauState {
-    pub fn new(lr: f64) -> PlateauState {
+    pub fn new(p: &Plateau, lr: f64) -> PlateauState {
         PlateauState {
             lr,
-            best: None,
+            best: if p.maximize {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
             num_bad_epochs: 0,
             cooldown_counter: 0,
         }
     }
 
     fn is_better(&self, p: &Plateau, a: f64) -> bool {
-        let Some(best) = self.best else {
-            // Everything beats PyTorch's initial +-inf but NaN.
-            return !a.is_nan();
-        };
+        let best = self.best;
         match (p.maximize, p.absolute) {
             (false, false) => a < best * (1.0 - p.threshold),
             (false, true) => a < best - p.threshold,
@@ -85,7 +86,7 @@ impl PlateauState {
     /// cool down, then reduce once the bad epochs exceed the patience.
     pub fn step(&mut self, p: &Plateau, metric: f64) {
         if self.is_better(p, metric) {
-            self.best = Some(metric);
+            self.best = metric;
             self.num_bad_epochs = 0;
         } else {
             self.num_bad_epochs += 1;
@@ -105,12 +106,49 @@ impl PlateauState {
     }
 }
 
+/// JSON has no infinities (serde_json writes them as `null`): the best value is written
+/// as a number, or as `"inf"`/`"-inf"`/`"nan"`.
+mod float_or_name {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Name(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => Repr::Number(v),
+            v if v.is_nan() => Repr::Name("nan".into()),
+            v if v > 0.0 => Repr::Name("inf".into()),
+            _ => Repr::Name("-inf".into()),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Name(n) => match n.as_str() {
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"inf\", \"-inf\" or \"nan\", found {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(p: &Plateau, lr: f64, losses: &[f64]) -> Vec<f64> {
-        let mut s = PlateauState::new(lr);
+        let mut s = PlateauState::new(p, lr);
         losses
             .iter()
             .map(|&l| {
@@ -161,14 +199,23 @@ mod tests {
 
     #[test]
     fn the_state_survives_json() {
-        let mut s = PlateauState::new(0.1);
+        let p = Plateau::default();
+        let mut s = PlateauState::new(&p, 0.1);
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(
             json,
-            r#"{"lr":0.1,"best":null,"num_bad_epochs":0,"cooldown_counter":0}"#
+            r#"{"lr":0.1,"best":"inf","num_bad_epochs":0,"cooldown_counter":0}"#
         );
-        s.step(&Plateau::default(), 0.25);
+        let back: PlateauState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        s.step(&p, 0.25);
         let back: PlateauState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        // An infinite best survives: nothing beats -inf in min mode.
+        s.step(&p, f64::NEG_INFINITY);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains(r#""best":"-inf""#), "{json}");
+        let back: PlateauState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
     }
 }

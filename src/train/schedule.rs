@@ -74,6 +74,17 @@ impl NoiseSchedule {
         self.betas.len()
     }
 
+    /// A digest of the betas, recorded in checkpoints so a checkpoint trained under other
+    /// betas than the code now computes from the same `model.diffusion` is noticed.
+    pub fn betas_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for b in &self.betas {
+            h.update(b.to_le_bytes());
+        }
+        format!("{:x}", h.finalize())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.betas.is_empty()
     }

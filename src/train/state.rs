@@ -15,9 +15,10 @@ use super::error::TrainError;
 use super::optim;
 use super::plateau::PlateauState;
 use super::schedule::learning_rate;
+use super::schedule::NoiseSchedule;
 use super::settings::{Scheduler, TrainSettings};
 use super::torch_files::Imported;
-use super::unet::state_dict::{load_state_dict, StateDictError};
+use super::unet::state_dict::{buffers, check_buffers, load_state_dict, StateDictError};
 use super::unet::UNet;
 
 /// The model, its optimizer, its average and where the run stands.
@@ -38,8 +39,10 @@ pub struct State {
 
 /// A fresh plateau state when `plateau` is the configured scheduler.
 fn fresh_plateau(s: &TrainSettings) -> Option<PlateauState> {
-    matches!(s.training.scheduler, Scheduler::Plateau(_))
-        .then(|| PlateauState::new(s.training.optimizer.learning_rate))
+    match &s.training.scheduler {
+        Scheduler::Plateau(p) => Some(PlateauState::new(p, s.training.optimizer.learning_rate)),
+        _ => None,
+    }
 }
 
 impl State {
@@ -171,6 +174,7 @@ pub fn checkpoint(
             diffusion: s.diffusion.clone(),
             schedule_start: state.schedule_start,
             best_val_loss: state.best_val_loss,
+            betas_sha256: Some(NoiseSchedule::new(&s.diffusion).betas_sha256()),
             plateau: state.plateau.clone(),
         },
         sections,
@@ -215,14 +219,42 @@ pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), 
             num_classes
         )));
     }
-    Ok(())
+    check_betas(m, path)
+}
+
+/// Refuses a checkpoint trained under other betas than its `model.diffusion` gives now
+/// (the cosine schedule's clip was aligned with the user's [1e-4, 0.9999]; before, it was
+/// [0, 0.999]); one too old to record them is used with a warning.
+pub fn check_betas(m: &Meta, path: &Path) -> Result<(), TrainError> {
+    let now = NoiseSchedule::new(&m.diffusion).betas_sha256();
+    match &m.betas_sha256 {
+        Some(h) if *h == now => Ok(()),
+        Some(_) => Err(TrainError::Mismatch(format!(
+            "{}: the checkpoint was trained with other noise-schedule betas than its model.diffusion ({:?}) gives in this version",
+            path.display(),
+            m.diffusion
+        ))),
+        None => {
+            log::warn!(
+                "{}: written by an older diffusion-train that did not record its betas; a cosine schedule was then clipped to [0, 0.999], now to [1e-4, 0.9999] as the user's",
+                path.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `state` with the weights of a user's file (`training.init_from`): the model's, and
 /// the EMA's from the file's EMA when it has one, else from the model's new weights.
 /// The optimizer and the position stay fresh.
-pub fn init_from(state: State, imported: &Imported) -> Result<State, TrainError> {
+pub fn init_from(
+    state: State,
+    imported: &Imported,
+    s: &TrainSettings,
+) -> Result<State, TrainError> {
     let err = |e: StateDictError| TrainError::Mismatch(format!("{}: {e}", imported.path.display()));
+    let expected = buffers(&NoiseSchedule::new(&s.diffusion));
+    check_buffers(imported.model.as_ref(), &expected).map_err(err)?;
     let model = load_state_dict(state.model, imported.model.as_ref()).map_err(err)?;
     let ema = match (state.ema, &imported.ema) {
         (Some(e), Some(src)) => Some(Ema {

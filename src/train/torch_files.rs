@@ -2,8 +2,9 @@
 //! `init_from` reads, and their own `torch.save` checkpoints, which `init_from` reads
 //! (through burn's reader of PyTorch files: pickle inside a zip, never executed).
 //!
-//! Reading is lazy: a tensor's shape is checked against the configured model before its
-//! bytes are read, so a hostile file cannot make us allocate more than the model's size.
+//! Tensor bytes are read only after the tensor's shape matches the configured model; the
+//! container's index (a safetensors header, a pickle, a TAR's storages) is read whole,
+//! bounded by the file and by the readers' own limits.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -68,6 +69,11 @@ pub struct Imported {
 /// Opens `path`: a `.safetensors` file by its extension, anything else as a `torch.save`
 /// file (their checkpoint dict with `model_state_dict`, or a bare `state_dict`).
 pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
+    // A missing or unreadable file is said as such, not as a format the file is not.
+    File::open(path).map_err(|source| CheckpointError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let is_safetensors = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));

@@ -203,7 +203,8 @@ impl Trainer<'_> {
                 }
             }
             metrics.write(&row)?;
-            if let Some(b) = board.as_mut() {
+            // A run stopped by --max-steps mid-epoch has no epoch to chart the partial one at.
+            if let Some(b) = board.as_mut().filter(|_| !stopped) {
                 for (tag, value) in tensorboard::epoch_scalars(&row, &self.data.classes) {
                     b.scalar(&tag, row.epoch as u64, value)?;
                 }

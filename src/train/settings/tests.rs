@@ -243,7 +243,8 @@ fn sampling_thresholds_dynamically_by_default_as_their_sampler() {
 
 #[test]
 fn the_users_keys_without_effect_here_are_listed_and_use_amp_and_tensorboard_read() {
-    let text = include_str!("../../../configs/diffusion.yaml");
+    // The user's own file, byte for byte.
+    let text = include_str!("../../../tests/fixtures/user.diffusion.example.yaml");
     let s = TrainSettings::parse(text, Path::new("diffusion.yaml")).unwrap();
     assert_eq!(
         s.ignored,

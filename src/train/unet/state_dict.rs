@@ -51,6 +51,8 @@ pub enum StateDictError {
     Unexpected(String),
     #[error("{0}: {1}")]
     Read(String, String),
+    #[error("{name}: the file's noise schedule is not the one model.diffusion gives (largest difference {difference:.2e} of the buffer's scale); set model.diffusion as the file was trained")]
+    Schedule { name: String, difference: f64 },
 }
 
 /// The buffer names of the user's `DDPMModel`, in their order; present in their
@@ -310,6 +312,51 @@ pub fn load_state_dict(model: UNet, source: &dyn Source) -> Result<UNet, StateDi
         Some(n) => Err(StateDictError::Unexpected(n)),
         None => Ok(model),
     }
+}
+
+/// Refuses a file whose schedule buffers, when it has them, are not `expected` (the
+/// config's): their `strict=True` load refuses another length, and other values mean
+/// the weights were trained for another noise schedule. Values are compared at a
+/// tolerance of float32 rounding (theirs are computed in float32, ours in f64).
+pub fn check_buffers(source: &dyn Source, expected: &[Named]) -> Result<(), StateDictError> {
+    for b in expected {
+        let Some(found) = source.shape(&b.name) else {
+            continue;
+        };
+        if found != b.shape {
+            return Err(StateDictError::Shape {
+                name: b.name.clone(),
+                expected: b.shape.clone(),
+                found,
+            });
+        }
+        let values = source
+            .values(&b.name)
+            .map_err(|e| StateDictError::Read(b.name.clone(), e))?;
+        let scale = b
+            .values
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()))
+            .max(f32::MIN_POSITIVE);
+        let difference = values
+            .iter()
+            .zip(&b.values)
+            .map(|(a, e)| {
+                if a.is_nan() {
+                    f32::INFINITY
+                } else {
+                    (a - e).abs() / scale
+                }
+            })
+            .fold(0f32, f32::max) as f64;
+        if difference > 1e-3 {
+            return Err(StateDictError::Schedule {
+                name: b.name.clone(),
+                difference,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A [`Source`] over tensors already in memory (tests, and the composition of the two

@@ -165,3 +165,30 @@ fn the_buffers_follow_their_formulas() {
     assert_eq!(get("posterior_mean_coef1")[0], 1.0);
     assert_eq!(get("posterior_mean_coef2")[0], 0.0);
 }
+
+#[test]
+fn a_files_schedule_buffers_must_be_the_configs() {
+    let cosine = buffers(&NoiseSchedule::new(&Diffusion {
+        num_timesteps: 1000,
+        beta_schedule: BetaSchedule::Cosine,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+    }));
+    let linear = buffers(&default_schedule());
+    check_buffers(&cosine, &cosine).unwrap();
+    check_buffers(&Vec::<Named>::new(), &cosine).unwrap();
+    assert_eq!(
+        check_buffers(&linear, &cosine).unwrap_err().to_string(),
+        "betas: the file's noise schedule is not the one model.diffusion gives (largest difference 9.80e-1 of the buffer's scale); set model.diffusion as the file was trained"
+    );
+    let short = buffers(&NoiseSchedule::new(&Diffusion {
+        num_timesteps: 100,
+        beta_schedule: BetaSchedule::Cosine,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+    }));
+    assert_eq!(
+        check_buffers(&short, &cosine).unwrap_err().to_string(),
+        "betas: expected shape [1000] for the configured model, found [100]"
+    );
+}
