@@ -182,6 +182,77 @@ fn a_checkpoint_trained_under_other_betas_is_refused() {
 }
 
 #[test]
+fn export_takes_the_trained_weights_with_raw_and_refuses_ema_without_one() {
+    let d = project();
+    let config = d
+        .read("tiny.yaml")
+        .replace("ema:\n    enabled: true", "ema:\n    enabled: false");
+    d.write("noema.yaml", &config);
+    let args = [
+        "--config",
+        "noema.yaml",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "1",
+        "--out",
+        "run",
+        "-q",
+    ];
+    train(&d, &args).assert_ok();
+    let export = |flag: &str| {
+        let mut a = vec![
+            "export",
+            "--config",
+            "noema.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "m.safetensors",
+        ];
+        a.extend([flag].into_iter().filter(|f| !f.is_empty()));
+        train(&d, &a)
+    };
+    assert_eq!(
+        export("--ema").assert_bad_input(),
+        "error: run/checkpoints/latest.ckpt: --ema: the checkpoint has no EMA weights (training.ema.enabled was false); use --raw"
+    );
+    assert!(!d.exists("m.safetensors"));
+    for flag in ["--raw", ""] {
+        let r = export(flag);
+        r.assert_ok();
+        assert_eq!(
+            r.stdout,
+            "exported 172 tensors (235091 parameters, trained weights, epoch 0 step 1) to m.safetensors\n"
+        );
+    }
+    // A config whose model is not the checkpoint's.
+    d.write(
+        "other.yaml",
+        &config.replace("model_channels: 16", "model_channels: 8"),
+    );
+    let r = train(
+        &d,
+        &[
+            "export",
+            "--config",
+            "other.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "o.safetensors",
+        ],
+    );
+    assert!(
+        r.assert_bad_input()
+            .starts_with("error: run/checkpoints/latest.ckpt: the checkpoint's model"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.exists("o.safetensors"));
+}
+
+#[test]
 fn a_missing_manifest_is_bad_input() {
     let d = project();
     let r = train(

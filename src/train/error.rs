@@ -30,7 +30,11 @@ pub enum TrainError {
     /// number of classes than the config, a split that changed since the manifest).
     #[error("{0}")]
     Mismatch(String),
-    /// The device asked for cannot be used on this machine.
+    /// The device asked for cannot be used on this machine (no adapter, no driver): the
+    /// user's choice to change, so bad input.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The device failed while working.
     #[error("{0}")]
     Device(String),
     /// Writing outputs (metrics, logs, images) failed.
@@ -54,7 +58,19 @@ impl TrainError {
             | TrainError::Sampler(_)
             | TrainError::Load(_)
             | TrainError::Checkpoint(_)
+            | TrainError::Unavailable(_)
             | TrainError::Mismatch(_) => 2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_device_is_the_users_to_change_and_a_failing_one_is_not() {
+        assert_eq!(TrainError::Unavailable("no adapter".into()).exit_code(), 2);
+        assert_eq!(TrainError::Device("lost".into()).exit_code(), 1);
     }
 }

@@ -86,7 +86,7 @@ pub fn manifest_path(req: &TrainRequest, s: &TrainSettings) -> Result<PathBuf, T
 
 /// The device the settings ask for, or why it cannot be had.
 fn choose_device(s: &TrainSettings) -> Result<device::Chosen, TrainError> {
-    device::choose(s.device).map_err(|e| TrainError::Device(e.to_string()))
+    device::choose(s.device).map_err(|e| TrainError::Unavailable(e.to_string()))
 }
 
 /// `training.performance.use_amp: true` is CUDA-only in the user's trainer, so off a GPU
