@@ -15,23 +15,26 @@ fn train(dir: &Dir, args: &[&str]) -> Run {
     util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
+/// `steps` optimizer steps of `config` on the CPU into `run/`, quietly.
+fn train_steps(dir: &Dir, config: &str, steps: &str) -> Run {
+    let args = [
+        "--config",
+        config,
+        "--device",
+        "cpu",
+        "--max-steps",
+        steps,
+        "--out",
+        "run",
+        "-q",
+    ];
+    train(dir, &args)
+}
+
 #[test]
 fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
     let d = project();
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "3",
-            "--out",
-            "run",
-            "-q",
-        ],
-    );
+    let r = train_steps(&d, "tiny.yaml", "3");
     r.assert_ok();
     assert!(
         r.stdout.contains("trained 0 epochs (3 steps)"),
@@ -77,20 +80,7 @@ fn the_users_keys_without_effect_are_logged_once_and_use_amp_is_a_no_op_on_the_c
         "training:\n  performance:\n    use_amp: true\n    compile_model: true\n",
     );
     d.write("amp.yaml", &config);
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "amp.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "run",
-            "-q",
-        ],
-    );
+    let r = train_steps(&d, "amp.yaml", "1");
     r.assert_ok();
     let log = d.read("run/logs/train.log");
     let ignored = "ignored (no effect in diffusion-train): logging.console_level, logging.metrics.tensorboard.flush_secs, training.performance.compile_model";
@@ -140,18 +130,7 @@ fn bench_prints_one_json_line_per_batch_with_the_time_of_each_phase() {
 fn a_checkpoint_trained_under_other_betas_is_refused() {
     use balance_split::train::checkpoint::Checkpoint;
     let d = project();
-    let args = [
-        "--config",
-        "tiny.yaml",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "1",
-        "--out",
-        "run",
-        "-q",
-    ];
-    train(&d, &args).assert_ok();
+    train_steps(&d, "tiny.yaml", "1").assert_ok();
     let path = d.join("run/checkpoints/latest.ckpt");
     let mut ck = Checkpoint::load(&path).unwrap();
     assert_eq!(ck.meta.betas_sha256.as_ref().map(String::len), Some(64));
@@ -188,18 +167,7 @@ fn export_takes_the_trained_weights_with_raw_and_refuses_ema_without_one() {
         .read("tiny.yaml")
         .replace("ema:\n    enabled: true", "ema:\n    enabled: false");
     d.write("noema.yaml", &config);
-    let args = [
-        "--config",
-        "noema.yaml",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "1",
-        "--out",
-        "run",
-        "-q",
-    ];
-    train(&d, &args).assert_ok();
+    train_steps(&d, "noema.yaml", "1").assert_ok();
     let export = |flag: &str| {
         let mut a = vec![
             "export",
@@ -374,21 +342,7 @@ fn an_epoch_writes_its_sample_grid_and_denoising_strip() {
 #[test]
 fn generate_writes_per_class_pngs_and_a_grid() {
     let d = project();
-    train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "2",
-            "--out",
-            "run",
-            "-q",
-        ],
-    )
-    .assert_ok();
+    train_steps(&d, "tiny.yaml", "2").assert_ok();
     let r = train(
         &d,
         &[

@@ -50,6 +50,24 @@ fn train(dir: &Dir, args: &[&str]) -> Run {
     util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
+/// One step of tiny.yaml on the CPU into `out`, started from `weights`.
+fn init_from(dir: &Dir, out: &str, weights: &str) -> Run {
+    let args = [
+        "--config",
+        "tiny.yaml",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "1",
+        "--out",
+        out,
+        "-q",
+        "--init-from",
+        weights,
+    ];
+    train(dir, &args)
+}
+
 /// tiny.yaml's model, as the JSON torch_reference.py builds their DDPMModel from.
 fn tiny_model_json() -> String {
     serde_json::json!({
@@ -284,21 +302,7 @@ fn their_pth_gives_our_forward_their_predictions_for_the_model_and_the_ema() {
 fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
     let d = Dir::tiny_project();
     let (pth, _) = their_pth(&d, false);
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "run",
-            "--init-from",
-            pth.to_str().unwrap(),
-        ],
-    );
+    let r = init_from(&d, "run", pth.to_str().unwrap());
     r.assert_ok();
     let log = d.read("run/logs/train.log");
     assert!(
@@ -310,22 +314,7 @@ fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
     );
 
     let (bad, _) = their_pth(&d, true);
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "run2",
-            "-q",
-            "--init-from",
-            bad.to_str().unwrap(),
-        ],
-    );
+    let r = init_from(&d, "run2", bad.to_str().unwrap());
     assert_eq!(
         r.assert_bad_input(),
         format!(
@@ -346,22 +335,7 @@ fn a_run_starts_from_their_pth_and_a_wrong_shape_is_refused_naming_the_key() {
         "--config",
         &other,
     ]);
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "run3",
-            "-q",
-            "--init-from",
-            pth.to_str().unwrap(),
-        ],
-    );
+    let r = init_from(&d, "run3", pth.to_str().unwrap());
     assert_eq!(
         r.assert_bad_input(),
         format!(
@@ -664,22 +638,7 @@ fn a_damaged_weights_file_is_refused_in_one_line() {
             "not a safetensors file (by its name) nor a torch.save file",
         ),
     ] {
-        let r = train(
-            &d,
-            &[
-                "--config",
-                "tiny.yaml",
-                "--device",
-                "cpu",
-                "--max-steps",
-                "1",
-                "--out",
-                "run",
-                "-q",
-                "--init-from",
-                file,
-            ],
-        );
+        let r = init_from(&d, "run", file);
         let line = r.assert_bad_input();
         assert!(
             line.starts_with(&format!("error: {file}: {reason}")),

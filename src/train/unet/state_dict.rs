@@ -125,20 +125,27 @@ trait Visit {
 
 type Walked = Result<(), StateDictError>;
 
-fn linear(v: &mut impl Visit, name: &str, l: &mut Linear) -> Walked {
-    v.param(format!("{name}.weight"), &mut l.weight, true)?;
-    match &mut l.bias {
+/// A layer's `weight` and optional `bias`, the shape of linear and conv layers alike.
+fn weight_bias<const D: usize>(
+    v: &mut impl Visit,
+    name: &str,
+    weight: &mut Param<Tensor<D>>,
+    bias: Option<&mut Param<Tensor<1>>>,
+    transposed: bool,
+) -> Walked {
+    v.param(format!("{name}.weight"), weight, transposed)?;
+    match bias {
         Some(b) => v.param(format!("{name}.bias"), b, false),
         None => Ok(()),
     }
 }
 
+fn linear(v: &mut impl Visit, name: &str, l: &mut Linear) -> Walked {
+    weight_bias(v, name, &mut l.weight, l.bias.as_mut(), true)
+}
+
 fn conv(v: &mut impl Visit, name: &str, c: &mut Conv2d) -> Walked {
-    v.param(format!("{name}.weight"), &mut c.weight, false)?;
-    match &mut c.bias {
-        Some(b) => v.param(format!("{name}.bias"), b, false),
-        None => Ok(()),
-    }
+    weight_bias(v, name, &mut c.weight, c.bias.as_mut(), false)
 }
 
 fn norm(v: &mut impl Visit, name: &str, n: &mut GroupNorm) -> Walked {
