@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--batch", type=int, nargs="+", default=[8, 64])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--ops", action="store_true",
+                    help="also time each kind of operation, on both sides (table per batch)")
     a = ap.parse_args()
     binary = os.path.join(ROOT, "target", "release", "diffusion-train")
     torch_device = "cpu" if a.device == "cpu" else "cuda"
@@ -41,6 +43,7 @@ def main():
     print("|---|---|---|---|")
     for b in a.batch:
         common = ["--batch", str(b), "--steps", str(a.steps), "--warmup", str(a.warmup)]
+        common += ["--ops"] if a.ops else []
         ours = rows([binary, "bench", "--config", a.config, "--device", a.device, "-q"] + common)[0]
         theirs = rows([sys.executable, os.path.join(HERE, "unet_torch.py"), "--device", torch_device] + common)[0]
         results += [ours, theirs]
@@ -57,9 +60,37 @@ def main():
             p = r["phases_ms"]
             print(f"| {r['batch']} | {p['data']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} "
                   f"| {p['optimizer']:.1f} | {p['ema']:.1f} |")
+    if a.ops:
+        print_ops(results)
     path = os.path.join(HERE, "results", f"train_{a.device}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
+
+
+def print_ops(results):
+    """Per batch: our forward and backward per kind of layer (each layer timed alone), and
+    PyTorch's profiler time of the same kind (forward and backward together)."""
+    for ours, theirs in zip(results[0::2], results[1::2]):
+        torch_ms = {o["kind"]: o["ms"] for o in theirs["ops"]}
+        # Our three convolution kinds are one for PyTorch's profiler.
+        conv = sum(o["forward_ms"] + o["backward_ms"] for o in ours["ops"] if o["kind"].startswith("conv"))
+        print()
+        print(f"batch {ours['batch']}, ms per step by kind of operation:")
+        print("| kind | calls | ours forward | ours backward | ours total | PyTorch (fwd + bwd) |")
+        print("|---|---|---|---|---|---|")
+        covered = 0.0
+        for o in ours["ops"]:
+            total = o["forward_ms"] + o["backward_ms"]
+            covered += total
+            ref = torch_ms.get(o["kind"])
+            print(f"| {o['kind']} | {o['calls']} | {o['forward_ms']:.1f} | {o['backward_ms']:.1f} "
+                  f"| {total:.1f} | {'' if ref is None else f'{ref:.1f}'} |")
+        print(f"| all convolutions | | | | {conv:.1f} | {torch_ms.get('conv', 0.0):.1f} |")
+        p = ours["phases_ms"]
+        step = p["forward"] + p["backward"]
+        print(f"| rest of forward + backward (additions, concatenation, loss) | | | | {step - covered:.1f} | |")
+        print(f"| optimizer | | | | {p['optimizer']:.1f} | {torch_ms.get('optimizer', 0.0):.1f} |")
+        print(f"| other (PyTorch) | | | | | {torch_ms.get('other', 0.0):.1f} |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ configured shape. Prints one JSON line per batch size: device, images/s, ms/step
 
     python3 unet_ref.py [--device cuda|cpu] [--image-size 40] [--channels 64]
                         [--mult 1 2 4] [--attn 0 0 1] [--batch 8 64] [--steps 50] [--amp]
+                        [--ops]
+
+With --ops, torch.profiler then records `steps` more steps and "ops" gives the time per
+step of each kind of operation (the kinds of `diffusion-train bench --ops`), forward and
+backward together: the self time of the aten operators, summed by kind.
 """
 import argparse
 import json
@@ -179,9 +184,41 @@ def bench(args, batch):
     if dev.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {"impl": "pytorch", "torch": torch.__version__, "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+    ops = profile_ops(step, args.steps, dev) if args.ops else None
+    return {**({"ops": ops} if ops else {}), "impl": "pytorch", "torch": torch.__version__, "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
             "batch": batch, "steps": args.steps, "amp": args.amp, "image_size": args.image_size,
             "ms_per_step": 1000 * dt / args.steps, "images_per_s": batch * args.steps / dt}
+
+
+# aten operator -> kind, by the first pattern its name contains. The linear layers' and
+# attention's matrix products are both `mm`/`bmm`; `bmm` is attention's alone (its QK^T
+# and AV), `addmm`/`mm` the linear layers' (forward and backward).
+KINDS = [
+    ("convolution_backward", "conv"), ("convolution", "conv"),
+    ("group_norm", "group norm"),
+    ("silu", "SiLU"),
+    ("bmm", "attention (QK^T, softmax, AV)"), ("softmax", "attention (QK^T, softmax, AV)"),
+    ("addmm", "linear"), ("aten::mm", "linear"),
+    ("upsample_bilinear", "bilinear upsample"),
+    ("dropout", "dropout"), ("bernoulli", "dropout"),
+    ("_foreach", "optimizer"), ("adam", "optimizer"),
+]
+
+
+def profile_ops(step, steps, dev):
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    totals = {}
+    for e in prof.key_averages():
+        us = e.self_device_time_total if dev.type == "cuda" else e.self_cpu_time_total
+        kind = next((k for pat, k in KINDS if pat in e.key), "other")
+        totals[kind] = totals.get(kind, 0.0) + us / 1000.0 / steps
+    return [{"kind": k, "ms": v} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
 
 
 def main():
@@ -197,6 +234,7 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--amp", action="store_true")
+    p.add_argument("--ops", action="store_true")
     args = p.parse_args()
     for b in args.batch:
         print(json.dumps(bench(args, b)), flush=True)

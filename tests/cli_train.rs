@@ -467,3 +467,106 @@ fn a_cache_serves_training_and_validation_without_the_image_files() {
         "validation ran: {csv}"
     );
 }
+
+/// One optimizer step of tiny.yaml on `device`, with `env` added, logging to
+/// `run/logs/train.log`.
+fn one_step_on(dir: &Dir, device: &str, env: &[(&str, &str)]) -> Run {
+    let args = [
+        "--config",
+        "tiny.yaml",
+        "--device",
+        device,
+        "--max-steps",
+        "1",
+        "--out",
+        "run",
+        "-q",
+    ];
+    util::run_program(
+        env!("CARGO_BIN_EXE_diffusion-train"),
+        dir.path(),
+        &args,
+        env,
+    )
+}
+
+#[test]
+fn wgpu_without_a_vulkan_driver_is_named_with_exit_2() {
+    let d = project();
+    // The Vulkan loader finds no driver: every ICD path points nowhere.
+    let none = "/nonexistent/icd.json";
+    let r = one_step_on(
+        &d,
+        "wgpu",
+        &[("VK_ICD_FILENAMES", none), ("VK_DRIVER_FILES", none)],
+    );
+    let line = r.assert_bad_input();
+    // wgpu falls back to OpenGL where Mesa's is installed (and is refused: burn's
+    // kernels do not compile there), else finds nothing.
+    assert!(
+        line.starts_with("error: --device wgpu: wgpu found only an OpenGL adapter, Gl adapter \"")
+            || line.starts_with("error: --device wgpu: no wgpu adapter is available ("),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(
+            "; install a Vulkan driver (Mesa's lavapipe works on any CPU) or use --device cpu"
+        ),
+        "{line}"
+    );
+    assert!(!d.exists("run/checkpoints/latest.ckpt"));
+}
+
+/// scripts/test runs where CI does: Mesa's lavapipe, which is a CPU, and no NVIDIA
+/// driver. `auto` must pass over both, saying why, and train on the CPU backend.
+#[test]
+fn auto_passes_over_what_is_not_a_gpu_and_says_why() {
+    let d = project();
+    one_step_on(&d, "auto", &[]).assert_ok();
+    let log = d.read("run/logs/train.log");
+    #[cfg(feature = "cuda")]
+    if !balance_split::train::device::cuda::driver_present() {
+        assert!(
+            log.contains("auto: not CUDA: the CUDA driver library (libcuda.so) was not found"),
+            "{log}"
+        );
+    }
+    if log.contains("device: CPU (burn Flex backend)") {
+        assert!(
+            log.contains("is not a GPU; using the CPU") || log.contains("auto: no wgpu adapter"),
+            "{log}"
+        );
+    } else {
+        assert!(
+            log.contains("device: CUDA device 0") || log.contains("device: wgpu "),
+            "{log}"
+        );
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_names_what_is_missing_with_exit_2() {
+    let d = project();
+    let r = one_step_on(&d, "cuda", &[("CUDA_PATH", "/nonexistent/cuda")]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: --device cuda: CUDA_PATH is /nonexistent/cuda but /nonexistent/cuda/include does not exist; point CUDA_PATH at the CUDA toolkit"
+    );
+    // With a toolkit directory the driver is next: named where it is missing (CI), used
+    // where it is there.
+    d.write("toolkit/include/.keep", "");
+    let toolkit = d.path().join("toolkit");
+    let r = one_step_on(&d, "cuda", &[("CUDA_PATH", toolkit.to_str().unwrap())]);
+    if balance_split::train::device::cuda::driver_present() {
+        r.assert_ok();
+        assert!(d
+            .read("run/logs/train.log")
+            .contains("device: CUDA device 0"));
+    } else {
+        assert_eq!(
+            r.assert_bad_input(),
+            "error: --device cuda: the CUDA driver library (libcuda.so) was not found; install NVIDIA's driver, or use --device wgpu or --device cpu"
+        );
+    }
+}

@@ -96,6 +96,45 @@ fn matrix_bilinear_equals_burns_interpolate() {
     assert_eq!(up, [1.0, 1.5, 2.0, 2.0, 2.5, 3.0, 3.0, 3.5, 4.0]);
 }
 
+fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    let (a, b) = (a.into_data(), b.into_data());
+    let (a, b) = (
+        a.try_to_vec::<f32>().unwrap(),
+        b.try_to_vec::<f32>().unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max)
+}
+
+#[test]
+fn pointwise_product_equals_the_1x1_convolution_and_its_gradients() {
+    use balance_split::train::unet::pointwise;
+    use burn::nn::conv::Conv2dConfig;
+    let device = cpu();
+    device.seed(11);
+    let conv = Conv2dConfig::new([6, 10], [1, 1]).init(&device);
+    let v: Vec<f32> = (0..3 * 6 * 5 * 4)
+        .map(|i| ((i as f32) * 0.43).cos())
+        .collect();
+    let x = || tensor4(v.clone(), [3, 6, 5, 4], &device).require_grad();
+    let (xa, xb) = (x(), x());
+    let (ya, yb) = (conv.forward(xa.clone()), pointwise(&conv, xb.clone()));
+    assert_eq!(yb.dims(), [3, 10, 5, 4]);
+    assert!(max_diff(ya.clone(), yb.clone()) < 1e-5);
+    // A loss that weights every output differently, so every gradient entry counts.
+    let w = Tensor::<4>::random([3, 10, 5, 4], burn::tensor::Distribution::Default, &device);
+    let (ga, gb) = ((ya * w.clone()).sum().backward(), (yb * w).sum().backward());
+    assert!(max_diff(xa.grad(&ga).unwrap(), xb.grad(&gb).unwrap()) < 1e-5);
+    let weight = conv.weight.val();
+    assert!(max_diff(weight.grad(&ga).unwrap(), weight.grad(&gb).unwrap()) < 1e-4);
+    let bias = conv.bias.as_ref().unwrap().val();
+    let (ba, bb) = (bias.grad(&ga).unwrap(), bias.grad(&gb).unwrap());
+    assert!(max_diff(ba.reshape([1, 1, 1, 10]), bb.reshape([1, 1, 1, 10])) < 1e-4);
+}
+
 #[test]
 fn parameter_counts_match_the_pytorch_reference() {
     // Counted by ../shared/bench/python/unet_ref.py (sum of p.numel()), with emb set to

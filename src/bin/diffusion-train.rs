@@ -71,7 +71,8 @@ struct Common {
     /// The diffusion YAML.
     #[arg(long)]
     config: PathBuf,
-    /// Where to run [default: compute.device of the config; cuda means the GPU via wgpu].
+    /// Where to run: auto, cuda, wgpu or cpu [default: compute.device of the config; cuda
+    /// without the `cuda` feature means the GPU through wgpu].
     #[arg(long, value_parser = parse_device)]
     device: Option<DeviceChoice>,
     /// No progress bar; only warnings on the console.
@@ -157,10 +158,13 @@ struct BenchArgs {
     /// Untimed steps first (kernel compilation, autotuning).
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Also time each kind of layer alone, forward and backward (`ops` in the output).
+    #[arg(long)]
+    ops: bool,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    DeviceChoice::parse(s).ok_or_else(|| format!("expected auto, wgpu or cpu, found {s:?}"))
+    DeviceChoice::parse(s).ok_or_else(|| format!("expected auto, cuda, wgpu or cpu, found {s:?}"))
 }
 
 /// Console at info (warnings only with --quiet), the log file at debug; other crates'
@@ -175,6 +179,13 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
         .build();
     let theirs = ConfigBuilder::new()
         .add_filter_ignore_str("balance_split")
+        .build();
+    // wgpu-hal reports every failed probe of a graphics API (no Vulkan driver, no EGL)
+    // as an error, though the adapter search goes on; what it found or why it found
+    // nothing is our one line, and its messages stay in the log file.
+    let theirs_console = ConfigBuilder::new()
+        .add_filter_ignore_str("balance_split")
+        .add_filter_ignore_str("wgpu_hal")
         .build();
     // simplelog's Auto still colours a pipe; only a terminal gets colours.
     let colors = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -191,7 +202,7 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
         TermLogger::new(console, ours.clone(), TerminalMode::Stderr, colors),
         TermLogger::new(
             LevelFilter::Warn,
-            theirs.clone(),
+            theirs_console,
             TerminalMode::Stderr,
             colors,
         ),
@@ -304,7 +315,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let c = args.common;
     let settings = job::load_settings(&c.config, c.device, None)?;
     init_logging(None, c.quiet)?;
-    for t in job::bench(&settings, &args.batch, args.steps, args.warmup)? {
+    for t in job::bench(&settings, &args.batch, args.steps, args.warmup, args.ops)? {
         out::line(serde_json::to_string(&t)?)?;
     }
     Ok(())

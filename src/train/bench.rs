@@ -7,6 +7,8 @@
 //! with the device synchronised after each, so a GPU run shows where its time goes; those
 //! syncs stop the device from overlapping phases, so the phases add up to more than the
 //! pipelined step of the first pass.
+//!
+//! With `--ops`, a third pass times each kind of layer alone ([`super::profile`]).
 
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ use crate::rng::{Purpose, Stream};
 
 use super::ema::Ema;
 use super::error::TrainError;
+use super::profile::{self, KindTime};
 use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
 use super::state::{self, State};
@@ -37,6 +40,9 @@ pub struct Timing {
     /// Milliseconds per step in each phase (second pass, synchronised per phase; the EMA
     /// phase is 0 when `training.ema.enabled` is false).
     pub phases_ms: Phases,
+    /// Per kind of layer, with `--ops`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<KindTime>>,
 }
 
 /// Time per step of each phase.
@@ -51,7 +57,7 @@ pub struct Phases {
 }
 
 /// Times `steps` optimizer steps at batch size `batch` after `warmup` untimed ones, then
-/// `steps` more phase by phase.
+/// `steps` more phase by phase, then (with `ops`) every layer call alone, `steps` times.
 pub fn run(
     s: &TrainSettings,
     device: &Device,
@@ -59,6 +65,7 @@ pub fn run(
     batch: usize,
     steps: usize,
     warmup: usize,
+    ops: bool,
 ) -> Result<Timing, TrainError> {
     let a = &s.architecture;
     let k = s.conditioning.as_ref().map_or(1, |c| c.num_classes);
@@ -129,6 +136,13 @@ pub fn run(
         step::update_ema(&mut state);
         timed(&mut phases.ema, at)?;
     }
+    let ops = match ops {
+        true => {
+            let (_, calls) = profile::record(|| step::forward_loss(&state, inputs(0), device));
+            Some(profile::by_kind(&calls, device, steps)?)
+        }
+        false => None,
+    };
     let per_step = |seconds: f64| 1000.0 * seconds / steps.max(1) as f64;
     let phases_ms = Phases {
         data: per_step(phases.data),
@@ -147,5 +161,6 @@ pub fn run(
         images_per_s: (batch * steps) as f64 / dt,
         final_loss,
         phases_ms,
+        ops,
     })
 }

@@ -1,5 +1,10 @@
-//! Choosing the device: a wgpu adapter (Vulkan, Metal, DX12; the user's `cuda` is the
-//! NVIDIA GPU through Vulkan) or burn's pure-Rust CPU backend (Flex).
+//! Choosing the device: burn's CUDA backend (feature `cuda`), a wgpu adapter (Vulkan,
+//! Metal, DX12) or burn's pure-Rust CPU backend (Flex). `auto` takes the first of these
+//! that is a real GPU, in that order, and says in the log why it passed over the others.
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod toolkit;
 
 use std::sync::OnceLock;
 
@@ -12,6 +17,7 @@ use super::settings::DeviceChoice;
 #[derive(Clone, Debug)]
 pub struct Chosen {
     pub device: Device,
+    /// The backend, the adapter and the kernel compiler, for the log and `bench`.
     pub description: String,
     /// True for a real GPU (not a software rasteriser such as lavapipe).
     pub gpu: bool,
@@ -19,27 +25,47 @@ pub struct Chosen {
     pub cpu: bool,
 }
 
+/// Why the requested device cannot be used: one line naming the device and what is
+/// missing. Bad setup of the machine, not a failure of ours, so exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("--device {choice}: {reason}")]
+pub struct Unavailable {
+    pub choice: &'static str,
+    pub reason: String,
+}
+
 /// wgpu's runtime can be initialised once per process; every later request gets the
 /// same answer.
 static WGPU: OnceLock<Result<Chosen, String>> = OnceLock::new();
 
 fn wgpu_device() -> Result<Chosen, String> {
+    const HINT: &str =
+        "install a Vulkan driver (Mesa's lavapipe works on any CPU) or use --device cpu";
     WGPU.get_or_init(|| {
-        Device::wgpu_options()
+        let (device, setup) = Device::wgpu_options()
             .init_with_setup()
-            .map(|(device, setup)| {
-                let info = setup.adapter.get_info();
-                Chosen {
-                    device,
-                    description: format!(
-                        "wgpu {:?} adapter \"{}\" ({:?}, driver {} {})",
-                        info.backend, info.name, info.device_type, info.driver, info.driver_info
-                    ),
-                    gpu: info.device_type != wgpu::DeviceType::Cpu,
-                    cpu: false,
-                }
-            })
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("no wgpu adapter is available ({e}); {HINT}"))?;
+        let info = setup.adapter.get_info();
+        let adapter = format!(
+            "{:?} adapter \"{}\" ({:?}, driver {} {})",
+            info.backend, info.name, info.device_type, info.driver, info.driver_info
+        );
+        // Without a Vulkan driver wgpu falls back to OpenGL, where cubecl's kernels
+        // fail to compile (no subgroup operations) and the first step then waits
+        // forever: measured with Mesa's llvmpipe.
+        if info.backend == wgpu::Backend::Gl {
+            return Err(format!(
+                "wgpu found only an OpenGL adapter, {adapter}, on which burn's kernels do not compile; {HINT}"
+            ));
+        }
+        Ok(Chosen {
+            device,
+            // burn is built without its `vulkan` feature (see Cargo.toml), so cubecl
+            // compiles every kernel to WGSL, whatever the adapter.
+            description: format!("wgpu {adapter}, WGSL kernels"),
+            gpu: info.device_type != wgpu::DeviceType::Cpu,
+            cpu: false,
+        })
     })
     .clone()
 }
@@ -53,26 +79,47 @@ fn cpu() -> Chosen {
     }
 }
 
-/// Why the requested device cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("--device wgpu: no wgpu adapter is available ({0}); install a Vulkan driver (Mesa's lavapipe works on any CPU) or use --device cpu")]
-pub struct NoAdapter(pub String);
+/// burn's CUDA backend on the first GPU, checked before first use.
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<Chosen, String> {
+    cuda::device(0)
+}
 
-/// The device for `choice`; `auto` takes a wgpu GPU when one exists, else the CPU.
-pub fn choose(choice: DeviceChoice) -> Result<Chosen, NoAdapter> {
+/// Without the `cuda` feature, `cuda` is the user's word for their NVIDIA GPU, which
+/// wgpu reaches through Vulkan.
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<Chosen, String> {
+    log::info!("--device cuda: this build has no CUDA backend (cargo feature `cuda`); using the GPU through wgpu");
+    wgpu_device()
+}
+
+/// The device for `choice`.
+pub fn choose(choice: DeviceChoice) -> Result<Chosen, Unavailable> {
+    let unavailable = |choice| move |reason| Unavailable { choice, reason };
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Wgpu => wgpu_device().map_err(NoAdapter),
-        DeviceChoice::Auto => Ok(match wgpu_device() {
-            Ok(c) if c.gpu => c,
-            Ok(c) => {
-                log::info!("auto: {} is not a GPU; using the CPU", c.description);
-                cpu()
-            }
-            Err(e) => {
-                log::info!("auto: no wgpu adapter ({e}); using the CPU");
-                cpu()
-            }
-        }),
+        DeviceChoice::Wgpu => wgpu_device().map_err(unavailable("wgpu")),
+        DeviceChoice::Cuda => cuda_device().map_err(unavailable("cuda")),
+        DeviceChoice::Auto => Ok(auto()),
+    }
+}
+
+/// CUDA, then a wgpu GPU, then the CPU.
+fn auto() -> Chosen {
+    #[cfg(feature = "cuda")]
+    match cuda_device() {
+        Ok(c) => return c,
+        Err(e) => log::info!("auto: not CUDA: {e}"),
+    }
+    match wgpu_device() {
+        Ok(c) if c.gpu => c,
+        Ok(c) => {
+            log::info!("auto: {} is not a GPU; using the CPU", c.description);
+            cpu()
+        }
+        Err(e) => {
+            log::info!("auto: {e}; using the CPU");
+            cpu()
+        }
     }
 }

@@ -278,12 +278,13 @@ pub fn bench(
     batches: &[usize],
     steps: usize,
     warmup: usize,
+    ops: bool,
 ) -> Result<Vec<super::bench::Timing>, TrainError> {
     let chosen = choose_device(s)?;
     let device = chosen.device.autodiff();
     batches
         .iter()
-        .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup))
+        .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup, ops))
         .collect()
 }
 

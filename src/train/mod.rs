@@ -30,6 +30,8 @@ pub mod loss;
 #[cfg(feature = "train")]
 pub mod optim;
 #[cfg(feature = "train")]
+pub mod profile;
+#[cfg(feature = "train")]
 pub mod state;
 #[cfg(feature = "train")]
 pub mod step;

@@ -17,9 +17,13 @@ use crate::images::settings::PipelineSettings;
 /// Where the model runs (`compute.device`, or `--device`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// A wgpu GPU when one exists, else the CPU backend.
+    /// The best device there is: CUDA (when built with the `cuda` feature), then a wgpu
+    /// GPU, then the CPU backend.
     Auto,
-    /// Any adapter wgpu reaches (Vulkan, Metal, DX12). The user's `cuda` means this.
+    /// burn's CUDA backend when built with the `cuda` feature; without it the GPU through
+    /// wgpu, so the user's `compute.device: cuda` trains on their GPU with either build.
+    Cuda,
+    /// Any adapter wgpu reaches (Vulkan, Metal, DX12).
     Wgpu,
     /// burn's pure-Rust CPU backend.
     Cpu,
@@ -30,7 +34,8 @@ impl DeviceChoice {
     pub fn parse(s: &str) -> Option<DeviceChoice> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Some(DeviceChoice::Auto),
-            "wgpu" | "cuda" | "gpu" | "vulkan" | "metal" => Some(DeviceChoice::Wgpu),
+            "cuda" => Some(DeviceChoice::Cuda),
+            "wgpu" | "gpu" | "vulkan" | "metal" => Some(DeviceChoice::Wgpu),
             "cpu" => Some(DeviceChoice::Cpu),
             _ => None,
         }

@@ -14,6 +14,7 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
+use super::profile::op;
 use super::settings::Architecture;
 
 pub mod state_dict;
@@ -34,6 +35,51 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Co
 
 fn group_norm(ch: usize, device: &Device) -> GroupNorm {
     GroupNormConfig::new(8, ch).init(device)
+}
+
+// Every layer call goes through `profile::op`, which names its kind for
+// `diffusion-train bench --ops` and is the plain call otherwise.
+const CONV3: &str = "conv 3x3";
+const CONV_DOWN: &str = "conv 3x3 stride 2";
+const CONV1: &str = "conv 1x1";
+
+fn conv_call(kind: &'static str, c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match kind {
+        CONV1 => op(kind, c, x, pointwise),
+        _ => op(kind, c, x, Conv2d::forward),
+    }
+}
+
+/// A 1x1 convolution as one matrix product per sample, `W [cout, cin] @ x [cin, h w]`.
+/// The same function as `Conv2d::forward`, but burn's CPU backend runs a convolution's
+/// backward through im2col and a transposed convolution, which took 4 to 9 times its
+/// forward for these layers (`diffusion-train bench --ops`), where a product's backward
+/// is two more products on the same GEMM.
+pub fn pointwise(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, cin, h, w] = x.dims();
+    let cout = c.weight.dims()[0];
+    let y = c
+        .weight
+        .val()
+        .reshape([1, cout, cin])
+        .matmul(x.reshape([b, cin, h * w]));
+    let y = match &c.bias {
+        Some(bias) => y + bias.val().reshape([1, cout, 1]),
+        None => y,
+    };
+    y.reshape([b, cout, h, w])
+}
+
+fn norm(n: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
+    op("group norm", n, x, GroupNorm::forward)
+}
+
+fn act<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    op("SiLU", &(), x, |_, x| silu(x))
+}
+
+fn linear(l: &Linear, x: Tensor<2>) -> Tensor<2> {
+    op("linear", l, x, Linear::forward)
 }
 
 /// `sin`/`cos` features of the timesteps, `[B, dim]`: frequencies
@@ -79,21 +125,20 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, t: &Tensor<2>, c: Option<&Tensor<2>>) -> Tensor<4> {
-        let h = self.norm1.forward(self.conv1.forward(x.clone()));
-        let mut e = self.time.forward(silu(t.clone()));
+        let h = norm(&self.norm1, conv_call(CONV3, &self.conv1, x.clone()));
+        let mut e = linear(&self.time, act(t.clone()));
         if let (Some(layer), Some(c)) = (&self.class, c) {
-            e = e + layer.forward(silu(c.clone()));
+            e = e + linear(layer, act(c.clone()));
         }
         let [b, ch] = e.dims();
-        let h = silu(h + e.reshape([b, ch, 1, 1]));
-        let h = self
-            .dropout
-            .forward(self.norm2.forward(self.conv2.forward(h)));
+        let h = act(h + e.reshape([b, ch, 1, 1]));
+        let h = norm(&self.norm2, conv_call(CONV3, &self.conv2, h));
+        let h = op("dropout", &self.dropout, h, Dropout::forward);
         let skip = match &self.skip {
-            Some(s) => s.forward(x),
+            Some(s) => conv_call(CONV1, s, x),
             None => x,
         };
-        silu(h + skip)
+        act(h + skip)
     }
 }
 
@@ -115,24 +160,30 @@ impl Attention {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, w] = x.dims();
-        let d = c / HEADS;
-        // [b, 3, heads, d, hw] -> [b, 3, heads, hw, d]
-        let qkv = self
-            .qkv
-            .forward(self.norm.forward(x.clone()))
-            .reshape([b, 3, HEADS, d, h * w])
-            .swap_dims(3, 4);
-        let part = |i: usize| qkv.clone().narrow(1, i, 1).reshape([b, HEADS, h * w, d]);
-        let (q, k, v) = (part(0), part(1), part(2));
-        let a = softmax(
-            q.matmul(k.swap_dims(2, 3))
-                .mul_scalar((d as f64).powf(-0.5)),
-            3,
-        );
-        let out = a.matmul(v).swap_dims(2, 3).reshape([b, c, h, w]);
-        x + self.proj.forward(out)
+        let qkv = conv_call(CONV1, &self.qkv, norm(&self.norm, x.clone()));
+        let out = op("attention (QK^T, softmax, AV)", &(), qkv, |_, qkv| {
+            attend(qkv)
+        });
+        x + conv_call(CONV1, &self.proj, out)
     }
+}
+
+/// Scaled dot-product attention of the pixels, per head, from the `[b, 3c, h, w]`
+/// output of the qkv convolution to `[b, c, h, w]`.
+fn attend(qkv: Tensor<4>) -> Tensor<4> {
+    let [b, c3, h, w] = qkv.dims();
+    let c = c3 / 3;
+    let d = c / HEADS;
+    // [b, 3, heads, d, hw] -> [b, 3, heads, hw, d]
+    let qkv = qkv.reshape([b, 3, HEADS, d, h * w]).swap_dims(3, 4);
+    let part = |i: usize| qkv.clone().narrow(1, i, 1).reshape([b, HEADS, h * w, d]);
+    let (q, k, v) = (part(0), part(1), part(2));
+    let a = softmax(
+        q.matmul(k.swap_dims(2, 3))
+            .mul_scalar((d as f64).powf(-0.5)),
+        3,
+    );
+    a.matmul(v).swap_dims(2, 3).reshape([b, c, h, w])
 }
 
 /// One resolution level of the encoder or decoder.
@@ -226,9 +277,10 @@ impl UNet {
     /// Predicted noise for `x` (`[B, C, H, W]`) at timesteps `t` (`[B]`, as floats) with
     /// class labels `y` (`[B]`; the unconditional row is `num_classes`).
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
-        let te = self.time_out.forward(silu(
-            self.time_in.forward(timestep_embedding(t, self.embed_dim)),
-        ));
+        let te = linear(
+            &self.time_out,
+            act(linear(&self.time_in, timestep_embedding(t, self.embed_dim))),
+        );
         let ce = match (&self.class_emb, y) {
             (Some(emb), Some(y)) => {
                 let b = y.dims()[0];
@@ -237,7 +289,7 @@ impl UNet {
             _ => None,
         };
         let ce = ce.as_ref();
-        let mut h = self.conv_in.forward(x);
+        let mut h = conv_call(CONV3, &self.conv_in, x);
         let mut skips = Vec::with_capacity(self.downs.len());
         for stage in &self.downs {
             for r in &stage.res {
@@ -248,7 +300,7 @@ impl UNet {
             }
             skips.push(h.clone());
             if let Some(down) = &stage.resample {
-                h = down.forward(h);
+                h = conv_call(CONV_DOWN, down, h);
             }
         }
         h = self.mid1.forward(h, &te, ce);
@@ -259,7 +311,7 @@ impl UNet {
             let [_, _, sh, sw] = s.dims();
             let [_, _, hh, hw] = h.dims();
             if (sh, sw) != (hh, hw) {
-                h = bilinear(h, [sh, sw]);
+                h = upsample(h, [sh, sw]);
             }
             h = Tensor::cat(vec![h, s], 1);
             for r in &stage.res {
@@ -270,11 +322,15 @@ impl UNet {
             }
             if let Some(up) = &stage.resample {
                 let [_, _, hh, hw] = h.dims();
-                h = up.forward(bilinear(h, [hh * 2, hw * 2]));
+                h = conv_call(CONV3, up, upsample(h, [hh * 2, hw * 2]));
             }
         }
-        self.out_conv.forward(silu(self.out_norm.forward(h)))
+        conv_call(CONV3, &self.out_conv, act(norm(&self.out_norm, h)))
     }
+}
+
+fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    op("bilinear upsample", &size, x, |size, x| bilinear(x, *size))
 }
 
 /// Bilinear resize with `align_corners = true`, as the user's `nn.Upsample` and

@@ -8,7 +8,7 @@ fn parse(text: &str) -> Result<TrainSettings, String> {
 fn the_users_config() {
     let s = parse(include_str!("../../../configs/diffusion.yaml")).unwrap();
     assert_eq!(s.seed, SeedSetting::Fixed(0));
-    assert_eq!(s.device, DeviceChoice::Wgpu, "cuda means the wgpu GPU");
+    assert_eq!(s.device, DeviceChoice::Cuda);
     assert!(!s.generate_mode);
     assert_eq!(
         s.split_file.as_deref(),
