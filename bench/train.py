@@ -89,8 +89,9 @@ def print_ops(results):
         p = ours["phases_ms"]
         step = p["forward"] + p["backward"]
         print(f"| rest of forward + backward (additions, concatenation, loss) | | | | {step - covered:.1f} | |")
-        print(f"| optimizer | | | | {p['optimizer']:.1f} | {torch_ms.get('optimizer', 0.0):.1f} |")
-        print(f"| other (PyTorch) | | | | | {torch_ms.get('other', 0.0):.1f} |")
+        print(f"| optimizer | | | | {p['optimizer']:.1f} | (in other) |")
+        print(f"| other (PyTorch: the optimizer's in-place updates, additions, loss) | | | | | "
+              f"{torch_ms.get('other', 0.0):.1f} |")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Training images/s of the default config on an NVIDIA GPU: diffusion-train on wgpu
-# (Vulkan) and the user's UNet in PyTorch (bench/unet_torch.py, same shapes, same loss,
-# Adam), in one run on the same GPU, with their ratio. Meant for the device machine of
-# ../shared/device/README.md, from a carried release binary:
+# Training images/s of the default config on an NVIDIA GPU, in one run on the same GPU:
+# diffusion-train on burn's CUDA backend (when the binary was built with the `cuda`
+# feature) and on wgpu (Vulkan), and the user's UNet in PyTorch (bench/unet_torch.py, same
+# shapes, same loss, Adam) in fp32 and with AMP; images/s, the ratio to PyTorch fp32, and
+# the peak GPU memory of each. Meant for the device machine of ../shared/device/README.md,
+# from a carried release binary:
 #
-#   here:   cargo build --release --features train --bin diffusion-train
+#   here:   cargo build --release --features cuda --bin diffusion-train   (or train: no CUDA row)
 #           strip -o .gpu/diffusion-train target/release/diffusion-train && gzip -f .gpu/diffusion-train
 #           (plus the Vulkan loader .debs in .gpu/, see ../shared/device/README.md)
 #   there:  scripts/gpu-bench.sh            (writes to $OUT, or ./gpu-bench-out)
@@ -34,23 +36,33 @@ peak() { # peak NAME CMD...: run CMD while sampling GPU memory into mem.NAME.log
   kill "$sampler" 2>/dev/null || true
 }
 
-peak burn "$bin" bench --config configs/diffusion.yaml --device wgpu --batch 8 64 \
-  --steps "$steps" --warmup 10 2> "$out/burn.stderr" | tee "$out/burn.jsonl"
+# Without the `cuda` feature `--device cuda` means wgpu; the row is then left out.
+peak cuda "$bin" bench --config configs/diffusion.yaml --device cuda --batch 8 64 \
+  --steps "$steps" --warmup 10 2> "$out/cuda.stderr" > "$out/cuda.jsonl" || true
+grep -q '"device":"CUDA' "$out/cuda.jsonl" || : > "$out/cuda.jsonl"
+peak wgpu "$bin" bench --config configs/diffusion.yaml --device wgpu --batch 8 64 \
+  --steps "$steps" --warmup 10 2> "$out/wgpu.stderr" > "$out/wgpu.jsonl"
 peak torch python3 bench/unet_torch.py --device cuda --batch 8 64 --steps "$steps" \
-  2> "$out/torch.stderr" | tee "$out/torch.jsonl"
+  2> "$out/torch.stderr" > "$out/torch.jsonl"
+peak amp python3 bench/unet_torch.py --device cuda --batch 8 64 --steps "$steps" --amp \
+  2> "$out/amp.stderr" > "$out/amp.jsonl"
 
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 def load(name):
-    rows = [json.loads(l) for l in (out / name).read_text().splitlines() if l.strip()]
+    rows = [json.loads(l) for l in (out / f"{name}.jsonl").read_text().splitlines() if l.startswith("{")]
     return {r["batch"]: r for r in rows}
-burn, torch = load("burn.jsonl"), load("torch.jsonl")
-mem = {k: max((int(x) for x in (out / f"mem.{k}.log").read_text().split() if x.isdigit()), default=0) for k in ("burn", "torch")}
-print(f"| batch | burn-wgpu img/s | PyTorch img/s | burn / PyTorch |")
-print(f"|---|---|---|---|")
-for b in sorted(burn):
-    r = burn[b]["images_per_s"] / torch[b]["images_per_s"]
-    print(f"| {b} | {burn[b]['images_per_s']:.0f} | {torch[b]['images_per_s']:.0f} | {r:.2f}x |")
-print(f"peak GPU memory used (MiB, whole GPU, sampled every 200 ms): burn {mem['burn']}, PyTorch {mem['torch']}")
+def peak(name):
+    return max((int(x) for x in (out / f"mem.{name}.log").read_text().split() if x.isdigit()), default=0)
+runs = [("burn, CUDA", "cuda"), ("burn, wgpu (Vulkan)", "wgpu"), ("PyTorch fp32", "torch"), ("PyTorch AMP", "amp")]
+rows = {key: load(key) for _, key in runs}
+ref = rows["torch"]
+print("| run | batch | img/s | / PyTorch fp32 | peak GPU memory (MiB) | device |")
+print("|---|---|---|---|---|---|")
+for label, key in runs:
+    for b, r in sorted(rows[key].items()):
+        ratio = r["images_per_s"] / ref[b]["images_per_s"] if b in ref else float("nan")
+        print(f"| {label} | {b} | {r['images_per_s']:.0f} | {ratio:.2f}x | {peak(key)} | {r['device']} |")
+print("(peak memory: whole GPU, sampled every 200 ms over both batch sizes of a run)")
 PY
