@@ -206,6 +206,7 @@ KINDS = [
 
 
 def profile_ops(step, steps, dev):
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts) as prof:
@@ -215,6 +216,10 @@ def profile_ops(step, steps, dev):
             torch.cuda.synchronize()
     totals = {}
     for e in prof.key_averages():
+        # On CUDA the kernels are events of their own besides the aten operators that
+        # launched them, which carry their time: count the operators' only.
+        if dev.type == "cuda" and e.device_type != DeviceType.CPU:
+            continue
         us = e.self_device_time_total if dev.type == "cuda" else e.self_cpu_time_total
         kind = next((k for pat, k in KINDS if pat in e.key), "other")
         totals[kind] = totals.get(kind, 0.0) + us / 1000.0 / steps

@@ -39,7 +39,11 @@ peak() { # peak NAME CMD...: run CMD while sampling GPU memory into mem.NAME.log
 # Without the `cuda` feature `--device cuda` means wgpu; the row is then left out.
 peak cuda "$bin" bench --config configs/diffusion.yaml --device cuda --batch 8 64 \
   --steps "$steps" --warmup 10 2> "$out/cuda.stderr" > "$out/cuda.jsonl" || true
-grep -q '"device":"CUDA' "$out/cuda.jsonl" || : > "$out/cuda.jsonl"
+if ! grep -q '"device":"CUDA' "$out/cuda.jsonl"; then
+  why=$(tail -n 1 "$out/cuda.stderr" 2>/dev/null || true)
+  echo "no CUDA row: ${why:-the binary was built without the cuda feature}" >&2
+  : > "$out/cuda.jsonl"
+fi
 peak wgpu "$bin" bench --config configs/diffusion.yaml --device wgpu --batch 8 64 \
   --steps "$steps" --warmup 10 2> "$out/wgpu.stderr" > "$out/wgpu.jsonl"
 peak torch python3 bench/unet_torch.py --device cuda --batch 8 64 --steps "$steps" \

@@ -517,8 +517,8 @@ fn wgpu_without_a_vulkan_driver_is_named_with_exit_2() {
     assert!(!d.exists("run/checkpoints/latest.ckpt"));
 }
 
-/// scripts/test runs where CI does: Mesa's lavapipe, which is a CPU, and no NVIDIA
-/// driver. `auto` must pass over both, saying why, and train on the CPU backend.
+/// scripts/test runs where CI does, without a GPU: Mesa's lavapipe, which is a CPU, and no
+/// NVIDIA driver. `auto` must pass over both, saying why, and train on the CPU backend.
 #[test]
 fn auto_passes_over_what_is_not_a_gpu_and_says_why() {
     let d = project();
@@ -531,33 +531,22 @@ fn auto_passes_over_what_is_not_a_gpu_and_says_why() {
             "{log}"
         );
     }
-    if log.contains("device: CPU (burn Flex backend)") {
-        assert!(
-            log.contains("is not a GPU; using the CPU") || log.contains("auto: no wgpu adapter"),
-            "{log}"
-        );
-    } else {
-        assert!(
-            log.contains("device: CUDA device 0") || log.contains("device: wgpu "),
-            "{log}"
-        );
-    }
+    // Lavapipe is a CPU; without it wgpu finds OpenGL's llvmpipe, or nothing.
+    assert!(log.contains("device: CPU (burn Flex backend)"), "{log}");
+    assert!(
+        log.contains("is not a GPU; using the CPU")
+            || log.contains("auto: wgpu found only an OpenGL adapter")
+            || log.contains("auto: no wgpu adapter"),
+        "{log}"
+    );
 }
 
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_names_what_is_missing_with_exit_2() {
     let d = project();
-    let r = one_step_on(&d, "cuda", &[("CUDA_PATH", "/nonexistent/cuda")]);
-    assert_eq!(
-        r.assert_bad_input(),
-        "error: --device cuda: CUDA_PATH is /nonexistent/cuda but /nonexistent/cuda/include does not exist; point CUDA_PATH at the CUDA toolkit"
-    );
-    // With a toolkit directory the driver is next: named where it is missing (CI), used
-    // where it is there.
-    d.write("toolkit/include/.keep", "");
-    let toolkit = d.path().join("toolkit");
-    let r = one_step_on(&d, "cuda", &[("CUDA_PATH", toolkit.to_str().unwrap())]);
+    let r = one_step_on(&d, "cuda", &[]);
+    // Named where NVIDIA's driver is missing (CI), used where it is there.
     if balance_split::train::device::cuda::driver_present() {
         r.assert_ok();
         assert!(d

@@ -136,6 +136,58 @@ fn pointwise_product_equals_the_1x1_convolution_and_its_gradients() {
 }
 
 #[test]
+fn a_recorded_forward_names_every_layer_call_by_kind() {
+    use balance_split::train::profile;
+    let device = cpu();
+    let model = UNet::new(&arch(8, 8, &[1, 2], &[false, true]), Some(2), &device);
+    let forward = || {
+        model.forward(
+            Tensor::<4>::zeros([2, 3, 8, 8], &device),
+            Tensor::<1>::from_floats([1.0, 2.0], &device),
+            Some(Tensor::<1, Int>::from_ints([0, 2], &device)),
+        )
+    };
+    let (out, calls) = profile::record(forward);
+    assert_eq!(out.dims(), [2, 3, 8, 8]);
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for c in &calls {
+        match kinds.iter_mut().find(|(k, _)| *k == c.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((c.kind, 1)),
+        }
+    }
+    // Ten residual blocks (2 per stage down and up, 2 in the middle), each with two 3x3
+    // convolutions, two group norms, four SiLUs (time, class, two on the feature map), two
+    // linear layers and a dropout; 1x1 shortcuts where the width changes (8 -> 16 down,
+    // 32 -> 16 and 24 -> 8 up) and in the three attention blocks (qkv and projection);
+    // the time MLP's two linear layers and SiLU, the head's norm and SiLU, conv in and out,
+    // one strided and one upsampling convolution, one bilinear upsample.
+    assert_eq!(
+        kinds,
+        [
+            ("linear", 22),
+            ("SiLU", 42),
+            ("conv 3x3", 23),
+            ("group norm", 24),
+            ("dropout", 10),
+            ("conv 3x3 stride 2", 1),
+            ("conv 1x1", 9),
+            ("attention (QK^T, softmax, AV)", 3),
+            ("bilinear upsample", 1),
+        ]
+    );
+    // Every call runs alone, forward and backward.
+    let times = profile::by_kind(&calls, &device, 1).unwrap();
+    assert_eq!(times.len(), kinds.len());
+    assert!(times
+        .iter()
+        .all(|t| t.forward_ms >= 0.0 && t.backward_ms >= 0.0));
+    // Recording stops with `record`: a forward outside it leaves nothing behind.
+    forward();
+    assert_eq!(profile::record(|| ()).1.len(), 0);
+}
+
+#[test]
 fn parameter_counts_match_the_pytorch_reference() {
     // Counted by ../shared/bench/python/unet_ref.py (sum of p.numel()), with emb set to
     // 4 * model_channels as this trainer does.

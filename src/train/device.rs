@@ -4,7 +4,6 @@
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
-pub mod toolkit;
 
 use std::sync::OnceLock;
 

@@ -57,7 +57,12 @@ fn conv_call(kind: &'static str, c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// is two more products on the same GEMM.
 pub fn pointwise(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [b, cin, h, w] = x.dims();
-    let cout = c.weight.dims()[0];
+    let [cout, wcin, kh, kw] = c.weight.dims();
+    debug_assert_eq!(
+        ([wcin, kh, kw], c.stride, c.groups),
+        ([cin, 1, 1], [1, 1], 1),
+        "a 1x1 convolution"
+    );
     let y = c
         .weight
         .val()

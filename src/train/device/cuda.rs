@@ -1,20 +1,22 @@
 //! burn's CUDA backend, checked before its first use. cubecl's CUDA runtime `unwrap`s
-//! every driver call and `expect`s a toolkit directory, so on a machine without the
-//! driver, NVRTC or the toolkit the first tensor would panic. Each is looked for here
-//! first, in the order cubecl needs them, and the first one missing is named.
+//! its driver calls, so on a machine without NVIDIA's driver, or without a GPU, the first
+//! tensor would panic. The driver library, the driver and a device are looked for here
+//! first, and the first one missing is named.
+//!
+//! cubecl compiles the kernels in-process, through its own LLVM to PTX (cubecl-cuda's
+//! default backend; its NVRTC one is behind a feature nothing here enables), so neither
+//! the CUDA toolkit nor NVRTC is needed at run time.
 
 use std::ffi::c_int;
-use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use burn::prelude::*;
 use cudarc::driver::result as driver;
 use cudarc::driver::sys::CUdevice_attribute;
 
-use super::toolkit::toolkit_dir;
 use super::Chosen;
 
-/// Whether NVIDIA's driver library can be loaded here (what the first check after the
-/// toolkit's needs).
+/// Whether NVIDIA's driver library can be loaded here.
 pub fn driver_present() -> bool {
     // SAFETY: only tries to open the shared library, by its usual names.
     unsafe { cudarc::driver::sys::is_culib_present() }
@@ -22,8 +24,6 @@ pub fn driver_present() -> bool {
 
 /// CUDA device `index`, or the first thing missing for it.
 pub fn device(index: usize) -> Result<Chosen, String> {
-    let env = std::env::var_os("CUDA_PATH").map(PathBuf::from);
-    let toolkit = toolkit_dir(env.as_deref(), Path::exists)?;
     if !driver_present() {
         return Err("the CUDA driver library (libcuda.so) was not found; install NVIDIA's driver, or use --device wgpu or --device cpu".into());
     }
@@ -33,13 +33,6 @@ pub fn device(index: usize) -> Result<Chosen, String> {
     let count = driver::device::get_count().map_err(|e| format!("cuDeviceGetCount: {e}"))?;
     if index >= count.max(0) as usize {
         return Err(format!("no CUDA device {index}: the driver sees {count}"));
-    }
-    // SAFETY: as for the driver, only opens the library.
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Err(format!(
-            "NVRTC (libnvrtc.so), which compiles the kernels, was not found; install the CUDA toolkit's NVRTC or add {}/lib64 to LD_LIBRARY_PATH",
-            toolkit.display()
-        ));
     }
     let describe = |e: driver::DriverError| format!("CUDA device {index}: {e}");
     let dev = driver::device::get(index as c_int).map_err(describe)?;
@@ -55,8 +48,7 @@ pub fn device(index: usize) -> Result<Chosen, String> {
     Ok(Chosen {
         device,
         description: format!(
-            "CUDA device {index} \"{name}\" (compute capability {major}.{minor}), kernels compiled by NVRTC with {}",
-            toolkit.display()
+            "CUDA device {index} \"{name}\" (compute capability {major}.{minor}), kernels compiled by cubecl's LLVM to PTX"
         ),
         gpu: true,
         cpu: false,
@@ -64,28 +56,38 @@ pub fn device(index: usize) -> Result<Chosen, String> {
 }
 
 /// One tiny kernel, run and read back: cubecl starts its runtime (context, memory pools,
-/// the first NVRTC compile) lazily and panics on what the checks above cannot see (a
-/// driver too old for the PTX it emits), so that happens here, caught and named,
-/// instead of mid-run.
+/// the first kernel compile) lazily and panics on what the checks above cannot see (a
+/// driver too old for the PTX it emits), so that happens here, caught and named, instead
+/// of mid-run. The runtime runs on a thread of its own, whose panic is the one that says
+/// why; ours only learns that the runtime is gone. So the hook keeps the first message
+/// from any thread, and the default hook, which would print them, is off meanwhile.
 fn first_use(device: &Device) -> Result<(), String> {
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let keep = first.clone();
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    std::panic::set_hook(Box::new(move |info| {
+        let mut first = keep.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            *first = Some(message.trim().to_owned());
+        }
+    }));
     let ran = std::panic::catch_unwind(|| {
         Tensor::<1>::from_floats([1.0, 2.0], device)
             .sum()
             .into_scalar::<f32>()
     });
     std::panic::set_hook(hook);
-    match ran {
-        Ok(3.0) => Ok(()),
-        Ok(v) => Err(format!("the CUDA backend computed 1 + 2 = {v}")),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            Err(format!("the CUDA backend failed to start: {}", why.trim()))
-        }
+    let why = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match (ran, why) {
+        (Ok(3.0), None) => Ok(()),
+        (Ok(v), None) => Err(format!("the CUDA backend computed 1 + 2 = {v}")),
+        (_, Some(why)) => Err(format!("the CUDA backend failed to start: {why}")),
+        (Err(_), None) => Err("the CUDA backend failed to start".into()),
     }
 }
