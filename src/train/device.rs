@@ -59,8 +59,9 @@ fn wgpu_device() -> Result<Chosen, String> {
         }
         Ok(Chosen {
             device,
-            // burn is built without its `vulkan` feature (see Cargo.toml), so cubecl
-            // compiles every kernel to WGSL, whatever the adapter.
+            // burn is built without its `vulkan` feature (cubecl-spirv 0.11.3 writes
+            // invalid SPIR-V on lavapipe; README, Devices), so cubecl compiles every
+            // kernel to WGSL, whatever the adapter.
             description: format!("wgpu {adapter}, WGSL kernels"),
             gpu: info.device_type != wgpu::DeviceType::Cpu,
             cpu: false,
