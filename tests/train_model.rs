@@ -179,6 +179,11 @@ fn a_recorded_forward_names_every_layer_call_by_kind() {
     // Every call runs alone, forward and backward.
     let times = profile::by_kind(&calls, &device, 1).unwrap();
     assert_eq!(times.len(), kinds.len());
+    let counted: Vec<(&str, usize)> = times.iter().map(|t| (t.kind, t.calls)).collect();
+    assert_eq!(
+        counted, kinds,
+        "by_kind counts the calls of each kind in first-seen order"
+    );
     assert!(times
         .iter()
         .all(|t| t.forward_ms >= 0.0 && t.backward_ms >= 0.0));

@@ -102,11 +102,7 @@ pub fn run(
     let final_loss = last.map_or(f64::NAN, |l| l.into_scalar::<f32>() as f64);
     let dt = started.elapsed().as_secs_f64();
 
-    let sync = || {
-        device
-            .sync()
-            .map_err(|e| TrainError::Device(format!("{description}: {e:?}")))
-    };
+    let sync = || super::device::sync(device, description);
     if s.training.ema.enabled {
         state.ema = Some(Ema::new(&state.model, s.training.ema.decay));
         // Its first update compiles (and on a GPU autotunes) its kernels: not timed.
@@ -136,13 +132,12 @@ pub fn run(
         step::update_ema(&mut state);
         timed(&mut phases.ema, at)?;
     }
-    let ops = match ops {
-        true => {
+    let ops = ops
+        .then(|| {
             let (_, calls) = profile::record(|| step::forward_loss(&state, inputs(0), device));
-            Some(profile::by_kind(&calls, device, steps)?)
-        }
-        false => None,
-    };
+            profile::by_kind(&calls, device, steps)
+        })
+        .transpose()?;
     let per_step = |seconds: f64| 1000.0 * seconds / steps.max(1) as f64;
     let phases_ms = Phases {
         data: per_step(phases.data),

@@ -93,6 +93,14 @@ fn cuda_device() -> Result<Chosen, String> {
     wgpu_device()
 }
 
+/// Waits for `device`'s queued work. A device failing mid-run is a failure of the run
+/// (exit 1), named by `what` (the device's description, or the work under way).
+pub fn sync(device: &Device, what: &str) -> Result<(), super::error::TrainError> {
+    device
+        .sync()
+        .map_err(|e| super::error::TrainError::Device(format!("{what}: {e:?}")))
+}
+
 /// The device for `choice`.
 pub fn choose(choice: DeviceChoice) -> Result<Chosen, Unavailable> {
     let unavailable = |choice| move |reason| Unavailable { choice, reason };

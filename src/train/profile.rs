@@ -68,11 +68,7 @@ fn time<const D: usize, const E: usize>(
     shape: Shape,
     f: impl Fn(Tensor<D>) -> Tensor<E>,
 ) -> Result<(f64, f64), TrainError> {
-    let sync = || {
-        device
-            .sync()
-            .map_err(|e| TrainError::Device(format!("{e:?}")))
-    };
+    let sync = || super::device::sync(device, "bench --ops");
     let x = Tensor::<D>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), device)
         .require_grad();
     sync()?;

@@ -39,15 +39,16 @@ fn group_norm(ch: usize, device: &Device) -> GroupNorm {
 
 // Every layer call goes through `profile::op`, which names its kind for
 // `diffusion-train bench --ops` and is the plain call otherwise.
-const CONV3: &str = "conv 3x3";
-const CONV_DOWN: &str = "conv 3x3 stride 2";
-const CONV1: &str = "conv 1x1";
+fn conv3(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    op("conv 3x3", c, x, Conv2d::forward)
+}
 
-fn conv_call(kind: &'static str, c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    match kind {
-        CONV1 => op(kind, c, x, pointwise),
-        _ => op(kind, c, x, Conv2d::forward),
-    }
+fn conv_down(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    op("conv 3x3 stride 2", c, x, Conv2d::forward)
+}
+
+fn conv1(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    op("conv 1x1", c, x, pointwise)
 }
 
 /// A 1x1 convolution as one matrix product per sample, `W [cout, cin] @ x [cin, h w]`.
@@ -130,17 +131,17 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, t: &Tensor<2>, c: Option<&Tensor<2>>) -> Tensor<4> {
-        let h = norm(&self.norm1, conv_call(CONV3, &self.conv1, x.clone()));
+        let h = norm(&self.norm1, conv3(&self.conv1, x.clone()));
         let mut e = linear(&self.time, act(t.clone()));
         if let (Some(layer), Some(c)) = (&self.class, c) {
             e = e + linear(layer, act(c.clone()));
         }
         let [b, ch] = e.dims();
         let h = act(h + e.reshape([b, ch, 1, 1]));
-        let h = norm(&self.norm2, conv_call(CONV3, &self.conv2, h));
+        let h = norm(&self.norm2, conv3(&self.conv2, h));
         let h = op("dropout", &self.dropout, h, Dropout::forward);
         let skip = match &self.skip {
-            Some(s) => conv_call(CONV1, s, x),
+            Some(s) => conv1(s, x),
             None => x,
         };
         act(h + skip)
@@ -165,11 +166,11 @@ impl Attention {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let qkv = conv_call(CONV1, &self.qkv, norm(&self.norm, x.clone()));
+        let qkv = conv1(&self.qkv, norm(&self.norm, x.clone()));
         let out = op("attention (QK^T, softmax, AV)", &(), qkv, |_, qkv| {
             attend(qkv)
         });
-        x + conv_call(CONV1, &self.proj, out)
+        x + conv1(&self.proj, out)
     }
 }
 
@@ -294,7 +295,7 @@ impl UNet {
             _ => None,
         };
         let ce = ce.as_ref();
-        let mut h = conv_call(CONV3, &self.conv_in, x);
+        let mut h = conv3(&self.conv_in, x);
         let mut skips = Vec::with_capacity(self.downs.len());
         for stage in &self.downs {
             for r in &stage.res {
@@ -305,7 +306,7 @@ impl UNet {
             }
             skips.push(h.clone());
             if let Some(down) = &stage.resample {
-                h = conv_call(CONV_DOWN, down, h);
+                h = conv_down(down, h);
             }
         }
         h = self.mid1.forward(h, &te, ce);
@@ -327,10 +328,10 @@ impl UNet {
             }
             if let Some(up) = &stage.resample {
                 let [_, _, hh, hw] = h.dims();
-                h = conv_call(CONV3, up, upsample(h, [hh * 2, hw * 2]));
+                h = conv3(up, upsample(h, [hh * 2, hw * 2]));
             }
         }
-        conv_call(CONV3, &self.out_conv, act(norm(&self.out_norm, h)))
+        conv3(&self.out_conv, act(norm(&self.out_norm, h)))
     }
 }
 
