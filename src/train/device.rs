@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use burn::tensor::wgpu::wgpu;
+use burn_backend::Backend as _;
 
 use super::settings::DeviceChoice;
 
@@ -57,17 +58,30 @@ fn wgpu_device() -> Result<Chosen, String> {
                 "wgpu found only an OpenGL adapter, {adapter}, on which burn's kernels do not compile; {HINT}"
             ));
         }
+        let compiler = kernel_compiler(&burn_dispatch::Dispatch::name(device.as_dispatch()));
         Ok(Chosen {
+            description: format!("wgpu {adapter}, {compiler} kernels"),
             device,
-            // burn is built without its `vulkan` feature (cubecl-spirv 0.11.3 writes
-            // invalid SPIR-V on lavapipe; README, Devices), so cubecl compiles every
-            // kernel to WGSL, whatever the adapter.
-            description: format!("wgpu {adapter}, WGSL kernels"),
             gpu: info.device_type != wgpu::DeviceType::Cpu,
             cpu: false,
         })
     })
     .clone()
+}
+
+/// The kernel language in burn's name for a wgpu backend (`dispatch<cubecl<wgpu<spirv>>>`):
+/// cubecl picks SPIR-V on a Vulkan adapter that has what its SPIR-V compiler needs and WGSL
+/// elsewhere, and says which only there.
+fn kernel_compiler(backend_name: &str) -> String {
+    if backend_name.contains("wgpu<spirv>") {
+        "SPIR-V".into()
+    } else if backend_name.contains("wgpu<wgsl>") {
+        "WGSL".into()
+    } else if backend_name.contains("wgpu<msl>") {
+        "MSL".into()
+    } else {
+        format!("{backend_name}'s")
+    }
 }
 
 fn cpu() -> Chosen {
@@ -129,5 +143,24 @@ fn auto() -> Chosen {
             log::info!("auto: {e}; using the CPU");
             cpu()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_compiler;
+
+    #[test]
+    fn the_kernel_compiler_is_read_from_burns_backend_name() {
+        assert_eq!(
+            kernel_compiler("dispatch<fusion<cubecl<wgpu<spirv>>>>"),
+            "SPIR-V"
+        );
+        assert_eq!(kernel_compiler("dispatch<cubecl<wgpu<wgsl>>>"), "WGSL");
+        assert_eq!(kernel_compiler("dispatch<cubecl<wgpu<msl>>>"), "MSL");
+        assert_eq!(
+            kernel_compiler("dispatch<cubecl<wgpu>>"),
+            "dispatch<cubecl<wgpu>>'s"
+        );
     }
 }
