@@ -355,6 +355,7 @@ fn global_clipping_matches_clip_grad_norm() {
 #[test]
 fn training_on_the_example_lowers_the_validation_loss() {
     use balance_split::train::data::TrainData;
+    use balance_split::train::feed::Feed;
     use balance_split::train::state::fresh;
     use balance_split::train::step::validate;
     use balance_split::train::trainer::{RunOptions, Trainer};
@@ -370,21 +371,12 @@ fn training_on_the_example_lowers_the_validation_loss() {
     .unwrap();
     let device = cpu();
     let val = data.val.as_ref().expect("the example has validation data");
+    let val_cfg = s.pipeline.loader(data.data_seed, false);
+    let (val, _, _) = Feed::new(val, val_cfg, u64::MAX, &device).unwrap();
+    assert!(val.is_resident());
     let state = fresh(&s, 0, &device);
     let schedule = balance_split::train::schedule::NoiseSchedule::new(&s.diffusion);
-    let loss = |m: &UNet| {
-        validate(
-            &m.valid(),
-            val,
-            &s,
-            &schedule,
-            data.data_seed,
-            0,
-            2,
-            &device,
-        )
-        .unwrap()
-    };
+    let loss = |m: &UNet| validate(&m.valid(), &val, &schedule, 0, 2, &device).unwrap();
     let (before, _) = loss(&state.model);
     let t = Trainer {
         settings: &s,

@@ -8,11 +8,14 @@
 
 #![cfg(feature = "train")]
 
+mod util;
+
 use burn::module::Module;
 use burn::prelude::*;
 
-use balance_split::images::loader::Batch;
+use balance_split::train::data::TrainData;
 use balance_split::train::device;
+use balance_split::train::feed::{DeviceBatch, Feed};
 use balance_split::train::schedule::NoiseSchedule;
 use balance_split::train::settings::{DeviceChoice, TrainSettings};
 use balance_split::train::state::fresh;
@@ -84,11 +87,15 @@ fn wgpu_matches_the_cpu_and_trains() {
     let device = gpu.device.clone().autodiff();
     let mut state = fresh(&s, 0, &device);
     let schedule = NoiseSchedule::new(&s.diffusion);
-    let batch = || Batch {
-        images: x.iter().map(|v| v * 0.5).collect(),
+    let batch = || DeviceBatch {
+        x0: Tensor::<4>::from_data(
+            TensorData::new(
+                x.iter().map(|v| v * 0.5).collect::<Vec<f32>>(),
+                [2, 3, 16, 16],
+            ),
+            &device,
+        ),
         labels: vec![0, 1],
-        entries: Vec::new(),
-        shape: [2, 3, 16, 16],
     };
     let mut losses = Vec::new();
     for _ in 0..12 {
@@ -99,4 +106,69 @@ fn wgpu_matches_the_cpu_and_trains() {
     }
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[11] < 0.8 * losses[0], "{losses:?}");
+
+    resident_feed_matches_the_host_pipeline(&s, &gpu.device);
+}
+
+/// On the GPU, the resident feed's batches (gathered, flipped and rotated there) are the
+/// host pipeline's, value for value, and four training steps on each give the same losses.
+fn resident_feed_matches_the_host_pipeline(s: &TrainSettings, gpu: &Device) {
+    let d = util::Dir::tiny_project();
+    let mut s = s.clone();
+    s.pipeline.augmentation.rotation_degrees = 15.0;
+    let data = TrainData::load(
+        &d.join("splits/example/train_val_split.balanced.json"),
+        d.path(),
+        &s,
+    )
+    .unwrap();
+    let cfg = s.pipeline.loader(data.data_seed, true);
+    let order = data.epoch_order(0, true).unwrap();
+    let (host, _, _) = Feed::new(&data.train, cfg.clone(), 0, gpu).unwrap();
+    let (resident, _, _) = Feed::new(&data.train, cfg, u64::MAX, gpu).unwrap();
+    assert!(!host.is_resident() && resident.is_resident());
+    let read = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+    for (k, (h, r)) in host
+        .epoch(order.clone(), 0)
+        .zip(resident.epoch(order.clone(), 0))
+        .take(3)
+        .enumerate()
+    {
+        let (h, r) = (h.unwrap(), r.unwrap());
+        assert_eq!(h.labels, r.labels, "batch {k}");
+        assert!(
+            read(h.x0) == read(r.x0),
+            "batch {k}: resident and host values differ"
+        );
+    }
+    let device = gpu.clone().autodiff();
+    let schedule = NoiseSchedule::new(&s.diffusion);
+    let losses = |feed: &Feed| {
+        let mut state = fresh(&s, 0, &device);
+        feed.epoch(order.clone(), 0)
+            .take(4)
+            .enumerate()
+            .map(|(k, b)| {
+                let inputs = step_inputs(
+                    b.unwrap(),
+                    &s,
+                    &schedule,
+                    Some(&[1.0, 9.0]),
+                    0,
+                    k as u64,
+                    &device,
+                );
+                train_step(&mut state, inputs, 2e-3, Some(1.0), &device)
+                    .0
+                    .into_scalar::<f32>()
+            })
+            .collect::<Vec<f32>>()
+    };
+    let (on_host, on_device) = (losses(&host), losses(&resident));
+    for (a, b) in on_host.iter().zip(&on_device) {
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "{on_host:?} vs {on_device:?}"
+        );
+    }
 }

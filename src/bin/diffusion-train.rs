@@ -105,6 +105,11 @@ struct TrainArgs {
     /// Decoded image cache from `balance-split cache` for this manifest.
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Memory the decoded training and validation images may take on the device, in MiB:
+    /// a set that fits is uploaded once and its batches are gathered (and flipped and
+    /// rotated) there; 0 keeps every batch on the host pipeline.
+    #[arg(long, value_name = "MB", default_value_t = balance_split::train::feed::DEFAULT_BUDGET_MB)]
+    device_data_mb: u64,
     /// Continue from this checkpoint (as training.resume with enabled: true).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -238,6 +243,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             max_steps: args.max_steps,
             cache: args.cache,
             progress: !c.quiet,
+            device_data_bytes: Some(args.device_data_mb.saturating_mul(1024 * 1024)),
         },
     };
     let settings = job::settings(&req)?;

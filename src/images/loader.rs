@@ -235,7 +235,8 @@ impl Slots {
     /// A batch at the start of a single-process epoch.
     pub const START: Slots = Slots { first: 0, step: 1 };
 
-    fn at(self, k: usize) -> u64 {
+    /// The epoch position of the batch's sample `k`.
+    pub fn at(self, k: usize) -> u64 {
         (self.first + k * self.step) as u64
     }
 }

@@ -117,19 +117,59 @@ pub fn augment(mut out: RgbImage, a: &Augment) -> RgbImage {
 /// pixel centre is mapped back into the source and takes the pixel it lands in.
 pub fn rotate(img: &RgbImage, degrees: f64) -> RgbImage {
     let (w, h) = img.dimensions();
+    let source = rotation_source(w, h, degrees);
+    RgbImage::from_fn(w, h, |x, y| match source(x, y) {
+        Some((sx, sy)) => *img.get_pixel(sx, sy),
+        None => image::Rgb([0, 0, 0]),
+    })
+}
+
+/// The source pixel of output pixel (x, y) under [`rotate`], or `None` where it falls
+/// outside the image (black). One function for both [`rotate`] and [`source_map`], so
+/// the host pipeline and the device-resident one cannot pick different pixels.
+fn rotation_source(w: u32, h: u32, degrees: f64) -> impl Fn(u32, u32) -> Option<(u32, u32)> {
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
     let (sin, cos) = degrees.to_radians().sin_cos();
-    RgbImage::from_fn(w, h, |x, y| {
+    move |x, y| {
         let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
         // Inverse of a counter-clockwise rotation in image coordinates (y down).
         let sx = cos * dx - sin * dy + cx;
         let sy = sin * dx + cos * dy + cy;
-        if sx >= 0.0 && sy >= 0.0 && sx < w as f64 && sy < h as f64 {
-            *img.get_pixel(sx as u32, sy as u32)
+        (sx >= 0.0 && sy >= 0.0 && sx < w as f64 && sy < h as f64).then_some((sx as u32, sy as u32))
+    }
+}
+
+/// Whether `cfg`'s augmentation only moves pixels (flips and rotations, no colour
+/// jitter): then a sample's augmented image is its plain one gathered through
+/// [`source_map`], which the trainer does on the device.
+pub fn moves_pixels_only(cfg: &AugmentationConfig) -> bool {
+    !(cfg.color_jitter.enabled && cfg.color_jitter.strength > 0.0)
+}
+
+/// The flip and rotation of `a` on a `size` x `size` image as a gather: output pixel
+/// `y * size + x` takes source pixel `map[y * size + x]`, where `size * size` stands for
+/// black. `None` when `a` moves nothing. Per-pixel colour conversions (normalisation,
+/// luminance) commute with it, so it applies to the normalised planes as to the RGB bytes.
+pub fn source_map(a: &Augment, size: u32) -> Option<Vec<u32>> {
+    if !a.flip && a.degrees == 0.0 {
+        return None;
+    }
+    let black = size * size;
+    let rotated = rotation_source(size, size, a.degrees);
+    let source = |x: u32, y: u32| {
+        let (sx, sy) = if a.degrees != 0.0 {
+            rotated(x, y)?
         } else {
-            image::Rgb([0, 0, 0])
-        }
-    })
+            (x, y)
+        };
+        // The flip comes first (torchvision's order): the rotation reads the flipped image.
+        Some((if a.flip { size - 1 - sx } else { sx }, sy))
+    };
+    let map = (0..size)
+        .flat_map(|y| (0..size).map(move |x| (x, y)))
+        .map(|(x, y)| source(x, y).map_or(black, |(sx, sy)| sy * size + sx))
+        .collect();
+    Some(map)
 }
 
 /// Brightness, contrast and saturation as torchvision's functional ops define them:
@@ -285,6 +325,92 @@ mod tests {
             },
         );
         assert_eq!(reds(&dark), vec![0, 5, 10, 1, 6, 11, 1, 6, 11]);
+    }
+
+    /// `normalize` of `img` through `map` (black where it says `size * size`).
+    fn gathered(img: &RgbImage, channels: usize, map: &[u32]) -> Vec<f32> {
+        let n = map.len();
+        let mut plain = vec![0.0; channels * n];
+        normalize(img.as_raw(), channels, &mut plain);
+        let mut out = Vec::with_capacity(channels * n);
+        for plane in plain.chunks_exact(n) {
+            out.extend(
+                map.iter()
+                    .map(|&m| plane.get(m as usize).copied().unwrap_or(-1.0)),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_flip_then_a_quarter_turn_as_a_map() {
+        let a = Augment {
+            flip: true,
+            degrees: 90.0,
+            ..Augment::NONE
+        };
+        // pattern() flipped is [20 10 0 / 21 11 1 / 22 12 2]; a quarter turn of that
+        // reads its top row upwards into the left column.
+        assert_eq!(
+            reds(&augment(pattern(), &a)),
+            vec![0, 1, 2, 10, 11, 12, 20, 21, 22]
+        );
+        assert_eq!(source_map(&a, 3).unwrap(), vec![0, 3, 6, 1, 4, 7, 2, 5, 8]);
+        assert_eq!(source_map(&Augment::NONE, 3), None);
+        // 45 degrees on 2x2: every output centre lands in the image (none black), and
+        // nearest neighbour takes the bottom-right pixel twice and the top-left not at all.
+        let turned = Augment {
+            degrees: 45.0,
+            ..Augment::NONE
+        };
+        assert_eq!(source_map(&turned, 2).unwrap(), vec![1, 3, 2, 3]);
+        // The corners of a larger image fall outside: black.
+        assert_eq!(source_map(&turned, 8).unwrap()[0], 64);
+    }
+
+    #[test]
+    fn jitter_is_the_only_transform_that_is_not_a_gather() {
+        let mut cfg = AugmentationConfig {
+            horizontal_flip: true,
+            rotation_degrees: 15.0,
+            ..AugmentationConfig::default()
+        };
+        assert!(moves_pixels_only(&cfg));
+        cfg.color_jitter.enabled = true;
+        assert!(moves_pixels_only(&cfg), "strength 0 jitters nothing");
+        cfg.color_jitter.strength = 0.1;
+        assert!(!moves_pixels_only(&cfg));
+    }
+
+    proptest::proptest! {
+        /// The device path's gather gives exactly the host pipeline's augmented image,
+        /// bit for bit, for RGB and for luminance.
+        #[test]
+        fn the_map_gathers_what_augment_computes(
+            size in 1u32..12,
+            flip: bool,
+            degrees in proptest::prop_oneof![
+                proptest::strategy::Just(0.0),
+                proptest::strategy::Just(90.0),
+                -180.0f64..180.0,
+            ],
+            seed: u64,
+            channels in proptest::prop_oneof![proptest::strategy::Just(1usize), proptest::strategy::Just(3)],
+        ) {
+            let mut bits = seed;
+            let img = RgbImage::from_fn(size, size, |_, _| {
+                bits = bits.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let b = bits.to_le_bytes();
+                image::Rgb([b[5], b[6], b[7]])
+            });
+            let a = Augment { flip, degrees, ..Augment::NONE };
+            let n = (size * size) as usize;
+            let mut want = vec![0.0; channels * n];
+            normalize(augment(img.clone(), &a).as_raw(), channels, &mut want);
+            let identity: Vec<u32> = (0..size * size).collect();
+            let map = source_map(&a, size).unwrap_or(identity);
+            proptest::prop_assert_eq!(gathered(&img, channels, &map), want);
+        }
     }
 
     #[test]

@@ -18,12 +18,12 @@ use crate::rng::{Purpose, Stream};
 
 use super::ema::Ema;
 use super::error::TrainError;
+use super::feed::DeviceBatch;
 use super::profile::{self, KindTime};
 use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
 use super::state::{self, State};
 use super::step;
-use crate::images::loader::Batch;
 
 /// One measurement.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -80,12 +80,12 @@ pub fn run(
     data.fill_normal(&mut images);
     let labels: Vec<u32> = (0..batch).map(|_| data.below(k as u64) as u32).collect();
     let lr = s.training.optimizer.learning_rate;
+    // Uploaded once, as the trainer's resident feed holds its images (`feed`).
+    let x0 = Tensor::<4>::from_data(TensorData::new(images, shape), device);
     let inputs = |i: u64| {
-        let b = Batch {
-            images: images.clone(),
+        let b = DeviceBatch {
+            x0: x0.clone(),
             labels: labels.clone(),
-            entries: Vec::new(),
-            shape,
         };
         step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device)
     };

@@ -22,6 +22,8 @@ pub mod device;
 #[cfg(feature = "train")]
 pub mod ema;
 #[cfg(feature = "train")]
+pub mod feed;
+#[cfg(feature = "train")]
 pub mod generate;
 #[cfg(feature = "train")]
 pub mod job;

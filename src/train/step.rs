@@ -4,10 +4,9 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-use crate::images::loader::{Batch, Dataset};
-
 use super::draws;
 use super::error::TrainError;
+use super::feed::{DeviceBatch, Feed};
 use super::loss;
 use super::optim;
 use super::schedule::NoiseSchedule;
@@ -39,14 +38,13 @@ fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
 
 /// `x_t`, the noise and the timesteps as the model takes them.
 fn noised(
-    images: Vec<f32>,
-    shape: [usize; 4],
+    x0: Tensor<4>,
     noise: Vec<f32>,
     timesteps: &[usize],
     schedule: &NoiseSchedule,
     device: &Device,
 ) -> (Tensor<4>, Tensor<4>, Tensor<1>) {
-    let x0 = Tensor::<4>::from_data(TensorData::new(images, shape), device);
+    let shape = x0.dims();
     let noise = Tensor::<4>::from_data(TensorData::new(noise, shape), device);
     let (a, b) = coefficients(schedule, timesteps, device);
     let x_t = x0 * a + noise.clone() * b;
@@ -68,7 +66,7 @@ pub struct StepInputs {
 
 /// Step `step`'s inputs from a batch: noising, label dropout, weights.
 pub fn step_inputs(
-    batch: Batch,
+    batch: DeviceBatch,
     s: &TrainSettings,
     schedule: &NoiseSchedule,
     loss_weights: Option<&[f64]>,
@@ -76,7 +74,7 @@ pub fn step_inputs(
     step: u64,
     device: &Device,
 ) -> StepInputs {
-    let [_, c, h, w] = batch.shape;
+    let [_, c, h, w] = batch.x0.dims();
     let d = draws::training_step(
         seed,
         step,
@@ -85,14 +83,7 @@ pub fn step_inputs(
         schedule.len(),
         s.conditioning.as_ref(),
     );
-    let (x_t, noise, t) = noised(
-        batch.images,
-        batch.shape,
-        d.noise,
-        &d.timesteps,
-        schedule,
-        device,
-    );
+    let (x_t, noise, t) = noised(batch.x0, d.noise, &d.timesteps, schedule, device);
     StepInputs {
         x_t,
         noise,
@@ -155,31 +146,21 @@ pub fn update_ema(state: &mut State) {
 /// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
 /// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
 /// comparable across epochs.
-#[allow(clippy::too_many_arguments)]
 pub fn validate(
     model: &UNet,
-    val: &Dataset,
-    s: &TrainSettings,
+    val: &Feed,
     schedule: &NoiseSchedule,
-    data_seed: u64,
     seed: u64,
     num_classes: usize,
     device: &Device,
 ) -> Result<(f64, Vec<Option<f64>>), TrainError> {
-    let cfg = s.pipeline.loader(data_seed, false);
     let mut sum = vec![0f64; num_classes];
     let mut count = vec![0usize; num_classes];
-    let order: Vec<usize> = (0..val.len()).collect();
-    for (k, batch) in val.batches(order, 0, cfg, 2).enumerate() {
-        let Batch {
-            images,
-            labels,
-            shape,
-            ..
-        } = batch?;
-        let [n, c, h, w] = shape;
+    for (k, batch) in val.epoch((0..val.len()).collect(), 0).enumerate() {
+        let DeviceBatch { x0, labels } = batch?;
+        let [n, c, h, w] = x0.dims();
         let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, schedule.len());
-        let (x_t, noise, tt) = noised(images, shape, noise, &t, schedule, device);
+        let (x_t, noise, tt) = noised(x0, noise, &t, schedule, device);
         let y = model
             .is_conditional()
             .then(|| labels_tensor(&labels, device));

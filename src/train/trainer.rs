@@ -11,6 +11,8 @@ use burn::prelude::*;
 use crate::images::cache::Cache;
 use crate::images::loader::Dataset;
 
+use super::feed::{self, Feed};
+
 use super::data::TrainData;
 use super::error::TrainError;
 use super::metrics::{Metrics, Row};
@@ -32,6 +34,9 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// `--device-data-mb`: the bytes the training and validation images may take on the
+    /// device; `None` for [`feed::DEFAULT_BUDGET_MB`], 0 keeps them on the host.
+    pub device_data_bytes: Option<u64>,
 }
 
 /// The outcome of a run.
@@ -77,9 +82,10 @@ impl Trainer<'_> {
             Some(c) => d.clone().with_cache(c.clone()),
             None => d.clone(),
         };
-        let train = cached(&self.data.train);
-        let val_data = self.data.val.as_ref().map(cached);
-        let loader = s.pipeline.loader(self.data.data_seed, true);
+        let (train, val_data) = self.feeds(
+            &cached(&self.data.train),
+            self.data.val.as_ref().map(cached).as_ref(),
+        )?;
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
         let mut board = match s.tensorboard.enabled {
@@ -107,7 +113,7 @@ impl Trainer<'_> {
             let mut sums: Option<(Tensor<1>, Tensor<1>)> = None;
             let mut steps = 0u64;
             let mut stopped = false;
-            for batch in train.batches(order, epoch as u64, loader.clone(), 2) {
+            for batch in train.epoch(order, epoch as u64) {
                 let batch = batch?;
                 images += batch.labels.len();
                 let inputs = step_inputs(
@@ -177,9 +183,7 @@ impl Trainer<'_> {
                 let (overall, per_class) = validate(
                     &state.model.valid(),
                     val,
-                    s,
                     &schedule,
-                    self.data.data_seed,
                     self.seed,
                     self.data.classes.len(),
                     &self.device,
@@ -272,6 +276,38 @@ impl Trainer<'_> {
         summary.epochs = state.epoch;
         summary.steps = state.step;
         Ok((state, summary))
+    }
+
+    /// The training and validation sets' feeds: on the device while the budget lasts
+    /// (training first), else through the host pipeline; the log says which and why.
+    fn feeds(
+        &self,
+        train: &Dataset,
+        val: Option<&Dataset>,
+    ) -> Result<(Feed, Option<Feed>), TrainError> {
+        let s = self.settings;
+        const MB: u64 = 1024 * 1024;
+        let mut left = self
+            .options
+            .device_data_bytes
+            .unwrap_or(feed::DEFAULT_BUDGET_MB * MB);
+        let mut place = |name: &str, data: &Dataset, train: bool| {
+            let cfg = s.pipeline.loader(self.data.data_seed, train);
+            let (f, bytes, why) = Feed::new(data, cfg, left, &self.device)?;
+            left -= bytes;
+            match why {
+                None => log::info!(
+                    "{name}: {} images on the device ({:.1} MB), batches gathered there",
+                    data.len(),
+                    bytes as f64 / MB as f64
+                ),
+                Some(why) => log::info!("{name}: images through the host pipeline ({why})"),
+            }
+            Ok::<_, TrainError>(f)
+        };
+        let train = place("train", train, true)?;
+        let val = val.map(|v| place("val", v, false)).transpose()?;
+        Ok((train, val))
     }
 
     /// The epoch's sample grid and denoising strip, when due.

@@ -1,0 +1,181 @@
+//! The device-resident feed gives the host pipeline's batches value for value, with
+//! flips and rotations, and a run on it reaches exactly the host-fed run's weights and
+//! losses (CPU backend, same seed).
+//!
+//! Alone in its test binary: burn's CPU backend seeds one process-wide generator (dropout
+//! masks), which a concurrently running test would draw from.
+
+#![cfg(feature = "train")]
+
+mod util;
+
+use burn::module::Module;
+use burn::prelude::*;
+
+use balance_split::images::loader::{LoaderConfig, Slots};
+use balance_split::train::data::TrainData;
+use balance_split::train::feed::{placement, resident_bytes, Feed, HostReason, Resident};
+use balance_split::train::settings::TrainSettings;
+use balance_split::train::state::{fresh, State};
+use balance_split::train::trainer::{RunOptions, Trainer};
+use util::Dir;
+
+struct Values(Vec<Vec<f32>>);
+
+impl burn::module::ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        self.0
+            .push(p.val().into_data().try_to_vec::<f32>().unwrap());
+    }
+}
+
+fn values<M: Module>(m: &M) -> Vec<Vec<f32>> {
+    let mut v = Values(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+fn project() -> (Dir, TrainSettings, TrainData) {
+    let d = Dir::tiny_project();
+    let mut s = TrainSettings::load(&d.join("tiny.yaml")).unwrap();
+    s.training.visualization.enabled = false;
+    s.training.validation.frequency = 1;
+    // Flips alone leave most samples' pixels in place; rotations bring in black corners.
+    s.pipeline.augmentation.rotation_degrees = 15.0;
+    let data = TrainData::load(
+        &d.join("splits/example/train_val_split.balanced.json"),
+        d.path(),
+        &s,
+    )
+    .unwrap();
+    (d, s, data)
+}
+
+#[test]
+fn resident_batches_are_the_pipelines_and_so_is_the_run() {
+    let (d, s, data) = project();
+    let cpu = Device::flex();
+    let cfg = s.pipeline.loader(data.data_seed, true);
+    assert!(cfg.augmentation.as_ref().unwrap().horizontal_flip);
+    let resident = Resident::upload(&data.train, &cfg, &cpu).unwrap();
+    let order = data.epoch_order(3, true).unwrap();
+    let n = order.len();
+    assert_eq!((n, cfg.batch_size), (200, 16));
+    let mut moved = 0;
+    for (k, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        let slots = Slots {
+            first: k * cfg.batch_size,
+            step: 1,
+        };
+        let host = data.train.batch(chunk, slots, 3, &cfg).unwrap();
+        let dev = resident.batch(chunk, slots, 3);
+        assert_eq!(dev.labels, host.labels, "batch {k}");
+        assert_eq!(dev.x0.dims(), host.shape, "batch {k}");
+        let got = dev.x0.into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            got == host.images,
+            "batch {k}: resident and host values differ"
+        );
+        let plain = data
+            .train
+            .batch(
+                chunk,
+                slots,
+                3,
+                &LoaderConfig {
+                    augmentation: None,
+                    ..cfg.clone()
+                },
+            )
+            .unwrap();
+        moved += usize::from(plain.images != host.images);
+    }
+    // Every batch of 16 had some sample flipped or turned.
+    assert_eq!(moved, n.div_ceil(cfg.batch_size));
+
+    // Two runs, host-fed and resident, from the same initialisation: the same losses
+    // in every metrics row, the same weights at the end.
+    let device = cpu.autodiff();
+    let run = |name: &str, budget: u64| -> (State, String) {
+        let mut s = s.clone();
+        s.output = s.output.rebased(&d.join(name));
+        let t = Trainer {
+            settings: &s,
+            data: &data,
+            device: device.clone(),
+            seed: 0,
+            options: RunOptions {
+                epochs: Some(2),
+                device_data_bytes: Some(budget),
+                ..RunOptions::default()
+            },
+        };
+        let state = t.run(fresh(&s, 0, &device)).unwrap().0;
+        let csv = std::fs::read_to_string(s.output.base_dir.join("metrics.csv")).unwrap();
+        // Everything but images_per_s, the sixth column.
+        let rows = csv
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(5);
+                f.join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        (state, rows)
+    };
+    let (host, host_rows) = run("host", 0);
+    let (dev, dev_rows) = run("resident", u64::MAX);
+    assert_eq!(host.step, 26);
+    assert_eq!(dev_rows, host_rows);
+    assert_eq!(dev_rows.lines().count(), 3, "{dev_rows}");
+    assert!(values(&dev.model) == values(&host.model), "weights differ");
+}
+
+#[test]
+fn placement_follows_the_budget_and_jitter() {
+    let cfg = LoaderConfig {
+        image_size: 40,
+        channels: 3,
+        batch_size: 8,
+        drop_last: false,
+        augmentation: None,
+        seed: 0,
+    };
+    // The user's set: 600 images of 3 x (40 x 40 + 1) f32.
+    assert_eq!(resident_bytes(600, &cfg), 600 * 3 * 1601 * 4);
+    assert_eq!(placement(600, &cfg, 11_527_200), Ok(11_527_200));
+    assert_eq!(
+        placement(600, &cfg, 11_527_199),
+        Err(HostReason::OverBudget {
+            bytes: 11_527_200,
+            left: 11_527_199
+        })
+    );
+    assert_eq!(
+        HostReason::OverBudget {
+            bytes: 11_527_200,
+            left: 0
+        }
+        .to_string(),
+        "its decoded 11.0 MB is over the 0.0 MB left of --device-data-mb"
+    );
+    let mut jitter = cfg.clone();
+    let mut aug = balance_split::images::transform::AugmentationConfig::default();
+    aug.color_jitter.enabled = true;
+    aug.color_jitter.strength = 0.1;
+    jitter.augmentation = Some(aug);
+    assert_eq!(placement(1, &jitter, u64::MAX), Err(HostReason::Jitter));
+    // Validation is never augmented: resident whatever the training config's jitter.
+    let val = LoaderConfig {
+        augmentation: None,
+        ..jitter
+    };
+    assert!(placement(1, &val, u64::MAX).is_ok());
+    let host = Feed::Host {
+        data: balance_split::images::loader::Dataset::new(&[], std::path::Path::new(".")),
+        cfg,
+        device: Device::flex(),
+    };
+    assert!(!host.is_resident() && host.is_empty());
+}
