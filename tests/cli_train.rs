@@ -68,6 +68,61 @@ fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
     let log = d.read("run/logs/train.log");
     assert!(log.contains("device: CPU (burn Flex backend)"), "{log}");
     assert!(log.contains("matches the manifest's sha256"), "{log}");
+    // 16 x 16 RGB: 200 x 3 x 257 x 4 bytes, then the 50 validation images.
+    assert!(
+        log.contains("train: 200 images on the device (0.6 MB), batches gathered there"),
+        "{log}"
+    );
+    assert!(
+        log.contains("val: 50 images on the device (0.1 MB), batches gathered there"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_device_data_budget_too_small_keeps_batches_on_the_host_and_says_so() {
+    let d = project();
+    let args = [
+        "--config",
+        "tiny.yaml",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "1",
+        "--device-data-mb",
+        "0",
+        "--out",
+        "run",
+        "-q",
+    ];
+    train(&d, &args).assert_ok();
+    let log = d.read("run/logs/train.log");
+    let host = "images through the host pipeline (its decoded";
+    assert!(
+        log.contains(&format!(
+            "train: {host} 0.6 MB is over the 0.0 MB left of --device-data-mb)"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "val: {host} 0.1 MB is over the 0.0 MB left of --device-data-mb)"
+        )),
+        "{log}"
+    );
+    let jitter = d.read("tiny.yaml").replace(
+        "enabled: false\n      strength: 0.1",
+        "enabled: true\n      strength: 0.1",
+    );
+    assert_ne!(jitter, d.read("tiny.yaml"));
+    d.write("jitter.yaml", &jitter);
+    train_steps(&d, "jitter.yaml", "1").assert_ok();
+    let log = d.read("run/logs/train.log");
+    assert!(
+        log.contains("train: images through the host pipeline (colour jitter runs on the host)"),
+        "{log}"
+    );
+    assert!(log.contains("val: 50 images on the device"), "{log}");
 }
 
 #[test]
@@ -430,6 +485,14 @@ fn generate_writes_per_class_pngs_and_a_grid() {
 
 #[test]
 fn a_cache_serves_training_and_validation_without_the_image_files() {
+    for budget in ["1024", "0"] {
+        cache_serves(budget);
+    }
+}
+
+/// With `--device-data-mb budget`: the cache fills the resident sets, or feeds the host
+/// pipeline.
+fn cache_serves(budget: &str) {
     let d = project();
     d.run(&[
         "cache",
@@ -453,6 +516,8 @@ fn a_cache_serves_training_and_validation_without_the_image_files() {
             "1",
             "--cache",
             "example.cache",
+            "--device-data-mb",
+            budget,
             "--out",
             "run",
             "-q",
