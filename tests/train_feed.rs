@@ -144,6 +144,11 @@ fn placement_follows_the_budget_and_jitter() {
     };
     // The user's set: 600 images of 3 x (40 x 40 + 1) f32.
     assert_eq!(resident_bytes(600, &cfg), 600 * 3 * 1601 * 4);
+    let huge = LoaderConfig {
+        image_size: u32::MAX,
+        ..cfg.clone()
+    };
+    assert_eq!(resident_bytes(usize::MAX, &huge), u64::MAX);
     assert_eq!(placement(600, &cfg, 11_527_200), Ok(11_527_200));
     assert_eq!(
         placement(600, &cfg, 11_527_199),

@@ -51,9 +51,18 @@ impl std::fmt::Display for HostReason {
 }
 
 /// What a set of `n` samples takes on the device: f32 planes, each with its black value.
+/// Saturating: a config's image size is not bounded here, and a wrapped product would let
+/// a huge set through the budget check.
 pub fn resident_bytes(n: usize, cfg: &LoaderConfig) -> u64 {
     let s = u64::from(cfg.image_size);
-    n as u64 * cfg.channels as u64 * (s * s + 1) * 4
+    [
+        n as u64,
+        cfg.channels as u64,
+        s.saturating_mul(s).saturating_add(1),
+        4,
+    ]
+    .into_iter()
+    .fold(1, u64::saturating_mul)
 }
 
 /// Whether a set of `n` samples loaded with `cfg` goes to the device with `left` bytes of
