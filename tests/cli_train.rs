@@ -70,11 +70,11 @@ fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
     assert!(log.contains("matches the manifest's sha256"), "{log}");
     // 16 x 16 RGB: 200 x 3 x 257 x 4 bytes, then the 50 validation images.
     assert!(
-        log.contains("train: 200 images on the device (0.6 MB), batches gathered there"),
+        log.contains("train: 200 images on the device (0.6 MiB), batches gathered there"),
         "{log}"
     );
     assert!(
-        log.contains("val: 50 images on the device (0.1 MB), batches gathered there"),
+        log.contains("val: 50 images on the device (0.1 MiB), batches gathered there"),
         "{log}"
     );
 }
@@ -100,13 +100,13 @@ fn a_device_data_budget_too_small_keeps_batches_on_the_host_and_says_so() {
     let host = "images through the host pipeline (its decoded";
     assert!(
         log.contains(&format!(
-            "train: {host} 0.6 MB is over the 0.0 MB left of --device-data-mb)"
+            "train: {host} 0.6 MiB is over the 0.0 MiB left of --device-data-mb)"
         )),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "val: {host} 0.1 MB is over the 0.0 MB left of --device-data-mb)"
+            "val: {host} 0.1 MiB is over the 0.0 MiB left of --device-data-mb)"
         )),
         "{log}"
     );

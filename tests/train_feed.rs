@@ -12,9 +12,9 @@ mod util;
 use burn::module::Module;
 use burn::prelude::*;
 
-use balance_split::images::loader::{LoaderConfig, Slots};
+use balance_split::images::loader::LoaderConfig;
 use balance_split::train::data::TrainData;
-use balance_split::train::feed::{placement, resident_bytes, Feed, HostReason, Resident};
+use balance_split::train::feed::{placement, resident_bytes, Feed, HostReason};
 use balance_split::train::settings::TrainSettings;
 use balance_split::train::state::{fresh, State};
 use balance_split::train::trainer::{RunOptions, Trainer};
@@ -51,51 +51,63 @@ fn project() -> (Dir, TrainSettings, TrainData) {
     (d, s, data)
 }
 
+/// The batches of `epoch` from both feeds of `cfg`: (host, resident) images and labels.
+type Batches = Vec<(Vec<f32>, Vec<u32>)>;
+
+fn both_feeds(data: &TrainData, cfg: &LoaderConfig, epoch: u64) -> (Batches, Batches) {
+    let cpu = Device::flex();
+    let order = data.epoch_order(epoch, true).unwrap();
+    let (host, _, _) = Feed::new(&data.train, cfg.clone(), 0, &cpu).unwrap();
+    let (resident, _, _) = Feed::new(&data.train, cfg.clone(), u64::MAX, &cpu).unwrap();
+    assert!(!host.is_resident() && resident.is_resident());
+    let read = |f: &Feed| -> Batches {
+        f.epoch(order.clone(), epoch)
+            .map(|b| {
+                let b = b.unwrap();
+                (b.x0.into_data().try_to_vec::<f32>().unwrap(), b.labels)
+            })
+            .collect()
+    };
+    (read(&host), read(&resident))
+}
+
 #[test]
 fn resident_batches_are_the_pipelines_and_so_is_the_run() {
     let (d, s, data) = project();
-    let cpu = Device::flex();
     let cfg = s.pipeline.loader(data.data_seed, true);
     assert!(cfg.augmentation.as_ref().unwrap().horizontal_flip);
-    let resident = Resident::upload(&data.train, &cfg, &cpu).unwrap();
-    let order = data.epoch_order(3, true).unwrap();
-    let n = order.len();
-    assert_eq!((n, cfg.batch_size), (200, 16));
-    let mut moved = 0;
-    for (k, chunk) in order.chunks(cfg.batch_size).enumerate() {
-        let slots = Slots {
-            first: k * cfg.batch_size,
-            step: 1,
-        };
-        let host = data.train.batch(chunk, slots, 3, &cfg).unwrap();
-        let dev = resident.batch(chunk, slots, 3);
-        assert_eq!(dev.labels, host.labels, "batch {k}");
-        assert_eq!(dev.x0.dims(), host.shape, "batch {k}");
-        let got = dev.x0.into_data().try_to_vec::<f32>().unwrap();
-        assert!(
-            got == host.images,
-            "batch {k}: resident and host values differ"
-        );
-        let plain = data
-            .train
-            .batch(
-                chunk,
-                slots,
-                3,
-                &LoaderConfig {
-                    augmentation: None,
-                    ..cfg.clone()
-                },
-            )
-            .unwrap();
-        moved += usize::from(plain.images != host.images);
+    assert_eq!((data.train.len(), cfg.batch_size), (200, 16));
+    // 200 = 12 x 16 + 8: the short last batch is kept, or dropped with drop_last.
+    for (drop_last, batches) in [(false, 13), (true, 12)] {
+        for channels in [3, 1] {
+            let cfg = LoaderConfig {
+                drop_last,
+                channels,
+                ..cfg.clone()
+            };
+            let (host, resident) = both_feeds(&data, &cfg, 3);
+            assert_eq!(host.len(), batches);
+            assert!(
+                resident == host,
+                "drop_last {drop_last}, {channels} channels"
+            );
+            assert_eq!(host[0].0.len(), 16 * channels * 16 * 16);
+        }
     }
-    // Every batch of 16 had some sample flipped or turned.
-    assert_eq!(moved, n.div_ceil(cfg.batch_size));
+    // Every batch had some sample flipped or turned: the maps were used.
+    let plain = LoaderConfig {
+        augmentation: None,
+        ..cfg.clone()
+    };
+    let (moved, unmoved) = (both_feeds(&data, &cfg, 3).0, both_feeds(&data, &plain, 3).0);
+    assert!(moved
+        .iter()
+        .zip(&unmoved)
+        .all(|(m, u)| m.0 != u.0 && m.1 == u.1));
 
     // Two runs, host-fed and resident, from the same initialisation: the same losses
     // in every metrics row, the same weights at the end.
-    let device = cpu.autodiff();
+    let device = Device::flex().autodiff();
     let run = |name: &str, budget: u64| -> (State, String) {
         let mut s = s.clone();
         s.output = s.output.rebased(&d.join(name));
@@ -163,7 +175,7 @@ fn placement_follows_the_budget_and_jitter() {
             left: 0
         }
         .to_string(),
-        "its decoded 11.0 MB is over the 0.0 MB left of --device-data-mb"
+        "its decoded 11.0 MiB is over the 0.0 MiB left of --device-data-mb"
     );
     let mut jitter = cfg.clone();
     let mut aug = balance_split::images::transform::AugmentationConfig::default();
@@ -177,6 +189,11 @@ fn placement_follows_the_budget_and_jitter() {
         ..jitter
     };
     assert!(placement(1, &val, u64::MAX).is_ok());
+    // A budget of 0 keeps even an empty set on the host.
+    assert_eq!(
+        placement(0, &val, 0),
+        Err(HostReason::OverBudget { bytes: 0, left: 0 })
+    );
     let host = Feed::Host {
         data: balance_split::images::loader::Dataset::new(&[], std::path::Path::new(".")),
         cfg,

@@ -150,11 +150,13 @@ pub fn moves_pixels_only(cfg: &AugmentationConfig) -> bool {
 /// `y * size + x` takes source pixel `map[y * size + x]`, where `size * size` stands for
 /// black. `None` when `a` moves nothing. Per-pixel colour conversions (normalisation,
 /// luminance) commute with it, so it applies to the normalised planes as to the RGB bytes.
-pub fn source_map(a: &Augment, size: u32) -> Option<Vec<u32>> {
+/// i64, what burn's integer tensors take, so a side of 65536 or more cannot wrap.
+pub fn source_map(a: &Augment, size: u32) -> Option<Vec<i64>> {
     if !a.flip && a.degrees == 0.0 {
         return None;
     }
-    let black = size * size;
+    let side = i64::from(size);
+    let black = side * side;
     let rotated = rotation_source(size, size, a.degrees);
     let source = |x: u32, y: u32| {
         let (sx, sy) = if a.degrees != 0.0 {
@@ -167,7 +169,7 @@ pub fn source_map(a: &Augment, size: u32) -> Option<Vec<u32>> {
     };
     let map = (0..size)
         .flat_map(|y| (0..size).map(move |x| (x, y)))
-        .map(|(x, y)| source(x, y).map_or(black, |(sx, sy)| sy * size + sx))
+        .map(|(x, y)| source(x, y).map_or(black, |(sx, sy)| i64::from(sy) * side + i64::from(sx)))
         .collect();
     Some(map)
 }
@@ -328,7 +330,7 @@ mod tests {
     }
 
     /// `normalize` of `img` through `map` (black where it says `size * size`).
-    fn gathered(img: &RgbImage, channels: usize, map: &[u32]) -> Vec<f32> {
+    fn gathered(img: &RgbImage, channels: usize, map: &[i64]) -> Vec<f32> {
         let n = map.len();
         let mut plain = vec![0.0; channels * n];
         normalize(img.as_raw(), channels, &mut plain);
@@ -407,7 +409,7 @@ mod tests {
             let n = (size * size) as usize;
             let mut want = vec![0.0; channels * n];
             normalize(augment(img.clone(), &a).as_raw(), channels, &mut want);
-            let identity: Vec<u32> = (0..size * size).collect();
+            let identity: Vec<i64> = (0..i64::from(size * size)).collect();
             let map = source_map(&a, size).unwrap_or(identity);
             proptest::prop_assert_eq!(gathered(&img, channels, &map), want);
         }

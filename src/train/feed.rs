@@ -3,8 +3,10 @@
 //! device-data budget, the device itself: every image uploaded once, normalised, and
 //! each batch gathered there, its flips and rotations one more gather through maps the
 //! host computes from the same draws ([`transform::source_map`]). Both give the same
-//! batch, value for value; per step the resident path uploads the batch's indices (and
-//! one map entry per pixel when something moves) instead of its images.
+//! batch, value for value. Per step the resident path uploads the batch's indices and,
+//! when any of its samples moves, one map entry per pixel of every sample, instead of
+//! the batch's images (one value per pixel per channel): a third for RGB, no saving for
+//! one channel, nothing at all without augmentation.
 //!
 //! Colour jitter is not a gather (it rounds to bytes between its three blends), so with
 //! jitter on, training batches come from the host pipeline; validation, never augmented,
@@ -16,8 +18,9 @@ use crate::images::loader::{Dataset, LoadError, LoaderConfig, Slots};
 use crate::images::transform::{self, Augment};
 use crate::rng::EpochStream;
 
-/// The default `--device-data-mb`: the user's sets (about 600 images of 40x40) take
-/// 12 MB, so this holds sets fifty times larger and stays small beside a GPU's memory.
+/// The default `--device-data-mb` (MiB): the user's sets (about 600 RGB images of 40x40)
+/// take 11 MiB, so this holds sets ninety times larger and stays small beside a GPU's
+/// memory.
 pub const DEFAULT_BUDGET_MB: u64 = 1024;
 
 /// A batch ready for a step: `x0` is `[batch, channels, size, size]` on the device.
@@ -37,17 +40,21 @@ pub enum HostReason {
 
 impl std::fmt::Display for HostReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const MB: f64 = 1024.0 * 1024.0;
         match self {
             HostReason::OverBudget { bytes, left } => write!(
                 f,
-                "its decoded {:.1} MB is over the {:.1} MB left of --device-data-mb",
-                *bytes as f64 / MB,
-                *left as f64 / MB
+                "its decoded {:.1} MiB is over the {:.1} MiB left of --device-data-mb",
+                mib(*bytes),
+                mib(*left)
             ),
             HostReason::Jitter => write!(f, "colour jitter runs on the host"),
         }
     }
+}
+
+/// `bytes` in MiB, as the log and messages give sizes.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// What a set of `n` samples takes on the device: f32 planes, each with its black value.
@@ -76,7 +83,8 @@ pub fn placement(n: usize, cfg: &LoaderConfig, left: u64) -> Result<u64, HostRea
         return Err(HostReason::Jitter);
     }
     let bytes = resident_bytes(n, cfg);
-    if bytes > left {
+    // A budget of 0 keeps even an empty set off the device, as `--device-data-mb 0` says.
+    if bytes > left || left == 0 {
         return Err(HostReason::OverBudget { bytes, left });
     }
     Ok(bytes)
@@ -107,10 +115,13 @@ impl Resident {
         let b = data.batch(&all, Slots::START, 0, &plain)?;
         let [n, c, h, w] = b.shape;
         let hw = h * w;
-        let mut padded = Vec::with_capacity(n * c * (hw + 1));
-        for plane in b.images.chunks_exact(hw) {
-            padded.extend_from_slice(plane);
-            padded.push(-1.0);
+        // Padded in place, last plane first (each moves right, never over one not yet
+        // moved), so the host holds the set once, not twice, on the way to the device.
+        let mut padded = b.images;
+        padded.resize(n * c * (hw + 1), 0.0);
+        for p in (0..n * c).rev() {
+            padded.copy_within(p * hw..(p + 1) * hw, p * (hw + 1));
+            padded[p * (hw + 1) + hw] = -1.0;
         }
         Ok(Resident {
             pixels: Tensor::<3>::from_data(TensorData::new(padded, [n, c, hw + 1]), device),
@@ -128,7 +139,7 @@ impl Resident {
         let index: Vec<i64> = positions.iter().map(|&i| i as i64).collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
         let x = self.pixels.clone().select(0, index);
-        let maps: Vec<Option<Vec<u32>>> = match &self.cfg.augmentation {
+        let maps: Vec<Option<Vec<i64>>> = match &self.cfg.augmentation {
             Some(aug) => (0..n)
                 .map(|k| {
                     let mut stream = EpochStream::augment(self.cfg.seed, epoch, slots.at(k));
@@ -143,7 +154,7 @@ impl Resident {
             let mut flat: Vec<i64> = Vec::with_capacity(n * hw);
             for map in &maps {
                 match map {
-                    Some(m) => flat.extend(m.iter().map(|&v| i64::from(v))),
+                    Some(m) => flat.extend_from_slice(m),
                     None => flat.extend(0..hw as i64),
                 }
             }
@@ -234,7 +245,6 @@ impl Feed {
         }
     }
 
-    /// How many samples the set has.
     pub fn len(&self) -> usize {
         match self {
             Feed::Host { data, .. } => data.len(),
@@ -246,7 +256,6 @@ impl Feed {
         self.len() == 0
     }
 
-    /// Whether the images are on the device.
     pub fn is_resident(&self) -> bool {
         matches!(self, Feed::Device(_))
     }

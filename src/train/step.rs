@@ -145,7 +145,8 @@ pub fn update_ema(state: &mut State) {
 
 /// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
 /// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
-/// comparable across epochs.
+/// comparable across epochs. `val` must be made with the validation loader config
+/// (`PipelineSettings::loader(seed, false)`): a feed applies its config's augmentation.
 pub fn validate(
     model: &UNet,
     val: &Feed,

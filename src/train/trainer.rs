@@ -84,7 +84,12 @@ impl Trainer<'_> {
         };
         let (train, val_data) = self.feeds(
             &cached(&self.data.train),
-            self.data.val.as_ref().map(cached).as_ref(),
+            self.data
+                .val
+                .as_ref()
+                .filter(|_| s.training.validation.enabled)
+                .map(cached)
+                .as_ref(),
         )?;
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
@@ -280,26 +285,26 @@ impl Trainer<'_> {
 
     /// The training and validation sets' feeds: on the device while the budget lasts
     /// (training first), else through the host pipeline; the log says which and why.
+    /// `val` is `None` when validation is off, so its images are never read, as before.
     fn feeds(
         &self,
         train: &Dataset,
         val: Option<&Dataset>,
     ) -> Result<(Feed, Option<Feed>), TrainError> {
         let s = self.settings;
-        const MB: u64 = 1024 * 1024;
         let mut left = self
             .options
             .device_data_bytes
-            .unwrap_or(feed::DEFAULT_BUDGET_MB * MB);
+            .unwrap_or(feed::DEFAULT_BUDGET_MB << 20);
         let mut place = |name: &str, data: &Dataset, train: bool| {
             let cfg = s.pipeline.loader(self.data.data_seed, train);
             let (f, bytes, why) = Feed::new(data, cfg, left, &self.device)?;
             left -= bytes;
             match why {
                 None => log::info!(
-                    "{name}: {} images on the device ({:.1} MB), batches gathered there",
+                    "{name}: {} images on the device ({:.1} MiB), batches gathered there",
                     data.len(),
-                    bytes as f64 / MB as f64
+                    feed::mib(bytes)
                 ),
                 Some(why) => log::info!("{name}: images through the host pipeline ({why})"),
             }
