@@ -1,5 +1,6 @@
 //! `diffusion-train bench`: training steps of the configured model on random data of the
-//! configured shape, timed, for comparison with `../shared/bench/python/unet_ref.py`
+//! configured shape (held on the device and gathered, flipped and rotated per step as the
+//! trainer's resident images are), timed, for comparison with `../shared/bench/python/unet_ref.py`
 //! (same model, same class-weighted loss with weights [1, 9], Adam at the configured
 //! learning rate, timesteps, label dropout and noise drawn per step, no EMA, no clipping).
 //!
@@ -14,11 +15,12 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
+use crate::images::loader::{LoaderConfig, Slots};
 use crate::rng::{Purpose, Stream};
 
 use super::ema::Ema;
 use super::error::TrainError;
-use super::feed::DeviceBatch;
+use super::feed::Resident;
 use super::profile::{self, KindTime};
 use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
@@ -80,13 +82,20 @@ pub fn run(
     data.fill_normal(&mut images);
     let labels: Vec<u32> = (0..batch).map(|_| data.below(k as u64) as u32).collect();
     let lr = s.training.optimizer.learning_rate;
-    // Uploaded once, as the trainer's resident feed holds its images (`feed`).
-    let x0 = Tensor::<4>::from_data(TensorData::new(images, shape), device);
+    // Held on the device and gathered per step with the config's flips and rotations, as
+    // the trainer's resident images are (`feed`), so the data phase is the trainer's.
+    let cfg = LoaderConfig {
+        batch_size: batch,
+        ..s.pipeline.loader(0, true)
+    };
+    let resident = Resident::from_planes(images, shape, labels, &cfg, device);
+    let positions: Vec<usize> = (0..batch).collect();
     let inputs = |i: u64| {
-        let b = DeviceBatch {
-            x0: x0.clone(),
-            labels: labels.clone(),
+        let slots = Slots {
+            first: i as usize * batch,
+            step: 1,
         };
+        let b = resident.batch(&positions, slots, 0);
         step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device)
     };
     let step = |state: &mut State, i: u64| step::train_step(state, inputs(i), lr, None, device).0;

@@ -113,21 +113,36 @@ impl Resident {
         };
         let all: Vec<usize> = (0..data.len()).collect();
         let b = data.batch(&all, Slots::START, 0, &plain)?;
-        let [n, c, h, w] = b.shape;
+        Ok(Resident::from_planes(
+            b.images, b.shape, b.labels, cfg, device,
+        ))
+    }
+
+    /// A set already decoded and normalised, `images` laid out in `shape` as
+    /// [`Dataset::batch`] gives them: the pipeline's, or `bench`'s random ones, so that
+    /// its data phase does the trainer's per-step work.
+    pub fn from_planes(
+        images: Vec<f32>,
+        shape: [usize; 4],
+        labels: Vec<u32>,
+        cfg: &LoaderConfig,
+        device: &Device,
+    ) -> Resident {
+        let [n, c, h, w] = shape;
         let hw = h * w;
         // Padded in place, last plane first (each moves right, never over one not yet
         // moved), so the host holds the set once, not twice, on the way to the device.
-        let mut padded = b.images;
+        let mut padded = images;
         padded.resize(n * c * (hw + 1), 0.0);
         for p in (0..n * c).rev() {
             padded.copy_within(p * hw..(p + 1) * hw, p * (hw + 1));
             padded[p * (hw + 1) + hw] = -1.0;
         }
-        Ok(Resident {
+        Resident {
             pixels: Tensor::<3>::from_data(TensorData::new(padded, [n, c, hw + 1]), device),
-            labels: b.labels,
+            labels,
             cfg: cfg.clone(),
-        })
+        }
     }
 
     /// The samples at `positions` of the set, at epoch positions `slots`: the same
