@@ -17,7 +17,12 @@ fn train(dir: &Dir, args: &[&str]) -> Run {
 
 /// `steps` optimizer steps of `config` on the CPU into `run/`, quietly.
 fn train_steps(dir: &Dir, config: &str, steps: &str) -> Run {
-    let args = [
+    train_steps_with(dir, config, steps, &[])
+}
+
+/// [`train_steps`] with `extra` arguments.
+fn train_steps_with(dir: &Dir, config: &str, steps: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
         "--config",
         config,
         "--device",
@@ -28,6 +33,7 @@ fn train_steps(dir: &Dir, config: &str, steps: &str) -> Run {
         "run",
         "-q",
     ];
+    args.extend_from_slice(extra);
     train(dir, &args)
 }
 
@@ -82,20 +88,7 @@ fn trains_a_few_steps_and_writes_metrics_checkpoints_and_a_log() {
 #[test]
 fn a_device_data_budget_too_small_keeps_batches_on_the_host_and_says_so() {
     let d = project();
-    let args = [
-        "--config",
-        "tiny.yaml",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "1",
-        "--device-data-mb",
-        "0",
-        "--out",
-        "run",
-        "-q",
-    ];
-    train(&d, &args).assert_ok();
+    train_steps_with(&d, "tiny.yaml", "1", &["--device-data-mb", "0"]).assert_ok();
     let log = d.read("run/logs/train.log");
     let host = "images through the host pipeline (its decoded";
     assert!(

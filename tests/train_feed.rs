@@ -9,7 +9,6 @@
 
 mod util;
 
-use burn::module::Module;
 use burn::prelude::*;
 
 use balance_split::images::loader::LoaderConfig;
@@ -18,22 +17,8 @@ use balance_split::train::feed::{placement, resident_bytes, Feed, HostReason};
 use balance_split::train::settings::TrainSettings;
 use balance_split::train::state::{fresh, State};
 use balance_split::train::trainer::{RunOptions, Trainer};
+use util::train::{batches, values};
 use util::Dir;
-
-struct Values(Vec<Vec<f32>>);
-
-impl burn::module::ModuleVisitor for Values {
-    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-        self.0
-            .push(p.val().into_data().try_to_vec::<f32>().unwrap());
-    }
-}
-
-fn values<M: Module>(m: &M) -> Vec<Vec<f32>> {
-    let mut v = Values(Vec::new());
-    m.visit(&mut v);
-    v.0
-}
 
 fn project() -> (Dir, TrainSettings, TrainData) {
     let d = Dir::tiny_project();
@@ -60,15 +45,10 @@ fn both_feeds(data: &TrainData, cfg: &LoaderConfig, epoch: u64) -> (Batches, Bat
     let (host, _, _) = Feed::new(&data.train, cfg.clone(), 0, &cpu).unwrap();
     let (resident, _, _) = Feed::new(&data.train, cfg.clone(), u64::MAX, &cpu).unwrap();
     assert!(!host.is_resident() && resident.is_resident());
-    let read = |f: &Feed| -> Batches {
-        f.epoch(order.clone(), epoch)
-            .map(|b| {
-                let b = b.unwrap();
-                (b.x0.into_data().try_to_vec::<f32>().unwrap(), b.labels)
-            })
-            .collect()
-    };
-    (read(&host), read(&resident))
+    (
+        batches(&host, &order, epoch, usize::MAX),
+        batches(&resident, &order, epoch, usize::MAX),
+    )
 }
 
 #[test]

@@ -8,7 +8,6 @@
 
 mod util;
 
-use burn::module::Module;
 use burn::prelude::*;
 
 use balance_split::train::checkpoint::Checkpoint;
@@ -16,24 +15,8 @@ use balance_split::train::data::TrainData;
 use balance_split::train::settings::TrainSettings;
 use balance_split::train::state::{fresh, restore, State};
 use balance_split::train::trainer::{RunOptions, Trainer};
+use util::train::values;
 use util::Dir;
-
-/// Every parameter's values in visiting order (records also carry parameter ids, which
-/// differ between a fresh model and a restored one).
-struct Values(Vec<Vec<f32>>);
-
-impl burn::module::ModuleVisitor for Values {
-    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-        self.0
-            .push(p.val().into_data().try_to_vec::<f32>().unwrap());
-    }
-}
-
-fn values<M: Module>(m: &M) -> Vec<Vec<f32>> {
-    let mut v = Values(Vec::new());
-    m.visit(&mut v);
-    v.0
-}
 
 type Fingerprint = (Vec<Vec<f32>>, Vec<Vec<f32>>, usize, u64);
 

@@ -127,16 +127,10 @@ fn resident_feed_matches_the_host_pipeline(s: &TrainSettings, gpu: &Device) {
     let (host, _, _) = Feed::new(&data.train, cfg.clone(), 0, gpu).unwrap();
     let (resident, _, _) = Feed::new(&data.train, cfg, u64::MAX, gpu).unwrap();
     assert!(!host.is_resident() && resident.is_resident());
-    let read = |f: &Feed| {
-        f.epoch(order.clone(), 0)
-            .take(3)
-            .map(|b| {
-                let b = b.unwrap();
-                (b.x0.into_data().try_to_vec::<f32>().unwrap(), b.labels)
-            })
-            .collect::<Vec<_>>()
-    };
-    let (h, r) = (read(&host), read(&resident));
+    let (h, r) = (
+        util::train::batches(&host, &order, 0, 3),
+        util::train::batches(&resident, &order, 0, 3),
+    );
     assert_eq!((h.len(), r.len()), (3, 3));
     assert!(h == r, "resident and host batches differ");
     let device = gpu.clone().autodiff();

@@ -202,16 +202,11 @@ impl Dataset {
         let (tx, rx) = mpsc::sync_channel(depth.max(1));
         let data = self.clone();
         let handle = std::thread::spawn(move || {
-            let b = cfg.batch_size.max(1);
-            for (k, chunk) in positions.chunks(b).enumerate() {
-                if chunk.len() < b && cfg.drop_last {
-                    break;
-                }
-                let slots = Slots {
-                    first: shard.rank + k * b * shard.world_size,
-                    step: shard.world_size,
-                };
-                if tx.send(data.batch(chunk, slots, epoch, &cfg)).is_err() {
+            for (range, slots) in batch_plan(positions.len(), shard, &cfg) {
+                if tx
+                    .send(data.batch(&positions[range], slots, epoch, &cfg))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -221,6 +216,29 @@ impl Dataset {
             _handle: handle,
         }
     }
+}
+
+/// How `len` positions of one rank's shard split into batches: each batch's range of
+/// the positions and its place in the whole epoch, `batch_size` and `drop_last` as `cfg`
+/// says. One plan for the host pipeline and the trainer's device-resident images, so
+/// their batches cannot differ in their bounds or their augmentation streams.
+pub fn batch_plan(
+    len: usize,
+    shard: Shard,
+    cfg: &LoaderConfig,
+) -> impl Iterator<Item = (std::ops::Range<usize>, Slots)> {
+    let b = cfg.batch_size.max(1);
+    let drop_last = cfg.drop_last;
+    (0..len.div_ceil(b))
+        .map(move |k| (k * b..len.min((k + 1) * b), k))
+        .take_while(move |(range, _)| !(drop_last && range.len() < b))
+        .map(move |(range, k)| {
+            let slots = Slots {
+                first: shard.rank + k * b * shard.world_size,
+                step: shard.world_size,
+            };
+            (range, slots)
+        })
 }
 
 /// Where a batch's samples sit in the whole epoch: sample `k` of the batch is at

@@ -29,6 +29,13 @@ pub struct ColorJitterConfig {
     pub strength: f64,
 }
 
+impl ColorJitterConfig {
+    /// Whether jitter changes anything: enabled with a strength of 0 draws nothing.
+    pub fn active(&self) -> bool {
+        self.enabled && self.strength > 0.0
+    }
+}
+
 /// The random choices for one sample, drawn in this fixed order from its own stream:
 /// flip coin, rotation angle, brightness, contrast, saturation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,7 +67,7 @@ impl Augment {
         if cfg.rotation_degrees > 0.0 {
             a.degrees = (s.uniform() * 2.0 - 1.0) * cfg.rotation_degrees;
         }
-        if cfg.color_jitter.enabled && cfg.color_jitter.strength > 0.0 {
+        if cfg.color_jitter.active() {
             let k = cfg.color_jitter.strength;
             let mut factor = || (1.0 - k + s.uniform() * 2.0 * k).max(0.0);
             a.brightness = factor();
@@ -143,7 +150,7 @@ fn rotation_source(w: u32, h: u32, degrees: f64) -> impl Fn(u32, u32) -> Option<
 /// jitter): then a sample's augmented image is its plain one gathered through
 /// [`source_map`], which the trainer does on the device.
 pub fn moves_pixels_only(cfg: &AugmentationConfig) -> bool {
-    !(cfg.color_jitter.enabled && cfg.color_jitter.strength > 0.0)
+    !cfg.color_jitter.active()
 }
 
 /// The flip and rotation of `a` on a `size` x `size` image as a gather: output pixel

@@ -14,7 +14,7 @@
 
 use burn::prelude::*;
 
-use crate::images::loader::{Dataset, LoadError, LoaderConfig, Slots};
+use crate::images::loader::{batch_plan, Dataset, LoadError, LoaderConfig, Shard, Slots};
 use crate::images::transform::{self, Augment};
 use crate::rng::EpochStream;
 
@@ -237,26 +237,10 @@ impl Feed {
                     })
                 }))
             }
-            Feed::Device(r) => {
-                let b = r.cfg.batch_size.max(1);
-                let drop_last = r.cfg.drop_last;
-                let batches = order.len().div_ceil(b);
-                Box::new(
-                    (0..batches)
-                        .map(move |k| (k, order[k * b..order.len().min((k + 1) * b)].to_vec()))
-                        .take_while(move |(_, chunk)| !(drop_last && chunk.len() < b))
-                        .map(move |(k, chunk)| {
-                            Ok(r.batch(
-                                &chunk,
-                                Slots {
-                                    first: k * b,
-                                    step: 1,
-                                },
-                                epoch,
-                            ))
-                        }),
-                )
-            }
+            Feed::Device(r) => Box::new(
+                batch_plan(order.len(), Shard::WHOLE, &r.cfg)
+                    .map(move |(range, slots)| Ok(r.batch(&order[range], slots, epoch))),
+            ),
         }
     }
 
