@@ -9,6 +9,12 @@
 //! cargo run --example make_example -- splits/example
 //! ```
 //!
+//! It also writes what a generator and the user's sample-selection step would have made for
+//! the classifier's synthetic-augmentation examples: 40 "generated" `abnormal` images
+//! (`generated/abnormal/`, drawn from a stream of their own, so they are not copies of
+//! real ones) and `accepted_samples.json` in the user's sample-selection format (their
+//! `write_accepted_samples_json`: one class, entries ranked best first with a `score`).
+//!
 //! The classes differ in a way a small diffusion model can learn and a person can see:
 //! `normal` is a smooth pale tissue-like disc; `abnormal` is the same with a dark red
 //! lesion and a bright rim. Images are smooth (no pixel noise) so the set stays small.
@@ -127,6 +133,43 @@ fn main() {
     let text = serde_json::to_string_pretty(&split).expect("serialise split") + "\n";
     fs::write(out.join("train_val_split.json"), text).expect("write split");
     eprintln!("wrote {}", out.join("train_val_split.json").display());
+    write_selection(&out);
+}
+
+/// The "generated" images and their sample-selection file, ranked by a made-up k-NN score
+/// (ascending: most realistic first), as the user's selection step writes it.
+fn write_selection(out: &Path) {
+    let mut rng = ChaCha20Rng::from_seed(*b"balance-split generated images!!");
+    let folder = out.join("generated").join("abnormal");
+    fs::create_dir_all(&folder).expect("create generated folder");
+    let mut entries: Vec<(f64, String)> = (0..40)
+        .map(|i| {
+            let file = folder.join(format!("sample_{i:04}.png"));
+            render(&mut rng, true).save(&file).expect("write PNG");
+            // Two decimals, as a score printed by a person would be.
+            let score = (uniform(&mut rng, 1.0, 9.0) * 100.0).round() / 100.0;
+            (score, rel(&file))
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let selection = json!({
+        "metadata": {
+            "created_at": "2026-01-01T00:00:00",
+            "source_experiment": "sample_selection",
+            "classes": {"abnormal": 1},
+            "selection_mode": "percentile",
+            "total_candidates": 50,
+            "total_selected": 40
+        },
+        "train": entries
+            .iter()
+            .map(|(score, path)| json!({"path": path, "label": 1, "score": score}))
+            .collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&selection).expect("serialise selection") + "\n";
+    let file = out.join("accepted_samples.json");
+    fs::write(&file, text).expect("write selection");
+    eprintln!("wrote {}", file.display());
 }
 
 /// Forward-slash relative paths, as the user's split files have them.

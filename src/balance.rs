@@ -3,14 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::overrides::Overrides;
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
 use crate::input;
-use crate::manifest::{self, Provenance};
+use crate::manifest::{self, Provenance, SyntheticSource};
 use crate::output::{check_destination, AtomicFile};
 use crate::pipe::{PipeWriter, WritebackFile};
-use crate::plan::{self, Plan, PlanInput};
-use crate::split::Split;
+use crate::plan::{self, Plan, PlanInput, SyntheticInput};
+use crate::split::{Entry, Split};
 
 /// What the user asked for on the command line.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,8 @@ pub struct Request {
     pub dry_run: bool,
     /// `--fsync`: flush the manifest to stable storage before the rename.
     pub fsync: bool,
+    /// The user's `--dotted.key value` overrides, applied to the config before it is read.
+    pub overrides: Overrides,
 }
 
 /// What was done, for the summary table.
@@ -43,7 +46,7 @@ pub struct Outcome {
 
 /// Runs the whole job.
 pub fn run(req: &Request) -> Result<Outcome, Error> {
-    let config = Config::load(&req.config)?;
+    let config = Config::load_with(&req.config, &req.overrides)?;
     let split_name = match (&req.split, &config.split_file) {
         (Some(p), _) => p.to_string_lossy().into_owned(),
         (None, Some(s)) => s.clone(),
@@ -64,8 +67,14 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         .out
         .clone()
         .unwrap_or_else(|| default_output(&split_path));
+    let selection_path = config
+        .synthetic
+        .as_ref()
+        .map(|s| PathBuf::from(&s.split_file));
     if !req.dry_run {
-        check_destination(&out_path, &[&split_path, &req.config])?;
+        let mut inputs = vec![split_path.as_path(), req.config.as_path()];
+        inputs.extend(selection_path.as_deref());
+        check_destination(&out_path, &inputs)?;
     }
 
     let mut timer = Timer::from_env();
@@ -81,6 +90,18 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     let split = parsed?;
     timer.lap("read+parse+hash");
 
+    let selection_bytes = match &selection_path {
+        Some(p) => Some(read_selection(&req.config, p)?),
+        None => None,
+    };
+    let selection = match (&selection_path, &selection_bytes) {
+        (Some(p), Some(bytes)) => Some(parse_selection(p, bytes, split.classes.len())?),
+        _ => None,
+    };
+    let selection_labels: Vec<u32> = selection
+        .as_ref()
+        .map(|(entries, _)| entries.iter().map(|e| e.label).collect())
+        .unwrap_or_default();
     let labels = split.train_labels();
     let plan = plan::plan(&PlanInput {
         labels: &labels,
@@ -88,6 +109,10 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         balancing: config.balancing.as_ref(),
         seed,
         num_classes: config.num_classes,
+        synthetic: config.synthetic.as_ref().map(|c| SyntheticInput {
+            config: c,
+            labels: &selection_labels,
+        }),
     })
     .map_err(|source| Error::Plan {
         split: split_path.clone(),
@@ -96,11 +121,22 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
 
     timer.lap("plan");
     if !req.dry_run {
+        let overrides: Vec<(String, String)> = req
+            .overrides
+            .0
+            .iter()
+            .map(|o| (o.key.clone(), o.raw.clone()))
+            .collect();
         let prov = Provenance {
             seed,
             config: config.balancing.as_ref(),
             split_file: &split_name,
             split_sha256: &sha,
+            overrides: &overrides,
+            synthetic: selection.as_ref().map(|(entries, sha)| SyntheticSource {
+                entries,
+                sha256: sha,
+            }),
         };
         write_atomically(&out_path, req.fsync, |w| {
             manifest::write(w, &split, &plan, &prov)
@@ -116,6 +152,33 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         out_path,
         written: !req.dry_run,
     })
+}
+
+/// The bytes of synthetic augmentation's selection file; a file that cannot be read is
+/// an error naming the config key that points at it.
+pub(crate) fn read_selection(config: &Path, path: &Path) -> Result<Vec<u8>, Error> {
+    input::read_bounded(path, input::MAX_INPUT_BYTES).map_err(|e| {
+        Error::Usage(format!(
+            "{}: data.synthetic_augmentation.split_file: cannot read the sample-selection file {}: {e}",
+            config.display(),
+            path.display()
+        ))
+    })
+}
+
+/// The selection file's `train` entries and its SHA-256.
+pub(crate) fn parse_selection<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    num_classes: usize,
+) -> Result<(Vec<Entry<'a>>, String), Error> {
+    let (sha, parsed) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| input::sha256_hex(bytes));
+        let parsed = input::text(bytes, path)
+            .and_then(|text| Split::parse_selection(text, path, num_classes));
+        (hasher.join().expect("sha256 does not panic"), parsed)
+    });
+    Ok((parsed?, sha))
 }
 
 /// One split's result in [`run_many`].
@@ -135,7 +198,9 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
     }
     let mut req = req.clone();
     let mut drawn = false;
-    if req.seed.is_none() && Config::load(&req.config)?.seed == SeedSetting::FromOs {
+    if req.seed.is_none()
+        && Config::load_with(&req.config, &req.overrides)?.seed == SeedSetting::FromOs
+    {
         req.seed = Some(os_seed()?);
         drawn = true;
     }

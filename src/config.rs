@@ -1,15 +1,23 @@
-//! The user's diffusion YAML, as far as balancing needs it.
+//! The user's diffusion or classifier YAML, as far as the training list needs it.
 //!
-//! Only `compute.seed`, `data.split_file`, `data.balancing` and
-//! `model.conditioning.num_classes` are read; every other section of the user's config is
-//! ignored, so their full file loads unchanged. `data.balancing` is strict: an unknown key
-//! there (`enabeld`) is an error, because a typo must never silently switch balancing off.
+//! Only `compute.seed`, `data.split_file`, `data.balancing`, `data.synthetic_augmentation`
+//! and `model.conditioning.num_classes` are read; every other section of the user's config
+//! is ignored, so their full file loads unchanged. `data.balancing` and
+//! `data.synthetic_augmentation` are strict: an unknown key there (`enabeld`) is an error,
+//! because a typo must never silently change which images are trained on. Their
+//! command-line overrides ([`overrides`]) apply before any of it is read.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::weights::WeightMethod;
+
+pub mod overrides;
+pub mod synthetic;
+
+use overrides::Overrides;
+use synthetic::SyntheticAugmentation;
 
 /// A config that could not be read or is invalid. Every message names the file and the
 /// dotted key.
@@ -53,6 +61,8 @@ pub struct Config {
     pub balancing: Option<Balancing>,
     /// `model.conditioning.num_classes`, checked against the split's classes.
     pub num_classes: Option<u64>,
+    /// An enabled `data.synthetic_augmentation` (never together with a data strategy).
+    pub synthetic: Option<SyntheticAugmentation>,
 }
 
 /// `data.balancing`, with the user's defaults filled in for missing keys.
@@ -274,6 +284,8 @@ struct RawData {
     split_file: Option<String>,
     #[serde(default)]
     balancing: Option<Balancing>,
+    #[serde(default)]
+    synthetic_augmentation: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,7 +303,12 @@ struct RawConditioning {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Config::parse(&yaml::read(path)?, path)
+        Config::load_with(path, &Overrides::default())
+    }
+
+    /// Reads a config file with the user's command-line overrides applied first.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        parse_with(path, overrides, Config::parse)
     }
 
     /// Parses config text; `path` is only used in messages.
@@ -320,6 +337,31 @@ impl Config {
                 message: "expected the path of the split JSON, found an empty string".into(),
             });
         }
+        let synthetic =
+            synthetic::parse(data.synthetic_augmentation.as_ref()).map_err(|(key, message)| {
+                ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: if key.is_empty() {
+                        "data.synthetic_augmentation".into()
+                    } else {
+                        format!("data.synthetic_augmentation.{key}")
+                    },
+                    message,
+                }
+            })?;
+        if let (Some(_), Some(b)) = (&synthetic, &data.balancing) {
+            // Their validator's rule: the combined list would be balanced by neither.
+            if let Some(s) = b.enabled_strategies().first() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    key: "data.synthetic_augmentation".into(),
+                    message: format!(
+                        "cannot be combined with data.balancing.{} (enabled); the user's trainer refuses both together: disable one of them",
+                        s.name()
+                    ),
+                });
+            }
+        }
         let seed = match raw.compute.unwrap_or_default().seed {
             None => SeedSetting::Fixed(0),
             Some(None) => SeedSetting::FromOs,
@@ -333,8 +375,33 @@ impl Config {
                 .model
                 .and_then(|m| m.conditioning)
                 .and_then(|c| c.num_classes),
+            synthetic,
         })
     }
+}
+
+/// Reads a config file, merges the command-line overrides into it, and parses the result
+/// with `parse`. A syntax error's line and column would point into the merged document,
+/// which the user never sees, so with overrides they are replaced by a note saying so.
+pub fn parse_with<T>(
+    path: &Path,
+    overrides: &Overrides,
+    parse: impl FnOnce(&str, &Path) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let text = overrides.apply(&yaml::read(path)?, path)?;
+    parse(&text, path).map_err(|e| match e {
+        ConfigError::Syntax { path, message } if !overrides.is_empty() => {
+            let message = match message.rfind(" at line ") {
+                Some(at) => &message[..at],
+                None => &message,
+            };
+            ConfigError::Syntax {
+                path,
+                message: format!("{message} (with the command-line overrides applied)"),
+            }
+        }
+        other => other,
+    })
 }
 
 #[cfg(test)]

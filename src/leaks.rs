@@ -20,7 +20,11 @@
 //! `rustdct`'s.
 //!
 //! For a manifest the entries are its distinct source entries: an upsampled duplicate in
-//! `train` is the same entry, not a leak.
+//! `train` is the same entry, not a leak. A manifest's synthetic entries (synthetic
+//! augmentation) are a list of their own, `synthetic`, compared with `val` and `test`: a
+//! generated image that nearly copies a real test image inflates a train-on-synthetic
+//! score. (That it resembles a real training image is what a generator is for, so those
+//! pairs are listed only with `--within`.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -91,9 +95,14 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// A leak: two different lists, other than a synthetic image and a real training one.
     pub fn crosses_lists(&self) -> bool {
-        self.a.list != self.b.list
+        crosses(self.a.list, self.b.list)
     }
+}
+
+fn crosses(a: &str, b: &str) -> bool {
+    a != b && !matches!((a, b), ("train", "synthetic") | ("synthetic", "train"))
 }
 
 /// The verdict.
@@ -311,11 +320,23 @@ pub fn run(
     }
     let bytes = input::read(&req.file)?;
     let text = input::text(&bytes, &req.file)?;
-    let (split, _) = Split::parse_with_balancing(text, &req.file)?;
+    let (split, raw) = Split::parse_with_balancing(text, &req.file)?;
+    let real = match raw {
+        Some(raw) => crate::manifest::Manifest::from_parts(split.clone(), raw, &req.file)?
+            .record
+            .real_entries(),
+        None => split.train.len(),
+    };
+    let mut lists = split.lists();
+    let (train, synthetic) = split.train.split_at(real);
+    lists[0].1 = train;
+    if !synthetic.is_empty() {
+        lists.insert(1, ("synthetic", synthetic));
+    }
 
     // Each list's distinct entries (a manifest repeats upsampled ones).
     let mut sides: Vec<Side> = Vec::new();
-    for (list, entries) in split.lists() {
+    for (list, entries) in lists {
         let mut seen = std::collections::HashSet::new();
         for (index, e) in entries.iter().enumerate() {
             if seen.insert(&*e.path) {
@@ -354,7 +375,7 @@ pub fn run(
         .iter()
         .filter_map(|s| by_path.get(s.path.as_str()).map(|&look| (s, look)))
         .collect();
-    let wanted = |i: usize, j: usize| req.within || usable[i].0.list != usable[j].0.list;
+    let wanted = |i: usize, j: usize| req.within || crosses(usable[i].0.list, usable[j].0.list);
     let pixels = |i: usize| usable[i].1.digests.map(|d| d.pixels);
     let mut found: Vec<(usize, usize, Kind)> = Vec::new();
 
@@ -403,7 +424,11 @@ pub fn run(
         })
         .collect();
     let key = |p: &Pair| {
-        let rank = |l: &str| ["train", "val", "test"].iter().position(|&n| n == l);
+        let rank = |l: &str| {
+            ["train", "synthetic", "val", "test"]
+                .iter()
+                .position(|&n| n == l)
+        };
         (
             !p.label_conflict,
             !p.crosses_lists(),

@@ -27,6 +27,7 @@ pub mod sampler;
 pub mod split;
 pub mod stats;
 pub mod stdout;
+pub mod synthetic;
 pub mod text;
 pub mod train;
 pub mod verify;

@@ -23,7 +23,8 @@ use crate::split::{Entry, Split};
 mod read;
 
 pub use read::{
-    ClassCounts, LossRecord, Manifest, ManifestError, Record, SamplerRecord, Source, Tool,
+    ClassCounts, LossRecord, Manifest, ManifestError, Record, SamplerRecord, Source,
+    SyntheticRecord, Tool,
 };
 
 /// The manifest format this crate writes.
@@ -37,16 +38,61 @@ pub struct Provenance<'a> {
     /// The split file as the user named it (config or `--split`), not resolved.
     pub split_file: &'a str,
     pub split_sha256: &'a str,
+    /// The user's command-line overrides, `(dotted key, value as given)`; recorded when
+    /// there are any.
+    pub overrides: &'a [(String, String)],
+    /// The selection file of synthetic augmentation, when the plan has a synthetic part.
+    pub synthetic: Option<SyntheticSource<'a>>,
+}
+
+/// The sample-selection file a synthetic part was drawn from.
+#[derive(Clone, Copy)]
+pub struct SyntheticSource<'a> {
+    /// Its `train` entries, which the plan's `selection_index` points into.
+    pub entries: &'a [Entry<'a>],
+    pub sha256: &'a str,
+}
+
+/// The field each synthetic entry of `train` carries (`"synthetic": true`), so that a
+/// person or the user's own tools can tell them apart; the file stays a split file their
+/// `SplitFileDataset` reads.
+pub const SYNTHETIC_MARK: &str = "synthetic";
+
+/// A synthetic entry as the manifest's `train` holds it: the selection file's entry with
+/// its fields, and the mark.
+fn marked<'s>(e: &Entry<'_>) -> Entry<'s> {
+    let mut extra = e.extra.as_deref().cloned().unwrap_or_default();
+    extra.insert(SYNTHETIC_MARK.into(), Value::Bool(true));
+    Entry {
+        path: e.path.to_string().into(),
+        label: e.label,
+        extra: Some(Box::new(extra)),
+    }
 }
 
 /// Writes the whole manifest to `w`.
-pub fn write<W: Write>(w: &mut W, split: &Split, plan: &Plan, prov: &Provenance) -> io::Result<()> {
+pub fn write<'s, W: Write>(
+    w: &mut W,
+    split: &Split<'s>,
+    plan: &Plan,
+    prov: &Provenance,
+) -> io::Result<()> {
     w.write_all(b"{\n  \"metadata\": ")?;
     write_pretty(w, &split.metadata, 1)?;
     w.write_all(b",\n  \"train\": ")?;
+    let synthetic: Vec<Entry<'s>> = match (&plan.synthetic, &prov.synthetic) {
+        (Some(p), Some(source)) => p
+            .composition
+            .selection_index
+            .iter()
+            .map(|&i| marked(&source.entries[i]))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let synthetic = synthetic.iter().enumerate();
     match &plan.selection {
-        Selection::All => write_entries(w, split.train.iter().enumerate())?,
-        Selection::Copies(c) => write_entries(w, repeated(&split.train, c))?,
+        Selection::All => write_entries(w, split.train.iter().enumerate().chain(synthetic))?,
+        Selection::Copies(c) => write_entries(w, repeated(&split.train, c).chain(synthetic))?,
     }
     for (name, list) in split.lists().into_iter().skip(1) {
         write!(w, ",\n  \"{name}\": ")?;
@@ -127,7 +173,36 @@ fn write_balancing<W: Write>(
             }),
         ),
     ];
-    for (key, value) in &fields {
+    let overrides = (!prov.overrides.is_empty()).then(|| {
+        let pairs: Vec<[&str; 2]> = prov.overrides.iter().map(|(k, v)| [&**k, &**v]).collect();
+        ("overrides", to_value(&pairs))
+    });
+    let synthetic = plan
+        .synthetic
+        .as_ref()
+        .zip(prov.synthetic)
+        .map(|(p, source)| {
+            let c = &p.composition;
+            (
+                "synthetic",
+                serde_json::json!({
+                    "config": p.config.record(),
+                    "selection_sha256": source.sha256,
+                    "selection_samples": source.entries.len(),
+                    "class_counts": {
+                        "real": by_name(&c.real),
+                        "removed": by_name(&c.removed),
+                        "synthetic": by_name(&c.synthetic),
+                    },
+                    "selection_index": c.selection_index,
+                }),
+            )
+        });
+    for (key, value) in fields
+        .iter()
+        .chain(overrides.iter())
+        .chain(synthetic.iter())
+    {
         write!(w, "    \"{key}\": ")?;
         write_pretty(w, value, 2)?;
         w.write_all(b",\n")?;

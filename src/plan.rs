@@ -16,8 +16,10 @@
 //!
 //! The result is always in canonical order: ascending source index, duplicates adjacent.
 
+use crate::config::synthetic::SyntheticAugmentation;
 use crate::config::{Balancing, DataStrategy};
 use crate::rng::{Purpose, Stream};
+use crate::synthetic::{Composition, SyntheticError};
 use crate::weights::{self, WeightError, WeightMethod};
 
 /// Why no plan can be made for this split and config.
@@ -48,6 +50,10 @@ pub enum PlanError {
     TooLarge(usize),
     #[error("model.conditioning.num_classes is {config} but the split's metadata.classes has {split} classes")]
     NumClassesMismatch { config: u64, split: usize },
+    #[error(transparent)]
+    Synthetic(#[from] SyntheticError),
+    #[error("data.synthetic_augmentation cannot be combined with data.balancing.{0} (enabled); the user's trainer refuses both together")]
+    SyntheticWithStrategy(&'static str),
 }
 
 /// What was applied to the training data.
@@ -124,6 +130,22 @@ pub struct Plan {
     pub selection: Selection,
     pub sampler: Option<SamplerPlan>,
     pub loss: Option<LossPlan>,
+    /// The synthetic part that follows the real entries (never with a data strategy).
+    pub synthetic: Option<SyntheticPlan>,
+}
+
+/// Synthetic augmentation as applied: the section and the composed lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntheticPlan {
+    pub config: SyntheticAugmentation,
+    pub composition: Composition,
+}
+
+/// The synthetic side of a plan's inputs.
+pub struct SyntheticInput<'a> {
+    pub config: &'a SyntheticAugmentation,
+    /// Labels of the selection file's `train` entries, each below the class count.
+    pub labels: &'a [u32],
 }
 
 /// The inputs of a plan.
@@ -137,6 +159,8 @@ pub struct PlanInput<'a> {
     pub seed: u64,
     /// `model.conditioning.num_classes`, if the config sets it.
     pub num_classes: Option<u64>,
+    /// An enabled `data.synthetic_augmentation` and its selection file's labels.
+    pub synthetic: Option<SyntheticInput<'a>>,
 }
 
 /// Computes the plan.
@@ -167,6 +191,21 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             names[0]
         ));
     }
+    let synthetic = match &input.synthetic {
+        None => None,
+        Some(_) if !enabled.is_empty() => {
+            return Err(PlanError::SyntheticWithStrategy(enabled[0].name()))
+        }
+        Some(s) => {
+            let composition =
+                crate::synthetic::compose(input.labels, s.labels, k, s.config, input.seed)?;
+            warnings.extend(composition.warnings.iter().cloned());
+            Some(SyntheticPlan {
+                config: s.config.clone(),
+                composition,
+            })
+        }
+    };
     let mut chosen = enabled.first().copied();
     let overridden = enabled.iter().skip(1).copied().collect();
     if let (Some(s), 1) = (chosen, k) {
@@ -187,9 +226,21 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 what,
             })
     };
-    let (selection, counts_after, sampler) = match chosen {
-        None => (Selection::All, counts.clone(), None),
-        Some(s @ (DataStrategy::Downsampling | DataStrategy::Upsampling)) => {
+    let (selection, counts_after, sampler) = match (chosen, &synthetic) {
+        (None, Some(s)) => {
+            let c = &s.composition;
+            let after = (0..k)
+                .map(|l| c.real[l] - c.removed[l] + c.synthetic[l])
+                .collect();
+            let selection = if c.real_copies.contains(&0) {
+                Selection::Copies(c.real_copies.clone())
+            } else {
+                Selection::All
+            };
+            (selection, after, None)
+        }
+        (None, None) => (Selection::All, counts.clone(), None),
+        (Some(s @ (DataStrategy::Downsampling | DataStrategy::Upsampling)), _) => {
             if let Some(e) = empty_class(s.name().into()) {
                 return Err(e);
             }
@@ -210,7 +261,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             };
             (Selection::Copies(sel), after, None)
         }
-        Some(DataStrategy::WeightedSampler) => {
+        (Some(DataStrategy::WeightedSampler), _) => {
             let ws = &bal.weighted_sampler;
             let class_weights =
                 weights::class_weights(&counts, ws.method, ws.beta, ws.manual_weights.as_deref())
@@ -243,7 +294,14 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     };
     let loss = if bal.class_weights.enabled {
         let cw = &bal.class_weights;
-        let raw = weights::class_weights(&counts, cw.method, cw.beta, cw.manual_weights.as_deref())
+        // From the source distribution, as the user's design says; with synthetic
+        // augmentation the source of training is the composed list.
+        let source = if synthetic.is_some() {
+            &counts_after
+        } else {
+            &counts
+        };
+        let raw = weights::class_weights(source, cw.method, cw.beta, cw.manual_weights.as_deref())
             .map_err(|e| weight_error(e, "class_weights", input.classes))?;
         weights::check(&raw, None).map_err(|message| PlanError::Weights {
             section: "class_weights",
@@ -270,6 +328,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         selection,
         sampler,
         loss,
+        synthetic,
     })
 }
 

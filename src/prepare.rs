@@ -2,7 +2,7 @@
 //! files out: in ratio and repeated k-fold mode exactly the files their Python writes (bar
 //! `created_at`), and with `split.group_by` splits where no group straddles two lists.
 //!
-//! The I/O is here; the rules are pure, in [`cut`] (their counts), [`pyrandom`] (their
+//! The I/O is here; the rules are pure, in [`cut`] (their counts), [`PyRandom`] (their
 //! shuffle), [`groups`] (our group placement) and [`mod@write`] (their JSON layout).
 
 use std::collections::HashMap;
@@ -18,13 +18,12 @@ use crate::rng::{Purpose, Stream};
 pub mod config;
 pub mod cut;
 pub mod groups;
-pub mod pyrandom;
 pub mod report;
 pub mod scan;
 pub mod write;
 
+use crate::rng::pyrandom::PyRandom;
 use config::{GroupBy, Mode, Number, PrepConfig};
-use pyrandom::PyRandom;
 use write::{Entry, SplitFile};
 
 /// The largest group table (`group_by.csv`) read, in bytes.
@@ -82,6 +81,8 @@ pub struct Request {
     /// `--check-leaks`: decode every image first and refuse (exit 4, nothing written) when
     /// identical pixels would land in two lists of a split.
     pub check_leaks: bool,
+    /// The user's `--dotted.key value` overrides, applied to the config before it is read.
+    pub overrides: crate::config::overrides::Overrides,
 }
 
 /// What became of one split file.
@@ -146,7 +147,7 @@ type Lists = [Vec<(usize, usize)>; 3];
 
 /// Runs the whole job.
 pub fn run(req: &Request) -> Result<Outcome, Error> {
-    let cfg = PrepConfig::load(&req.config)?;
+    let cfg = crate::config::parse_with(&req.config, &req.overrides, PrepConfig::parse)?;
     let force = req.force || cfg.force;
     let mut warnings: Vec<String> = cfg
         .unused

@@ -20,28 +20,53 @@ pub fn summary(o: &Outcome) -> String {
         (Strategy::Data(_), Some(_)) => "epoch",
         _ => "after",
     };
-    let mut rows: Vec<[String; 4]> = vec![[
-        "class".into(),
-        "label".into(),
-        "before".into(),
-        after_head.into(),
-    ]];
+    if let Some(syn) = &p.synthetic {
+        let c = &syn.config;
+        let limit = match c.limit {
+            crate::config::synthetic::Limit::None => "all".to_string(),
+            crate::config::synthetic::Limit::MaxRatio(r) => {
+                format!("max_ratio {}", crate::text::number(r))
+            }
+            crate::config::synthetic::Limit::MaxSamples(n) => format!("max_samples {n}"),
+        };
+        let _ = writeln!(
+            s,
+            "synthetic {} from {} ({limit}{})",
+            c.mode_name(),
+            crate::text::escape(&c.split_file),
+            c.replace_class()
+                .map_or(String::new(), |r| format!(", replaces class {r}"))
+        );
+    }
+    let mut head = vec!["class".to_string(), "label".into(), "before".into()];
+    if p.synthetic.is_some() {
+        head.extend(["removed".into(), "synthetic".into()]);
+    }
+    head.push(after_head.into());
+    let mut rows = vec![head];
+    let total = |v: &[u64]| v.iter().sum::<u64>().to_string();
     for (label, name) in o.classes.iter().enumerate() {
-        rows.push([
+        let mut row = vec![
             crate::text::escape(name).into_owned(),
             label.to_string(),
             p.counts_before[label].to_string(),
-            p.counts_after[label].to_string(),
-        ]);
+        ];
+        if let Some(syn) = &p.synthetic {
+            row.push(syn.composition.removed[label].to_string());
+            row.push(syn.composition.synthetic[label].to_string());
+        }
+        row.push(p.counts_after[label].to_string());
+        rows.push(row);
     }
-    rows.push([
-        "total".into(),
-        String::new(),
-        p.counts_before.iter().sum::<u64>().to_string(),
-        p.counts_after.iter().sum::<u64>().to_string(),
-    ]);
-    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    s += &crate::text::columns(&rows, &[false, true, true, true], "");
+    let mut last = vec!["total".into(), String::new(), total(&p.counts_before)];
+    if let Some(syn) = &p.synthetic {
+        last.push(total(&syn.composition.removed));
+        last.push(total(&syn.composition.synthetic));
+    }
+    last.push(total(&p.counts_after));
+    let right: Vec<bool> = (0..last.len()).map(|c| c > 0).collect();
+    rows.push(last);
+    s += &crate::text::columns(&rows, &right, "");
     if let Some(sm) = &p.sampler {
         let _ = writeln!(
             s,
@@ -83,7 +108,7 @@ pub fn summary_json(o: &Outcome) -> serde_json::Value {
             .map(|(c, &n)| (c.clone(), n.into()))
             .collect()
     };
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "strategy": p.strategy.name(),
         "seed": o.seed,
         "seed_from_os": o.seed_from_os,
@@ -98,7 +123,17 @@ pub fn summary_json(o: &Outcome) -> serde_json::Value {
         })),
         "manifest": o.out_path,
         "written": o.written,
-    })
+    });
+    // Only where there is one, so a summary without it reads as before.
+    if let Some(syn) = &p.synthetic {
+        out["synthetic"] = serde_json::json!({
+            "config": syn.config.record(),
+            "real": by_class(&syn.composition.real),
+            "removed": by_class(&syn.composition.removed),
+            "synthetic": by_class(&syn.composition.synthetic),
+        });
+    }
+    out
 }
 
 /// One row per split for `balance --split A --split B ...`: the per-class counts before and

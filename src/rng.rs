@@ -21,6 +21,8 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
+pub mod pyrandom;
+
 /// What a stream is used for. The string form is part of the key derivation, so these
 /// names are frozen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -109,6 +109,69 @@ impl<'a> Split<'a> {
         Ok((raw.validate(path)?, balancing))
     }
 
+    /// The `train` entries of a sample-selection file (the user's `accepted_samples.json`,
+    /// read by their `SplitFileDataset` as a split): a split file whose `metadata.classes`
+    /// names only the classes it holds (`{"abnormal": 1}`), so only the entries are
+    /// checked, each label against the `num_classes` of the real split it augments.
+    pub fn parse_selection(
+        text: &'a str,
+        path: &Path,
+        num_classes: usize,
+    ) -> Result<Vec<Entry<'a>>, SplitError> {
+        let raw = match fast::read(text) {
+            Some(raw) => raw,
+            None => {
+                let json_err = |e: serde_json::Error| SplitError::Json {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                };
+                let mut de = serde_json::Deserializer::from_str(text);
+                let raw =
+                    serde::Deserializer::deserialize_map(&mut de, serde_path::TopVisitor { text })
+                        .map_err(json_err)?;
+                de.end().map_err(json_err)?;
+                raw
+            }
+        };
+        let invalid = |key: String, message: String| SplitError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        let train = raw.train.ok_or_else(|| {
+            invalid(
+                "train".into(),
+                "missing; a sample-selection file lists its images under \"train\"".into(),
+            )
+        })?;
+        if train.entries.is_empty() {
+            return Err(invalid(
+                "train".into(),
+                "is empty; the selection file has no synthetic images".into(),
+            ));
+        }
+        let bad = train
+            .entries
+            .iter()
+            .position(|e| e.label as usize >= num_classes)
+            .map(|i| (i, i64::from(train.entries[i].label)));
+        let bad = match (bad, train.first_out_of_range) {
+            (Some((i, _)), Some((j, l))) if j <= i => Some((j, l)),
+            (None, Some(o)) => Some(o),
+            (b, _) => b,
+        };
+        if let Some((i, label)) = bad {
+            return Err(invalid(
+                format!("train[{i}].label"),
+                format!(
+                    "{label} is not a class of the real split (expected an integer from 0 to {})",
+                    num_classes.saturating_sub(1)
+                ),
+            ));
+        }
+        Ok(train.entries)
+    }
+
     /// For the fuzz targets and their proptest twins: the fast reader, where it takes
     /// `text`, must read exactly what the serde reader reads. `Err` describes a
     /// disagreement (a bug); a text both refuse, or only the fast one leaves, is fine.

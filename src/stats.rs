@@ -46,6 +46,20 @@ pub struct BalancingStats {
     /// Expected draws per class in one epoch of the weighted sampler.
     pub expected_epoch: Option<Vec<f64>>,
     pub loss_weights: Option<Vec<f64>>,
+    /// Synthetic augmentation: what `train` holds beside the real entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticStats>,
+}
+
+/// Per class in label order: real entries of the source, those removed (the replaced
+/// class), synthetic entries added.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyntheticStats {
+    pub selection_file: String,
+    pub mode: String,
+    pub real: Vec<u64>,
+    pub removed: Vec<u64>,
+    pub synthetic: Vec<u64>,
 }
 
 /// Reads a split or a manifest and computes its statistics.
@@ -78,6 +92,23 @@ pub fn of_manifest(m: &Manifest, path: &Path) -> Stats {
         after: whole(&r.class_counts.after),
         expected_epoch: r.sampler.as_ref().map(|s| by_label(&s.expected_counts)),
         loss_weights: r.loss.as_ref().map(|l| l.class_weights.clone()),
+        synthetic: r.synthetic.as_ref().map(|syn| {
+            let c = &syn.class_counts;
+            let text = |key: &str| {
+                syn.config
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            SyntheticStats {
+                selection_file: text("split_file"),
+                mode: text("mode"),
+                real: whole(&c.real),
+                removed: whole(&c.removed),
+                synthetic: whole(&c.synthetic),
+            }
+        }),
     };
     compute(path, &m.split, Some(balancing))
 }
@@ -149,7 +180,19 @@ pub fn render(s: &Stats) -> String {
     }
     if let Some(b) = &s.balancing {
         let _ = writeln!(out, "balancing: {} (seed {})", b.strategy, b.seed);
-        let mut head = vec!["class".to_string(), "before".into(), "after".into()];
+        if let Some(syn) = &b.synthetic {
+            let _ = writeln!(
+                out,
+                "synthetic augmentation: {} from {}",
+                syn.mode,
+                crate::text::escape(&syn.selection_file)
+            );
+        }
+        let mut head = vec!["class".to_string(), "before".into()];
+        if b.synthetic.is_some() {
+            head.extend(["real removed".into(), "synthetic".into()]);
+        }
+        head.push("after".into());
         if b.expected_epoch.is_some() {
             head.push("epoch (expected)".into());
         }
@@ -161,8 +204,12 @@ pub fn render(s: &Stats) -> String {
             let mut row = vec![
                 crate::text::escape(name).into_owned(),
                 b.before[label].to_string(),
-                b.after[label].to_string(),
             ];
+            if let Some(syn) = &b.synthetic {
+                row.push(syn.removed[label].to_string());
+                row.push(syn.synthetic[label].to_string());
+            }
+            row.push(b.after[label].to_string());
             if let Some(e) = &b.expected_epoch {
                 row.push(format!("{:.1}", e[label]));
             }

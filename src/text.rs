@@ -51,6 +51,55 @@ pub fn number(x: f64) -> String {
     }
 }
 
+/// Python's `repr(x)` of a finite float: the shortest digits that read back as `x` (which
+/// Rust's formatting also finds), in fixed notation when the decimal exponent is from -4 to
+/// 15, else as `d.ddde±XX`; a whole number keeps a `.0`.
+pub fn py_repr(x: f64) -> String {
+    if !x.is_finite() {
+        // json.dump writes these as bare words (it allows NaN by default).
+        return if x.is_nan() {
+            "NaN"
+        } else if x > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        }
+        .into();
+    }
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let point = exp + 1; // digits before the decimal point
+    if x == 0.0 {
+        return format!("{sign}0.0");
+    }
+    if (-3..=16).contains(&point) {
+        let n = digits.len() as i32;
+        let body = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point >= n {
+            format!("{digits}{}.0", "0".repeat((point - n) as usize))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
+        };
+        return format!("{sign}{body}");
+    }
+    let (first, rest) = digits.split_at(1);
+    let frac = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
+    let esign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
+}
+
 /// Rows as aligned columns two spaces apart, each line after `indent` and without trailing
 /// blanks; `right[c]` right-aligns column `c` (numbers), the others are left-aligned.
 pub fn columns(rows: &[Vec<String>], right: &[bool], indent: &str) -> String {

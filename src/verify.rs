@@ -1,7 +1,7 @@
 //! The `verify` job: recompute a manifest from what it records (source split, effective
 //! config, seed) and compare, byte for byte; on a difference, name the first one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::config::{Config, SeedSetting};
 use crate::error::Error;
 use crate::input;
-use crate::manifest::{self, Manifest, Provenance};
-use crate::plan::{self, PlanInput};
+use crate::manifest::{self, Manifest, Provenance, SyntheticSource};
+use crate::plan::{self, PlanInput, SyntheticInput};
 use crate::split::Split;
 
 /// What to check.
@@ -76,16 +76,62 @@ pub fn run(req: &Request) -> Result<Report, Error> {
                 });
             }
         }
-        let recorded = serde_json::to_value(&rec.config).expect("plain data");
-        let current = serde_json::to_value(&config.balancing).expect("plain data");
-        if let Some(d) = first_difference(&recorded, &current, "data.balancing") {
-            differences.push(Difference {
-                field: format!("{}: {}", config_path.display(), d.field),
-                ..d
-            });
+        let sections = [
+            (
+                "data.balancing",
+                serde_json::to_value(&rec.config).expect("plain data"),
+                serde_json::to_value(&config.balancing).expect("plain data"),
+            ),
+            (
+                "data.synthetic_augmentation",
+                rec.synthetic
+                    .as_ref()
+                    .map_or(Value::Null, |s| s.config.clone()),
+                config
+                    .synthetic
+                    .as_ref()
+                    .map_or(Value::Null, |s| s.record()),
+            ),
+        ];
+        for (name, recorded, current) in &sections {
+            if let Some(d) = first_difference(recorded, current, name) {
+                differences.push(Difference {
+                    field: format!("{}: {}", config_path.display(), d.field),
+                    ..d
+                });
+            }
         }
     }
     let split = Split::parse(input::text(&src_bytes, &source)?, &source)?;
+    let synthetic = rec.synthetic.as_ref().map(|s| {
+        s.augmentation()
+            .expect("checked when the manifest was read")
+    });
+    let selection_path = synthetic.as_ref().map(|s| PathBuf::from(&s.split_file));
+    let selection_bytes = match &selection_path {
+        Some(p) => Some(crate::balance::read_selection(&req.manifest, p)?),
+        None => None,
+    };
+    let selection = match (&selection_path, &selection_bytes) {
+        (Some(p), Some(b)) => Some(crate::balance::parse_selection(p, b, split.classes.len())?),
+        _ => None,
+    };
+    if let (Some((_, sha)), Some(s)) = (&selection, &rec.synthetic) {
+        if *sha != s.selection_sha256 {
+            differences.push(Difference {
+                field: "balancing.synthetic.selection_sha256".into(),
+                expected: s.selection_sha256.clone(),
+                found: format!(
+                    "{sha} ({} changed since the manifest was written)",
+                    selection_path.as_deref().unwrap_or(Path::new("")).display()
+                ),
+            });
+        }
+    }
+    let selection_labels: Vec<u32> = selection
+        .as_ref()
+        .map(|(entries, _)| entries.iter().map(|e| e.label).collect())
+        .unwrap_or_default();
     let labels = split.train_labels();
     let plan = plan::plan(&PlanInput {
         labels: &labels,
@@ -93,6 +139,10 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         balancing: rec.config.as_ref(),
         seed: rec.seed,
         num_classes: None,
+        synthetic: synthetic.as_ref().map(|c| SyntheticInput {
+            config: c,
+            labels: &selection_labels,
+        }),
     })
     .map_err(|source_err| Error::Plan {
         split: source.clone(),
@@ -103,6 +153,14 @@ pub fn run(req: &Request) -> Result<Report, Error> {
         config: rec.config.as_ref(),
         split_file: &rec.source.split_file,
         split_sha256: &rec.source.split_sha256,
+        overrides: &rec.overrides,
+        synthetic: selection.as_ref().map(|(entries, _)| SyntheticSource {
+            entries,
+            sha256: rec
+                .synthetic
+                .as_ref()
+                .map_or("", |s| s.selection_sha256.as_str()),
+        }),
     };
     let mut expected = Vec::with_capacity(bytes.len());
     manifest::write(&mut expected, &split, &plan, &prov).expect("writing to memory cannot fail");

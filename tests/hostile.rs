@@ -304,7 +304,7 @@ fn sample_refuses_impossible_sampler_records() {
         ("version.json", Box::new(|v| v["balancing"]["format_version"] = json!(2)),
             "error: version.json: balancing: format_version is 2; this balance-split reads version 1"),
         ("extra.json", Box::new(|v| v["balancing"]["surprise"] = json!(1)),
-            "error: extra.json: balancing: unknown field `surprise`, expected one of `format_version`, `tool`, `seed`, `strategy`, `overridden`, `warnings`, `config`, `source`, `class_counts`, `sampler`, `loss`, `source_index` at line 74 column 14"),
+            "error: extra.json: balancing: unknown field `surprise`, expected one of `format_version`, `tool`, `seed`, `strategy`, `overridden`, `warnings`, `config`, `source`, `class_counts`, `sampler`, `loss`, `overrides`, `synthetic`, `source_index` at line 74 column 14"),
         ("expected.json", Box::new(|v| v["balancing"]["sampler"]["expected_counts"]["c0"] = json!(-4.0)),
             "error: expected.json: balancing: sampler.expected_counts.c0: expected a non-negative finite number, found -4.0"),
         ("counts.json", Box::new(|v| v["balancing"]["class_counts"]["after"]["c1"] = json!(2.5)),

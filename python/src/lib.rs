@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 // command the wheel installs is the same clap program, not a copy of it.
 #[path = "../../src/cli/mod.rs"]
 mod cli;
+mod convert;
 mod dist;
 mod errors;
 mod loader;
@@ -21,16 +22,23 @@ mod manifest;
 mod sampler;
 
 /// Balance a config's split and write the manifest, exactly as `balance-split balance`
-/// does (same bytes); returns the written manifest.
+/// does (same bytes); returns the written manifest. `overrides` maps dotted keys to
+/// values, as `--dotted.key value` on the command line (the user's rules: applied before
+/// the config is read, a key not in the config refused).
 #[pyfunction]
-#[pyo3(signature = (config, split = None, seed = None, out = None))]
+#[pyo3(signature = (config, split = None, seed = None, out = None, overrides = None))]
 fn balance(
     py: Python<'_>,
     config: PathBuf,
     split: Option<PathBuf>,
     seed: Option<u64>,
     out: Option<PathBuf>,
+    overrides: Option<&Bound<'_, pyo3::types::PyDict>>,
 ) -> PyResult<manifest::Manifest> {
+    let overrides = match overrides {
+        Some(d) => convert::overrides(d)?,
+        None => Default::default(),
+    };
     let req = balance_split::balance::Request {
         config,
         split,
@@ -38,6 +46,7 @@ fn balance(
         out,
         dry_run: false,
         fsync: false,
+        overrides,
     };
     let outcome = py
         .detach(|| balance_split::balance::run(&req))

@@ -161,6 +161,14 @@ impl Manifest {
         Some(s.class_weights.clone().into_pyarray(py))
     }
 
+    /// How many entries at the end of the train list are synthetic (0 without synthetic
+    /// augmentation); the real ones come first.
+    #[getter]
+    fn synthetic_count(&self) -> usize {
+        let m = &self.loaded.manifest;
+        m.split.train.len() - m.record.real_entries()
+    }
+
     /// Paths of the list `split` ("train", "val" or "test").
     fn paths(&self, split: &str) -> PyResult<Vec<String>> {
         Ok(paths(self.loaded.list(split)?))

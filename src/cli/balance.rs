@@ -9,7 +9,9 @@ use balance_split::stdout as out;
 /// Balance the training split named by a config and write a manifest.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The diffusion YAML config (reads data.split_file, data.balancing, compute.seed).
+    /// The diffusion or classifier YAML config (reads data.split_file, data.balancing,
+    /// data.synthetic_augmentation, compute.seed, model.conditioning.num_classes). The
+    /// user's overrides follow as --dotted.key VALUE (for example --compute.seed 3).
     #[arg(long)]
     config: PathBuf,
     /// Split file(s) to balance instead of the config's data.split_file. Repeat it, give
@@ -33,6 +35,9 @@ pub struct Args {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// The user's `--dotted.key value` overrides (taken out before the rest is parsed).
+    #[arg(skip)]
+    pub overrides: balance_split::config::overrides::Overrides,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
@@ -44,6 +49,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         out: a.out,
         dry_run: a.dry_run,
         fsync: a.fsync,
+        overrides: a.overrides,
     };
     if splits.len() > 1 {
         return run_many(&req, &splits, a.json);

@@ -11,6 +11,7 @@ pub mod verify;
 
 use std::path::PathBuf;
 
+use balance_split::config::overrides::{OverrideError, Overrides};
 use clap::{Parser, Subcommand};
 
 /// Exit code when images are not usable (`check-images`; `check-leaks` when nothing else
@@ -81,17 +82,33 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let (args, overrides) = match take_overrides(args.into_iter().map(Into::into).collect()) {
+        Ok(split) => split,
+        Err(e) => {
+            balance_split::stdout::note(format_args!(
+                "error: {}",
+                balance_split::text::one_line(&e.to_string())
+            ));
+            return 2;
+        }
+    };
     let args = match Args::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => return usage_error(e),
     };
     let result = match args.command {
-        Command::Balance(a) => balance::run(a),
+        Command::Balance(mut a) => {
+            a.overrides = overrides;
+            balance::run(a)
+        }
         Command::Cache(a) => cache::run(a).map(|()| 0),
         Command::CheckImages(a) => check_images::run(a),
         Command::CheckLeaks(a) => check_leaks::run(a),
         Command::Sample(a) => sample::run(a).map(|()| 0),
-        Command::Split(a) => split::run(a).map(|()| 0),
+        Command::Split(mut a) => {
+            a.overrides = overrides;
+            split::run(a).map(|()| 0)
+        }
         Command::Stats(a) => stats::run(a).map(|()| 0),
         Command::Verify(a) => verify::run(a),
     };
@@ -114,6 +131,48 @@ where
             code as u8
         }
     }
+}
+
+/// The user's `--dotted.key value` overrides taken out of the arguments of the commands
+/// that read their configs (`balance`, `split`): an argument `--NAME` whose name has a dot
+/// (none of our own options has one) and the argument after it. clap parses the rest.
+pub fn take_overrides(
+    args: Vec<std::ffi::OsString>,
+) -> Result<(Vec<std::ffi::OsString>, Overrides), OverrideError> {
+    let command = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|i| i + 1);
+    let takes = command.is_some_and(|i| matches!(args[i].to_str(), Some("balance" | "split")));
+    if !takes {
+        return Ok((args, Overrides::default()));
+    }
+    let is_override = |a: &std::ffi::OsString| {
+        a.to_str().is_some_and(|s| {
+            s.strip_prefix("--")
+                .is_some_and(|name| name.split('=').next().unwrap_or_default().contains('.'))
+        })
+    };
+    let mut rest = Vec::with_capacity(args.len());
+    let mut pairs: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if i > command.unwrap_or(0) && is_override(&args[i]) {
+            pairs.push(args[i].to_string_lossy().into_owned());
+            if let Some(value) = args.get(i + 1).and_then(|v| v.to_str()) {
+                if !value.starts_with("--") {
+                    pairs.push(value.to_owned());
+                    i += 1;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        rest.push(args[i].clone());
+        i += 1;
+    }
+    Ok((rest, Overrides::from_args(&pairs)?))
 }
 
 /// clap's own messages, in the shape of ours: `--help` and `--version` print as clap

@@ -28,6 +28,9 @@ pub struct Args {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// The user's `--dotted.key value` overrides (taken out before the rest is parsed).
+    #[arg(skip)]
+    pub overrides: balance_split::config::overrides::Overrides,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -37,6 +40,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dry_run: a.dry_run,
         created_at: a.created_at,
         check_leaks: a.check_leaks,
+        overrides: a.overrides,
     })?;
     for w in &outcome.warnings {
         out::note(format_args!("warning: {w}"));

@@ -40,7 +40,56 @@ pub struct Record {
     pub class_counts: ClassCounts,
     pub sampler: Option<SamplerRecord>,
     pub loss: Option<LossRecord>,
+    /// The user's command-line overrides, `[dotted key, value as given]`, when there were
+    /// any.
+    #[serde(default)]
+    pub overrides: Vec<(String, String)>,
+    /// Synthetic augmentation, when `train` ends with synthetic entries.
+    #[serde(default)]
+    pub synthetic: Option<SyntheticRecord>,
     pub source_index: Vec<usize>,
+}
+
+/// The synthetic part of a manifest's `train`: the entries after the real ones.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticRecord {
+    /// The effective `data.synthetic_augmentation` (its `split_file` is the selection file).
+    pub config: Value,
+    pub selection_sha256: String,
+    /// How many entries the selection file's `train` has.
+    pub selection_samples: u64,
+    pub class_counts: SyntheticCounts,
+    /// For each synthetic entry of `train`, its position in the selection file's `train`.
+    pub selection_index: Vec<usize>,
+}
+
+/// Per class, by name: real entries, those removed, synthetic entries added.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticCounts {
+    pub real: Map<String, Value>,
+    pub removed: Map<String, Value>,
+    pub synthetic: Map<String, Value>,
+}
+
+impl SyntheticRecord {
+    /// The recorded section, read back as a config's section is read.
+    pub fn augmentation(&self) -> Result<crate::config::synthetic::SyntheticAugmentation, String> {
+        let yaml = serde_yaml_ng::to_value(&self.config).map_err(|e| e.to_string())?;
+        match crate::config::synthetic::parse(Some(&yaml)) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err("config.enabled: expected true".into()),
+            Err((key, message)) => Err(format!("config.{key}: {message}")),
+        }
+    }
+}
+
+impl Record {
+    /// How many of `train`'s entries are real (the rest, at the end, are synthetic).
+    pub fn real_entries(&self) -> usize {
+        self.source_index.len()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -143,12 +192,23 @@ impl<'a> Manifest<'a> {
             )));
         }
         let record: Record = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-        if record.source_index.len() != split.train.len() {
-            return Err(bad(format!(
-                "source_index has {} entries but train has {}",
-                record.source_index.len(),
-                split.train.len()
-            )));
+        let synthetic = record
+            .synthetic
+            .as_ref()
+            .map_or(0, |s| s.selection_index.len());
+        if record.source_index.len().checked_add(synthetic) != Some(split.train.len()) {
+            return Err(bad(match &record.synthetic {
+                None => format!(
+                    "source_index has {} entries but train has {}",
+                    record.source_index.len(),
+                    split.train.len()
+                ),
+                Some(_) => format!(
+                    "source_index has {} entries and synthetic.selection_index {synthetic}, but train has {}",
+                    record.source_index.len(),
+                    split.train.len()
+                ),
+            }));
         }
         let k = split.classes.len();
         let weights = [
@@ -220,6 +280,37 @@ fn check_record(r: &Record, split: &Split) -> Result<(), String> {
     }
     check_counts("class_counts.before", &r.class_counts.before, true)?;
     check_counts("class_counts.after", &r.class_counts.after, true)?;
+    if let Some(syn) = &r.synthetic {
+        if r.strategy != "none" {
+            return Err(format!(
+                "synthetic: present, but strategy is {}; synthetic augmentation is never combined with a data strategy",
+                r.strategy
+            ));
+        }
+        syn.augmentation().map_err(|m| format!("synthetic.{m}"))?;
+        check_counts("synthetic.class_counts.real", &syn.class_counts.real, true)?;
+        check_counts(
+            "synthetic.class_counts.removed",
+            &syn.class_counts.removed,
+            true,
+        )?;
+        check_counts(
+            "synthetic.class_counts.synthetic",
+            &syn.class_counts.synthetic,
+            true,
+        )?;
+        if let Some((i, &s)) = syn
+            .selection_index
+            .iter()
+            .enumerate()
+            .find(|(_, &s)| s as u64 >= syn.selection_samples)
+        {
+            return Err(format!(
+                "synthetic.selection_index[{i}] is {s} but synthetic.selection_samples is {}",
+                syn.selection_samples
+            ));
+        }
+    }
     if let Some((i, &s)) = r
         .source_index
         .iter()

@@ -18,6 +18,7 @@ fn manifest(balancing: Option<&Balancing>) -> String {
         balancing,
         seed: 5,
         num_classes: None,
+        synthetic: None,
     })
     .unwrap();
     let mut out = Vec::new();
@@ -26,6 +27,8 @@ fn manifest(balancing: Option<&Balancing>) -> String {
         config: balancing,
         split_file: "s.json",
         split_sha256: "abc",
+        overrides: &[],
+        synthetic: None,
     };
     write(&mut out, &split, &p, &prov).unwrap();
     String::from_utf8(out).unwrap()

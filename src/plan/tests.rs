@@ -30,6 +30,7 @@ fn run(labels: &[u32], k: usize, b: &Balancing, seed: u64) -> Result<Plan, PlanE
         balancing: Some(b),
         seed,
         num_classes: None,
+        synthetic: None,
     })
 }
 
@@ -264,6 +265,7 @@ fn num_classes_must_agree_when_weights_are_used() {
         balancing: Some(&b),
         seed: 0,
         num_classes: Some(3),
+        synthetic: None,
     })
     .unwrap_err();
     assert_eq!(
@@ -291,6 +293,7 @@ fn no_balancing_section_is_the_identity() {
         balancing: None,
         seed: 0,
         num_classes: None,
+        synthetic: None,
     })
     .unwrap();
     assert_eq!(p.strategy, Strategy::None);

@@ -35,7 +35,7 @@ class SinusoidalPositionEmbeddings(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, cin, cout, emb, conditional):
+    def __init__(self, cin, cout, emb, conditional, dropout=0.1):
         super().__init__()
         self.time_mlp = nn.Linear(emb, cout)
         self.class_mlp = nn.Linear(emb, cout) if conditional else None
@@ -43,7 +43,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.norm1 = nn.GroupNorm(8, cout)
         self.norm2 = nn.GroupNorm(8, cout)
-        self.dropout = nn.Dropout(0.1)
+        self.dropout = nn.Dropout(dropout)
         self.residual_conv = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x, t, c):
@@ -59,6 +59,7 @@ class ResidualBlock(nn.Module):
 class AttentionBlock(nn.Module):
     def __init__(self, ch, heads=4):
         super().__init__()
+        assert ch % heads == 0
         self.heads = heads
         self.norm = nn.GroupNorm(8, ch)
         self.qkv = nn.Conv2d(ch, ch * 3, 1)
@@ -72,58 +73,79 @@ class AttentionBlock(nn.Module):
         return x + self.proj((a @ v).permute(0, 1, 3, 2).reshape(b, c, h, w))
 
 
-class Stage(nn.Module):
-    def __init__(self, resblocks, attention, resample_name, resample):
-        super().__init__()
-        self.resblocks = nn.ModuleList(resblocks)
-        self.attention = attention
-        self.resample_name = resample_name
-        if resample is not None:
-            setattr(self, resample_name, resample)
+class DownBlock(nn.Module):
+    """Their DownBlock: residual blocks, optional attention, a strided conv except at the
+    lowest resolution; the skip is the input of that conv."""
 
-    def resample(self, h):
-        return getattr(self, self.resample_name)(h) if hasattr(self, self.resample_name) else h
+    def __init__(self, cin, cout, emb, conditional, downsample, attention):
+        super().__init__()
+        self.resblocks = nn.ModuleList(
+            [ResidualBlock(cin if j == 0 else cout, cout, emb, conditional) for j in range(2)])
+        self.attention = AttentionBlock(cout) if attention else None
+        self.downsample_conv = nn.Conv2d(cout, cout, 3, stride=2, padding=1) if downsample else None
+
+    def forward(self, x, t, c):
+        for r in self.resblocks:
+            x = r(x, t, c)
+        if self.attention is not None:
+            x = self.attention(x)
+        if self.downsample_conv is None:
+            return x, x
+        return self.downsample_conv(x), x
+
+
+class UpBlock(nn.Module):
+    """Their UpBlock: the skip concatenated as it is (no resize: at sizes that do not halve
+    evenly their model fails, and diffusion-train refuses those sizes), residual blocks,
+    optional attention, then bilinear (align_corners) x2 and a conv except at the top."""
+
+    def __init__(self, cin, cout, emb, conditional, upsample, attention):
+        super().__init__()
+        self.resblocks = nn.ModuleList(
+            [ResidualBlock(cin if j == 0 else cout, cout, emb, conditional) for j in range(2)])
+        self.attention = AttentionBlock(cout) if attention else None
+        self.upsample_conv = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+        ) if upsample else None
+
+    def forward(self, x, skip, t, c):
+        h = torch.cat([x, skip], dim=1)
+        for r in self.resblocks:
+            h = r(h, t, c)
+        if self.attention is not None:
+            h = self.attention(h)
+        return h if self.upsample_conv is None else self.upsample_conv(h)
 
 
 class UNet(nn.Module):
-    def __init__(self, in_channels, model_channels, channel_multipliers, use_attention, num_classes):
+    """Their UNet as `create_ddpm` builds it: the time embedding is 256 wide whatever
+    model_channels is (their `time_emb_dim` default, which nothing passes)."""
+
+    def __init__(self, in_channels, model_channels, channel_multipliers, use_attention, num_classes,
+                 time_emb_dim=256):
         super().__init__()
-        emb, base, n = model_channels * 4, model_channels, len(channel_multipliers)
+        emb, base, n = time_emb_dim, model_channels, len(channel_multipliers)
         cond = num_classes is not None
-        self.emb = emb
         self.time_mlp = nn.Sequential(
             SinusoidalPositionEmbeddings(emb), nn.Linear(emb, emb * 4), nn.SiLU(), nn.Linear(emb * 4, emb)
         )
         self.class_emb = nn.Embedding(num_classes + 1, emb) if cond else None
         self.conv_in = nn.Conv2d(in_channels, base, 3, padding=1)
         self.downs = nn.ModuleList()
-        chans, now = [], base
+        chans, now = [base], base
         for i, m in enumerate(channel_multipliers):
             out = base * m
-            res = [ResidualBlock(now if j == 0 else out, out, emb, cond) for j in range(2)]
-            down = nn.Conv2d(out, out, 3, stride=2, padding=1) if i + 1 < n else None
-            attn = AttentionBlock(out) if use_attention[i] else None
-            self.downs.append(Stage(res, attn, "downsample_conv", down))
+            self.downs.append(DownBlock(now, out, emb, cond, i != n - 1, use_attention[i]))
             now = out
             chans.append(now)
         self.mid = nn.ModuleList(
             [ResidualBlock(now, now, emb, cond), AttentionBlock(now), ResidualBlock(now, now, emb, cond)]
         )
         self.ups = nn.ModuleList()
-        for i in reversed(range(n)):
-            out = base * channel_multipliers[i]
-            cin = now + chans.pop()
-            res = [ResidualBlock(cin if j == 0 else out, out, emb, cond) for j in range(2)]
-            up = (
-                nn.Sequential(
-                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-                    nn.Conv2d(out, out, 3, padding=1),
-                )
-                if i > 0
-                else None
-            )
-            attn = AttentionBlock(out) if use_attention[i] else None
-            self.ups.append(Stage(res, attn, "upsample_conv", up))
+        for i, m in enumerate(reversed(channel_multipliers)):
+            out = base * m
+            self.ups.append(UpBlock(now + chans.pop(), out, emb, cond, i != n - 1, use_attention[n - 1 - i]))
             now = out
         self.conv_out = nn.Sequential(nn.GroupNorm(8, base), nn.SiLU(), nn.Conv2d(base, in_channels, 3, padding=1))
 
@@ -133,23 +155,11 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         skips = []
         for d in self.downs:
-            for r in d.resblocks:
-                h = r(h, te, ce)
-            if d.attention is not None:
-                h = d.attention(h)
-            skips.append(h)
-            h = d.resample(h)
+            h, skip = d(h, te, ce)
+            skips.append(skip)
         h = self.mid[2](self.mid[1](self.mid[0](h, te, ce)), te, ce)
         for u in self.ups:
-            s = skips.pop()
-            if s.shape[-2:] != h.shape[-2:]:
-                h = F.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=True)
-            h = torch.cat([h, s], dim=1)
-            for r in u.resblocks:
-                h = r(h, te, ce)
-            if u.attention is not None:
-                h = u.attention(h)
-            h = u.resample(h)
+            h = u(h, skips.pop(), te, ce)
         return self.conv_out(h)
 
 
