@@ -194,8 +194,8 @@ fn a_recorded_forward_names_every_layer_call_by_kind() {
 
 #[test]
 fn parameter_counts_match_the_pytorch_reference() {
-    // Counted by ../shared/bench/python/unet_ref.py (sum of p.numel()), with emb set to
-    // 4 * model_channels as this trainer does.
+    // Counted by tests/python/torch_reference.py's UNet (the user's, with its 256-wide time
+    // embedding at every size): sum of p.numel().
     let device = Device::flex();
     let count = |a: &Architecture, k: Option<usize>| UNet::new(a, k, &device).num_params();
     assert_eq!(
@@ -205,11 +205,11 @@ fn parameter_counts_match_the_pytorch_reference() {
     );
     assert_eq!(
         count(&arch(16, 16, &[1, 2], &[false, true]), Some(2)),
-        235_091
+        826_451
     );
     let mut gray = arch(32, 32, &[1, 2], &[true, true]);
     gray.in_channels = 1;
-    assert_eq!(count(&gray, Some(3)), 939_553);
+    assert_eq!(count(&gray, Some(3)), 1_464_993);
 }
 
 #[test]

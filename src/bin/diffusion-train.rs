@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use balance_split::config::overrides::Overrides;
 use balance_split::stdout as out;
 use balance_split::text::one_line;
 use balance_split::train::error::TrainError;
@@ -228,7 +229,7 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
     CombinedLogger::init(loggers).context("cannot install the logger")
 }
 
-fn train(args: TrainArgs) -> anyhow::Result<()> {
+fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     let c = args.common;
     let req = TrainRequest {
         config: c.config,
@@ -245,6 +246,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             progress: !c.quiet,
             device_data_bytes: Some(args.device_data_mb.saturating_mul(1024 * 1024)),
         },
+        overrides,
     };
     let settings = job::settings(&req)?;
     if settings.generate_mode {
@@ -285,7 +287,7 @@ fn generate_with(
     Ok(())
 }
 
-fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+fn generate(args: GenerateArgs, overrides: &Overrides) -> anyhow::Result<()> {
     let c = args.common;
     let req = GenerateRequest {
         config: c.config,
@@ -293,18 +295,18 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         device: c.device,
         out: args.out,
     };
-    let settings = job::load_settings(&req.config, req.device, req.out.as_deref())?;
+    let settings = job::load_settings(&req.config, overrides, req.device, req.out.as_deref())?;
     generate_with(&req, &settings, c.quiet)
 }
 
-fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let settings = job::load_settings(&args.config, None, None)?;
+fn export(args: ExportArgs, overrides: &Overrides) -> anyhow::Result<()> {
+    let settings = job::load_settings(&args.config, overrides, None, None)?;
     let which = match (args.ema, args.raw) {
         (true, _) => job::ExportWeights::Ema,
         (_, true) => job::ExportWeights::Raw,
         _ => job::ExportWeights::Default,
     };
-    let e = job::export(&args.config, &settings, &args.checkpoint, &args.out, which)?;
+    let e = job::export(&settings, &args.checkpoint, &args.out, which)?;
     out::line(format_args!(
         "exported {} tensors ({} parameters, {} weights, epoch {} step {}) to {}",
         e.tensors,
@@ -317,9 +319,9 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench(args: BenchArgs) -> anyhow::Result<()> {
+fn bench(args: BenchArgs, overrides: &Overrides) -> anyhow::Result<()> {
     let c = args.common;
-    let settings = job::load_settings(&c.config, c.device, None)?;
+    let settings = job::load_settings(&c.config, overrides, c.device, None)?;
     init_logging(None, c.quiet)?;
     for t in job::bench(&settings, &args.batch, args.steps, args.warmup, args.ops)? {
         out::line(serde_json::to_string(&t)?)?;
@@ -336,12 +338,20 @@ fn main() -> ExitCode {
     if std::env::var_os("BURN_DEVICE").is_none() {
         std::env::set_var("BURN_DEVICE", "flex");
     }
-    let cli = Cli::parse_from(args_with_default_command());
+    // The user's `--dotted.key value` overrides, after the command's name.
+    let (args, overrides) = match Overrides::take_from_args(args_with_default_command(), 2) {
+        Ok(split) => split,
+        Err(e) => {
+            out::note(format_args!("error: {}", one_line(&e.to_string())));
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
-        Command::Train(a) => train(a),
-        Command::Generate(a) => generate(a),
-        Command::Export(a) => export(a),
-        Command::Bench(a) => bench(a),
+        Command::Train(a) => train(a, overrides),
+        Command::Generate(a) => generate(a, &overrides),
+        Command::Export(a) => export(a, &overrides),
+        Command::Bench(a) => bench(a, &overrides),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -134,9 +134,8 @@ where
 }
 
 /// The user's `--dotted.key value` overrides taken out of the arguments of the commands
-/// that read their configs (`balance`, `split`): an argument `--NAME` whose name has a dot
-/// (none of our own options has one) and the argument after it. clap parses the rest.
-pub fn take_overrides(
+/// that read their configs (`balance`, `split`); clap parses the rest.
+fn take_overrides(
     args: Vec<std::ffi::OsString>,
 ) -> Result<(Vec<std::ffi::OsString>, Overrides), OverrideError> {
     let command = args
@@ -144,35 +143,12 @@ pub fn take_overrides(
         .skip(1)
         .position(|a| !a.to_string_lossy().starts_with('-'))
         .map(|i| i + 1);
-    let takes = command.is_some_and(|i| matches!(args[i].to_str(), Some("balance" | "split")));
-    if !takes {
-        return Ok((args, Overrides::default()));
-    }
-    let is_override = |a: &std::ffi::OsString| {
-        a.to_str().is_some_and(|s| {
-            s.strip_prefix("--")
-                .is_some_and(|name| name.split('=').next().unwrap_or_default().contains('.'))
-        })
-    };
-    let mut rest = Vec::with_capacity(args.len());
-    let mut pairs: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if i > command.unwrap_or(0) && is_override(&args[i]) {
-            pairs.push(args[i].to_string_lossy().into_owned());
-            if let Some(value) = args.get(i + 1).and_then(|v| v.to_str()) {
-                if !value.starts_with("--") {
-                    pairs.push(value.to_owned());
-                    i += 1;
-                }
-            }
-            i += 1;
-            continue;
+    match command {
+        Some(i) if matches!(args[i].to_str(), Some("balance" | "split")) => {
+            Overrides::take_from_args(args, i + 1)
         }
-        rest.push(args[i].clone());
-        i += 1;
+        _ => Ok((args, Overrides::default())),
     }
-    Ok((rest, Overrides::from_args(&pairs)?))
 }
 
 /// clap's own messages, in the shape of ours: `--help` and `--version` print as clap

@@ -79,6 +79,37 @@ impl Overrides {
         Ok(Overrides(out))
     }
 
+    /// Takes the overrides out of a command line: from position `from` on, an argument
+    /// `--NAME` whose name has a dot (no option of ours has one) and the argument after it
+    /// (unless that starts with `--`, which [`Overrides::from_args`] then reports as a
+    /// missing value). The other arguments are returned in order, for clap.
+    pub fn take_from_args(
+        args: Vec<std::ffi::OsString>,
+        from: usize,
+    ) -> Result<(Vec<std::ffi::OsString>, Overrides), OverrideError> {
+        let is_override = |a: &std::ffi::OsString| {
+            a.to_str().is_some_and(|s| {
+                s.strip_prefix("--")
+                    .is_some_and(|name| name.split('=').next().unwrap_or_default().contains('.'))
+            })
+        };
+        let mut rest = Vec::with_capacity(args.len());
+        let mut pairs: Vec<String> = Vec::new();
+        let mut args = args.into_iter().enumerate().peekable();
+        while let Some((i, arg)) = args.next() {
+            if i < from || !is_override(&arg) {
+                rest.push(arg);
+                continue;
+            }
+            pairs.push(arg.to_string_lossy().into_owned());
+            let value = args
+                .next_if(|(_, v)| v.to_str().is_some_and(|v| !v.starts_with("--")))
+                .map(|(_, v)| v.to_string_lossy().into_owned());
+            pairs.extend(value);
+        }
+        Ok((rest, Overrides::from_args(&pairs)?))
+    }
+
     /// `[[key, raw], ...]` for a manifest's record.
     pub fn record(&self) -> serde_json::Value {
         self.0
@@ -255,9 +286,11 @@ pub fn infer_type(value: &str) -> Result<Value, String> {
         match literal::parse(stripped) {
             Ok(v) => return Ok(v),
             Err(literal::Failure::NotALiteral) => {}
-            Err(literal::Failure::Unrepresentable(what)) => return Err(format!(
+            Err(literal::Failure::Unrepresentable(what)) => {
+                return Err(format!(
                 "{value:?} is a Python {what}, which has no YAML equivalent; use a list or a dict"
-            )),
+            ))
+            }
         }
     }
     Ok(Value::String(value.to_owned()))

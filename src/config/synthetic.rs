@@ -204,13 +204,15 @@ pub fn parse(section: Option<&Value>) -> Result<Option<SyntheticAugmentation>, (
             Some(Value::Number(n)) if n.as_f64().is_some_and(|r| r > 0.0 && r.is_finite()) => {
                 Limit::MaxRatio(n.as_f64().expect("checked"))
             }
-            other => return Err((
-                "limit.max_ratio".into(),
-                format!(
+            other => {
+                return Err((
+                    "limit.max_ratio".into(),
+                    format!(
                     "expected a positive finite number because limit.mode is max_ratio, found {}",
                     other.map_or("nothing".into(), describe)
                 ),
-            )),
+                ))
+            }
         },
         Some((_, Some("max_samples"))) => match get("max_samples") {
             Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {

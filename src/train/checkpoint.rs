@@ -140,11 +140,24 @@ impl Checkpoint {
         let meta: Meta =
             serde_json::from_slice(r.take(meta_len).ok_or_else(|| bad("short metadata"))?)
                 .map_err(|e| bad(&format!("metadata: {e}")))?;
-        if meta.format_version != FORMAT_VERSION {
-            return Err(bad(&format!(
-                "format version {} (this diffusion-train reads {FORMAT_VERSION})",
-                meta.format_version
-            )));
+        match meta.format_version {
+            FORMAT_VERSION => {}
+            // Version 1 made the time embedding 4 x model_channels wide; the user's model
+            // keeps it at 256, so the two agree only at 64 channels.
+            1 if meta.architecture.model_channels * 4 == super::settings::TIME_EMBED_DIM => {}
+            1 => {
+                return Err(bad(&format!(
+                    "written by an earlier diffusion-train whose model at model_channels {} was not the user's (its time embedding was {} wide, theirs is {} at every size); its weights fit no model trained now: train again",
+                    meta.architecture.model_channels,
+                    meta.architecture.model_channels * 4,
+                    super::settings::TIME_EMBED_DIM
+                )))
+            }
+            other => {
+                return Err(bad(&format!(
+                    "format version {other} (this diffusion-train reads {FORMAT_VERSION}, and 1 at 64 channels)"
+                )))
+            }
         }
         let mut sections = Vec::new();
         while r.at < body.len() {
@@ -200,7 +213,9 @@ impl Checkpoint {
 }
 
 /// The current checkpoint format.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2 since the time embedding is the user's 256 at every size (1 made it 4 x
+/// model_channels, which is the same only at 64).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A checkpoint written to a temporary file, not yet in place. Dropping it (or a crash)
 /// leaves the previous file at the target untouched.

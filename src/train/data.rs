@@ -54,6 +54,7 @@ impl TrainData {
                 manifest.display()
             )));
         }
+        check_data_sections(&m, s, manifest)?;
         if m.split.train.is_empty() {
             return Err(TrainError::Mismatch(format!(
                 "{}: train is empty; nothing to train on",
@@ -94,6 +95,42 @@ impl TrainData {
         };
         sampler::global(&src, self.data_seed, epoch)
     }
+}
+
+/// The config's `data.balancing` and `data.synthetic_augmentation` (overrides applied) must
+/// be those the manifest was made with: the trainer takes the training list from the
+/// manifest, so a config (or an override) that differs would otherwise change nothing.
+fn check_data_sections(m: &Manifest, s: &TrainSettings, manifest: &Path) -> Result<(), TrainError> {
+    let r = &m.record;
+    let sections = [
+        (
+            "data.balancing",
+            serde_json::to_value(&r.config).expect("plain data"),
+            serde_json::to_value(&s.data.balancing).expect("plain data"),
+        ),
+        (
+            "data.synthetic_augmentation",
+            r.synthetic
+                .as_ref()
+                .map_or(serde_json::Value::Null, |x| x.config.clone()),
+            s.data
+                .synthetic
+                .as_ref()
+                .map_or(serde_json::Value::Null, |x| x.record()),
+        ),
+    ];
+    for (name, recorded, configured) in &sections {
+        if let Some(d) = crate::verify::first_difference(recorded, configured, name) {
+            return Err(TrainError::Mismatch(format!(
+                "{}: made with another {name} than the config's ({}: the manifest has {}, the config {}); make it again with balance-split balance and this config (and the same overrides)",
+                manifest.display(),
+                d.field,
+                d.expected,
+                d.found
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_source(split: &Path, recorded: &str) -> Result<SourceCheck, TrainError> {

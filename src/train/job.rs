@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::overrides::Overrides;
+
 use super::checkpoint::Checkpoint;
 use super::data::{SourceCheck, TrainData};
 use super::device;
@@ -29,15 +31,19 @@ pub struct TrainRequest {
     /// `--init-from FILE`: overrides `training.init_from`.
     pub init_from: Option<PathBuf>,
     pub options: RunOptions,
+    /// The user's `--dotted.key value` overrides, applied to the config before it is read.
+    pub overrides: Overrides,
 }
 
-/// The config's settings with the command line's `--device` and `--out` applied.
+/// The config's settings with the user's overrides, then the command line's `--device` and
+/// `--out` applied.
 pub fn load_settings(
     config: &Path,
+    overrides: &Overrides,
     device: Option<DeviceChoice>,
     out: Option<&Path>,
 ) -> Result<TrainSettings, TrainError> {
-    let mut s = TrainSettings::load(config)?;
+    let mut s = TrainSettings::load_with(config, overrides)?;
     if let Some(d) = device {
         s.device = d;
     }
@@ -49,7 +55,7 @@ pub fn load_settings(
 
 /// The settings of a training request (`--resume` included).
 pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
-    let mut s = load_settings(&req.config, req.device, req.out.as_deref())?;
+    let mut s = load_settings(&req.config, &req.overrides, req.device, req.out.as_deref())?;
     if let Some(r) = &req.resume {
         s.training.resume.enabled = true;
         s.training.resume.checkpoint = Some(r.clone());
@@ -313,7 +319,6 @@ pub struct Exported {
 /// with their noise-schedule buffers, as safetensors their `DDPMModel.load_state_dict`
 /// takes with `strict=True`.
 pub fn export(
-    config: &Path,
     s: &TrainSettings,
     checkpoint: &Path,
     out: &Path,
@@ -342,15 +347,9 @@ pub fn export(
         .into_iter()
         .chain(params)
         .collect();
-    let config_text = std::fs::read_to_string(config).map_err(|source| {
-        TrainError::Config(crate::config::ConfigError::Read {
-            path: config.to_owned(),
-            source,
-        })
-    })?;
     let metadata = [
         ("format", "pt".to_owned()),
-        ("config", config_text),
+        ("config", s.text.clone()),
         ("epoch", m.epoch.to_string()),
         ("step", m.step.to_string()),
         ("ema", ema.to_string()),

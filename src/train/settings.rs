@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
 use super::plateau::{Plateau, KEYS as PLATEAU_KEYS};
+use crate::config::overrides::Overrides;
 use crate::config::{ConfigError, SeedSetting};
 use crate::images::settings::PipelineSettings;
 
@@ -52,11 +53,14 @@ pub struct Architecture {
     pub use_attention: Vec<bool>,
 }
 
+/// Width of the time and class embeddings: the user's `UNet(time_emb_dim=256)`, which their
+/// `create_ddpm` never passes, so it is 256 whatever `model_channels` is.
+pub const TIME_EMBED_DIM: usize = 256;
+
 impl Architecture {
-    /// Width of the time and class embeddings: four times the base width, as in the
-    /// user's UNet (256 for their 64 channels).
+    /// Width of the time and class embeddings ([`TIME_EMBED_DIM`]).
     pub fn embed_dim(&self) -> usize {
-        self.model_channels * 4
+        TIME_EMBED_DIM
     }
 }
 
@@ -263,6 +267,13 @@ pub struct TrainSettings {
     /// Keys of the user's file that are valid there and have no effect here, listed once
     /// in the log so nobody wonders why they did nothing.
     pub ignored: Vec<String>,
+    /// What `balance-split balance` reads of the same config (`data.balancing`,
+    /// `data.synthetic_augmentation`): the manifest trained on must have been made with
+    /// them, or the config's keys would change nothing.
+    pub data: crate::config::Config,
+    /// The config's text as read, with the command-line overrides merged in (recorded in
+    /// exports, so the metadata says what was trained).
+    pub text: String,
 }
 
 /// `logging.metrics.tensorboard`.
@@ -395,7 +406,12 @@ fn show(v: &Value) -> String {
 impl TrainSettings {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<TrainSettings, ConfigError> {
-        TrainSettings::parse(&crate::config::yaml::read(path)?, path)
+        TrainSettings::load_with(path, &Overrides::default())
+    }
+
+    /// Reads a config file with the user's command-line overrides applied first.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<TrainSettings, ConfigError> {
+        crate::config::parse_with(path, overrides, TrainSettings::parse)
     }
 
     /// Parses config text; `path` is only used in messages. Missing keys take the values
@@ -407,6 +423,8 @@ impl TrainSettings {
             message: e.to_string(),
         })?;
         let d = Doc { root, path };
+        experiment(&d)?;
+        let data = crate::config::Config::parse(text, path)?;
         let seed = if !d.has("compute.seed") {
             SeedSetting::Fixed(0)
         } else {
@@ -474,8 +492,91 @@ impl TrainSettings {
             tensorboard,
             use_amp,
             ignored,
+            data,
+            text: text.to_owned(),
         })
     }
+}
+
+/// The experiments `diffusion-train` trains: the user's DDPM (`experiment: diffusion`, or a
+/// config without the key, as ours are). Anything else (their `diffusion_pretrained` ADM,
+/// a classifier) is refused rather than trained as a DDPM the user did not ask for.
+const EXPERIMENTS: [&str; 1] = ["diffusion"];
+
+/// `model.*` sections and keys of the user's DDPM config (their `create_ddpm` reads these
+/// and no others): a key beyond them would change which model is trained in their code's
+/// eyes or in the user's, and is refused rather than ignored.
+const MODEL_KEYS: [(&str, &[&str]); 3] = [
+    (
+        "architecture",
+        &[
+            "image_size",
+            "in_channels",
+            "model_channels",
+            "channel_multipliers",
+            "use_attention",
+        ],
+    ),
+    (
+        "diffusion",
+        &["num_timesteps", "beta_schedule", "beta_start", "beta_end"],
+    ),
+    (
+        "conditioning",
+        &["type", "num_classes", "class_dropout_prob"],
+    ),
+];
+
+fn experiment(d: &Doc) -> Result<(), ConfigError> {
+    if d.has("experiment") {
+        let name: Value = d.get("experiment", Value::Null)?;
+        if !name.as_str().is_some_and(|n| EXPERIMENTS.contains(&n)) {
+            let shown = match &name {
+                Value::String(s) => format!("{s:?}"),
+                other => serde_yaml_ng::to_string(other)
+                    .map(|t| t.trim_end().to_owned())
+                    .unwrap_or_default(),
+            };
+            return Err(d.invalid(
+                "experiment",
+                format!(
+                    "{shown} is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion){}",
+                    if name.as_str() == Some("diffusion_pretrained") {
+                        " (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let Some(Value::Mapping(model)) = d.value("model") else {
+        return Ok(());
+    };
+    for (section, v) in model {
+        let name = section.as_str().unwrap_or_default();
+        let Some((_, keys)) = MODEL_KEYS.iter().find(|(s, _)| *s == name) else {
+            return Err(d.invalid(
+                &format!("model.{name}"),
+                "not a section of the user's DDPM config (model.architecture, model.diffusion, model.conditioning); diffusion-train does not implement it",
+            ));
+        };
+        if let Value::Mapping(m) = v {
+            for k in m.keys() {
+                let key = k.as_str().unwrap_or_default();
+                if !keys.contains(&key) {
+                    return Err(d.invalid(
+                        &format!("model.{name}.{key}"),
+                        format!(
+                            "not a key of the user's DDPM (their create_ddpm reads {} here); it would change nothing in their model, so it is refused rather than ignored",
+                            keys.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigError> {
@@ -497,6 +598,16 @@ fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigErr
             ),
         ));
     }
+    // Their output layer normalises model_channels channels, which the last decoder
+    // stage has only when its multiplier is 1 (their validator's rule).
+    if channel_multipliers[0] != 1 {
+        return Err(d.invalid(
+            &format!("{key}.channel_multipliers"),
+            format!(
+                "expected the first multiplier to be 1 (the user's output layer takes model_channels channels), found {channel_multipliers:?}"
+            ),
+        ));
+    }
     let n = channel_multipliers.len();
     let use_attention: Vec<bool> = d.get(&format!("{key}.use_attention"), {
         let mut v = vec![false; n];
@@ -512,12 +623,18 @@ fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigErr
             ),
         ));
     }
-    let min_size = 1usize << (n - 1);
-    if (p.image_size as usize) < min_size {
+    // Each stage but the last halves the size (a stride-2 conv rounds up) and each
+    // decoder stage doubles it; the user's decoder concatenates its skip without resizing,
+    // so their model runs only where every halving is exact.
+    let step = 1u64
+        .checked_shl(n as u32 - 1)
+        .filter(|&s| s <= u64::from(u32::MAX));
+    if step.is_none_or(|s| u64::from(p.image_size) % s != 0) {
         return Err(d.invalid(
             &format!("{key}.image_size"),
             format!(
-                "expected at least {min_size} for {n} stages (each but the last halves it), found {}",
+                "expected a multiple of {} for {n} stages (each but the last halves it, and the user's decoder needs the halves exact), found {}",
+                step.map_or_else(|| format!("2^{}", n - 1), |s| s.to_string()),
                 p.image_size
             ),
         ));
@@ -557,6 +674,10 @@ fn conditioning(d: &Doc) -> Result<Option<Conditioning>, ConfigError> {
     let key = "model.conditioning";
     let kind: Option<String> = d.opt(&format!("{key}.type"))?;
     match kind.as_deref() {
+        None if d.value(&format!("{key}.num_classes")).is_some() => Err(d.invalid(
+            &format!("{key}.num_classes"),
+            "set while model.conditioning.type is null: the user's create_ddpm then builds class-embedding layers that training never uses, a model diffusion-train does not make; set num_classes: null for the unconditional model (the same training), or type: class",
+        )),
         None => Ok(None),
         Some("class") => {
             let num_classes: usize = d.opt(&format!("{key}.num_classes"))?.ok_or_else(|| {

@@ -11,6 +11,8 @@ subcommand prints one JSON line.
     torch_reference.py make-pth OUT.pth CASE.safetensors --config JSON [--wrong-shape]
     torch_reference.py plateau --losses JSON --lr 0.001 [--options JSON]
     torch_reference.py quantile CASE.safetensors --q 0.995
+    torch_reference.py grid DIR --cases JSON        (their model per case: weights, a forward)
+    torch_reference.py check-grid DIR --cases JSON  (ours loaded into theirs, strictly)
 """
 import argparse
 import json
@@ -272,6 +274,58 @@ def make_pth(args):
     print(json.dumps({"params": sum(p.numel() for p in ddpm.parameters())}))
 
 
+def grid_arch(case):
+    return {k: case[k] for k in ("image_size", "in_channels", "model_channels", "channel_multipliers", "use_attention")}
+
+
+GRID_DIFFUSION = {"num_timesteps": 100, "beta_schedule": "cosine", "beta_start": 0.0001, "beta_end": 0.02}
+
+
+def grid(args):
+    """For each case: their DDPMModel (seeded), its state_dict as theirs{i}.safetensors, and a
+    forward on fixed inputs as io{i}.safetensors (labels as floats, for the Rust reader)."""
+    out = []
+    for i, case in enumerate(json.loads(args.cases)):
+        torch.manual_seed(100 + i)
+        ddpm = DDPMModel(grid_arch(case), GRID_DIFFUSION, case["num_classes"]).eval()
+        save_file({k: v.contiguous() for k, v in ddpm.state_dict().items()}, f"{args.dir}/theirs{i}.safetensors")
+        x, t, y = grid_inputs(case, i)
+        with torch.no_grad():
+            eps = ddpm.model(x, t, y)
+        io = {"x": x, "t": t, "eps": eps}
+        if y is not None:
+            io["y"] = y.float()
+        save_file(io, f"{args.dir}/io{i}.safetensors")
+        out.append({"params": sum(p.numel() for p in ddpm.parameters()), "keys": len(ddpm.state_dict())})
+    print(json.dumps({"cases": out}))
+
+
+def grid_inputs(case, i):
+    g = torch.Generator().manual_seed(1000 + i)
+    size, cin = case["image_size"], case["in_channels"]
+    x = torch.randn(2, cin, size, size, generator=g)
+    t = torch.tensor([3.0, 97.0])
+    y = None if case["num_classes"] is None else torch.tensor([0, case["num_classes"]])
+    return x, t, y
+
+
+def check_grid(args):
+    """Loads each ours{i}.safetensors into their DDPMModel with strict=True and runs it on
+    io{i}'s inputs; the largest difference from ours_eps in ours{i}, relative to its scale."""
+    out = []
+    for i, case in enumerate(json.loads(args.cases)):
+        ddpm = DDPMModel(grid_arch(case), GRID_DIFFUSION, case["num_classes"]).eval()
+        ours = load_file(f"{args.dir}/ours{i}.safetensors")
+        eps_ours = ours.pop("ours_eps")
+        ddpm.load_state_dict(ours, strict=True)
+        io = load_file(f"{args.dir}/io{i}.safetensors")
+        y = io["y"].long() if "y" in io else None
+        with torch.no_grad():
+            eps = ddpm.model(io["x"], io["t"], y)
+        out.append(((eps - eps_ours).abs().max() / eps.abs().max()).item())
+    print(json.dumps({"max_rel_diff": out}))
+
+
 def plateau(args):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=args.lr)
@@ -303,6 +357,14 @@ def main():
     a.add_argument("--config", required=True)
     a.add_argument("--wrong-shape", action="store_true")
     a.set_defaults(run=make_pth)
+    a = sub.add_parser("grid")
+    a.add_argument("dir")
+    a.add_argument("--cases", required=True)
+    a.set_defaults(run=grid)
+    a = sub.add_parser("check-grid")
+    a.add_argument("dir")
+    a.add_argument("--cases", required=True)
+    a.set_defaults(run=check_grid)
     a = sub.add_parser("plateau")
     a.add_argument("--losses", required=True)
     a.add_argument("--lr", type=float, required=True)

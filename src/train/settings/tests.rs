@@ -97,6 +97,27 @@ fn defaults_for_an_empty_file() {
     assert_eq!(s.training.scheduler, Scheduler::Constant);
 }
 
+/// Every config the user's DDPM takes, as at every size: the time embedding is theirs.
+#[test]
+fn the_time_embedding_is_256_at_every_width() {
+    for mc in [16, 32, 64, 128] {
+        let s = parse(&format!("model:\n  architecture:\n    model_channels: {mc}\n")).unwrap();
+        assert_eq!(s.architecture.embed_dim(), 256, "{mc}");
+    }
+}
+
+/// Their newest config (OpenAI's ADM fine-tuned) is refused in one line, not trained as a
+/// DDPM; so is the same with its checkpoint file missing.
+#[test]
+fn the_users_pretrained_config_is_refused() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/diffusion-pretrained.yaml");
+    let err = TrainSettings::load(&path).unwrap_err().to_string();
+    assert!(
+        err.ends_with("experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_bad_value_names_its_key() {
     let cases = [
@@ -130,7 +151,7 @@ fn every_bad_value_names_its_key() {
         ),
         (
             "model:\n  architecture:\n    image_size: 2\n    channel_multipliers: [1, 1, 1]\n",
-            "c.yaml: model.architecture.image_size: expected at least 4 for 3 stages (each but the last halves it), found 2",
+            "c.yaml: model.architecture.image_size: expected a multiple of 4 for 3 stages (each but the last halves it, and the user's decoder needs the halves exact), found 2",
         ),
         (
             "model:\n  conditioning:\n    type: class\n",
@@ -159,6 +180,34 @@ fn every_bad_value_names_its_key() {
         (
             "mode: evaluate\n",
             "c.yaml: mode: expected train or generate, found \"evaluate\"",
+        ),
+        (
+            "model:\n  architecture:\n    image_size: 36\n    channel_multipliers: [1, 2, 2, 2]\n    use_attention: [false, false, false, true]\n",
+            "c.yaml: model.architecture.image_size: expected a multiple of 8 for 4 stages (each but the last halves it, and the user's decoder needs the halves exact), found 36",
+        ),
+        (
+            "model:\n  architecture:\n    channel_multipliers: [2, 4]\n    use_attention: [false, true]\n",
+            "c.yaml: model.architecture.channel_multipliers: expected the first multiplier to be 1 (the user's output layer takes model_channels channels), found [2, 4]",
+        ),
+        (
+            "model:\n  conditioning:\n    type: null\n    num_classes: 2\n",
+            "c.yaml: model.conditioning.num_classes: set while model.conditioning.type is null: the user's create_ddpm then builds class-embedding layers that training never uses, a model diffusion-train does not make; set num_classes: null for the unconditional model (the same training), or type: class",
+        ),
+        (
+            "experiment: diffusion_pretrained\n",
+            "c.yaml: experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)",
+        ),
+        (
+            "experiment: classifier\n",
+            "c.yaml: experiment: \"classifier\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion)",
+        ),
+        (
+            "model:\n  pretrained:\n    checkpoint_path: adm.pt\n",
+            "c.yaml: model.pretrained: not a section of the user's DDPM config (model.architecture, model.diffusion, model.conditioning); diffusion-train does not implement it",
+        ),
+        (
+            "model:\n  architecture:\n    num_res_blocks: 3\n",
+            "c.yaml: model.architecture.num_res_blocks: not a key of the user's DDPM (their create_ddpm reads image_size, in_channels, model_channels, channel_multipliers, use_attention here); it would change nothing in their model, so it is refused rather than ignored",
         ),
     ];
     for (yaml, expect) in cases {

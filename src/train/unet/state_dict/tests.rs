@@ -91,8 +91,8 @@ fn a_linear_weight_is_transposed_into_pytorchs_out_by_in_layout() {
         .iter()
         .find(|n| n.name == "model.time_mlp.1.weight")
         .unwrap();
-    // embed_dim 32 (4 x 8 channels) -> 128
-    assert_eq!(w.shape, vec![128, 32]);
+    // The user's time embedding: 256 -> 1024, whatever model_channels is (8 here).
+    assert_eq!(w.shape, vec![1024, 256]);
     let burn_w = model
         .time_in
         .weight
@@ -101,8 +101,8 @@ fn a_linear_weight_is_transposed_into_pytorchs_out_by_in_layout() {
         .try_into_vec::<f32>()
         .unwrap();
     // PyTorch [o][i] is burn [i][o].
-    for (o, i) in [(0, 0), (5, 7), (127, 31)] {
-        assert_eq!(w.values[o * 32 + i], burn_w[i * 128 + o]);
+    for (o, i) in [(0, 0), (5, 7), (1023, 255)] {
+        assert_eq!(w.values[o * 256 + i], burn_w[i * 1024 + o]);
     }
 }
 
@@ -129,7 +129,7 @@ fn loading_refuses_a_wrong_shape_a_missing_name_and_an_unexpected_one() {
         .collect();
     assert_eq!(
         load_state_dict(tiny(2), &missing).unwrap_err().to_string(),
-        "model.class_emb.weight: missing (the configured model has it; expected shape [3, 32])"
+        "model.class_emb.weight: missing (the configured model has it; expected shape [3, 256])"
     );
 
     let mut extra = good.clone();
