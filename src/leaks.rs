@@ -44,7 +44,7 @@ pub mod index;
 pub mod report;
 
 /// The default largest Hamming distance between two pHashes reported as a near duplicate,
-/// chosen from the measurements in `tests/leaks_quality.rs` (README has the table).
+/// chosen from the measurements in `tests/leaks_quality.rs` (docs/check-leaks.md has the table).
 pub const DEFAULT_THRESHOLD: u32 = 6;
 
 /// The largest threshold accepted: beyond a quarter of the bits, unrelated images match.

@@ -7,12 +7,14 @@ mod util;
 
 use util::{repo, run_in, Dir};
 
-const CONFIGS: [&str; 5] = [
+const CONFIGS: [&str; 7] = [
     "configs/diffusion.yaml",
     "configs/examples/weighted_sampler.yaml",
     "configs/examples/downsampling.yaml",
     "configs/examples/upsampling.yaml",
     "configs/examples/class_weights_with_upsampling.yaml",
+    "configs/examples/dose_ladder.yaml",
+    "configs/examples/tstr.yaml",
 ];
 
 fn golden_path(config: &str) -> std::path::PathBuf {

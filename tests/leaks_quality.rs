@@ -1,5 +1,5 @@
 //! How well the pHash finds disguised copies, and how often it confuses distinct images: the
-//! measurement behind `check-leaks`' default threshold (README has the table this prints;
+//! measurement behind `check-leaks`' default threshold (docs/check-leaks.md has the table this prints;
 //! `cargo test --release --test leaks_quality -- --nocapture` shows it).
 //!
 //! Images: the committed 48x32 photo fixture and 400 generated ones (smooth random scenes:

@@ -1,6 +1,6 @@
 """An independent re-derivation of `balance-split split` for the user's own configs.
 
-Written from the rules README.md states (ratio and repeated k-fold mode), with CPython's
+Written from the rules docs/split.md states (ratio and repeated k-fold mode), with CPython's
 own `random.Random`, `pathlib` and `json`: if balance-split's Rust reimplementation of the
 generator, the globs or the JSON layout drifted, the files would differ here.
 
