@@ -222,7 +222,15 @@ fn a_checkpoint_from_before_the_users_time_embedding_is_refused_at_other_widths(
     std::fs::write(d.join("old.ckpt"), ck.encode()).unwrap();
     let r = train(
         &d,
-        &["export", "--config", "tiny.yaml", "--checkpoint", "old.ckpt", "--out", "m.safetensors"],
+        &[
+            "export",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "old.ckpt",
+            "--out",
+            "m.safetensors",
+        ],
     );
     assert_eq!(
         r.assert_bad_input(),
@@ -236,12 +244,30 @@ fn a_checkpoint_from_before_the_users_time_embedding_is_refused_at_other_widths(
 #[test]
 fn overrides_apply_to_the_trainers_config_and_a_typo_is_refused() {
     let d = project();
-    let r = train_steps_with(&d, "tiny.yaml", "2", &["--training.optimizer.learning_rate", "0.5"]);
+    let r = train_steps_with(
+        &d,
+        "tiny.yaml",
+        "2",
+        &["--training.optimizer.learning_rate", "0.5"],
+    );
     r.assert_ok();
     let csv = d.read("run/metrics.csv");
-    let lr: f64 = csv.lines().nth(1).unwrap().split(',').nth(4).unwrap().parse().unwrap();
+    let lr: f64 = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((lr - 0.5).abs() < 0.01, "{csv}");
-    let r = train_steps_with(&d, "tiny.yaml", "1", &["--training.optimiser.learning_rate", "0.5"]);
+    let r = train_steps_with(
+        &d,
+        "tiny.yaml",
+        "1",
+        &["--training.optimiser.learning_rate", "0.5"],
+    );
     assert!(
         r.assert_bad_input().starts_with(
             "error: tiny.yaml: overrides: unknown config key \"training.optimiser\" (a typo?); the keys at training are "
@@ -250,7 +276,12 @@ fn overrides_apply_to_the_trainers_config_and_a_typo_is_refused() {
         r.stderr
     );
     // An override of data.balancing makes the manifest another config's: refused.
-    let r = train_steps_with(&d, "tiny.yaml", "1", &["--data.balancing.class_weights.enabled", "false"]);
+    let r = train_steps_with(
+        &d,
+        "tiny.yaml",
+        "1",
+        &["--data.balancing.class_weights.enabled", "false"],
+    );
     assert!(
         r.assert_bad_input().contains(
             "made with another data.balancing than the config's (data.balancing.class_weights.enabled: the manifest has true, the config false)"

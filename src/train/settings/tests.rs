@@ -101,7 +101,10 @@ fn defaults_for_an_empty_file() {
 #[test]
 fn the_time_embedding_is_256_at_every_width() {
     for mc in [16, 32, 64, 128] {
-        let s = parse(&format!("model:\n  architecture:\n    model_channels: {mc}\n")).unwrap();
+        let s = parse(&format!(
+            "model:\n  architecture:\n    model_channels: {mc}\n"
+        ))
+        .unwrap();
         assert_eq!(s.architecture.embed_dim(), 256, "{mc}");
     }
 }
@@ -110,7 +113,8 @@ fn the_time_embedding_is_256_at_every_width() {
 /// DDPM; so is the same with its checkpoint file missing.
 #[test]
 fn the_users_pretrained_config_is_refused() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/diffusion-pretrained.yaml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/diffusion-pretrained.yaml");
     let err = TrainSettings::load(&path).unwrap_err().to_string();
     assert!(
         err.ends_with("experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"),
