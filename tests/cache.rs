@@ -143,3 +143,91 @@ fn cached_jpegs_equal_decoded_jpegs() {
     );
     assert_eq!(a.shape, [positions.len(), 3, 40, 40]);
 }
+
+/// A cache truncated in place while open (another process rewriting it) is an error naming
+/// the image and the cache, never SIGBUS: the cache is read, not memory-mapped.
+#[test]
+fn a_cache_truncated_while_open_is_an_error_not_a_crash() {
+    let d = Dir::new();
+    let out = d.join("c.cache");
+    run_in(
+        &repo(),
+        &["cache", MANIFEST, "--out", out.to_str().unwrap()],
+        &[],
+    )
+    .assert_ok();
+    let cache = Arc::new(Cache::open(&out, &sha(&repo().join(MANIFEST)), 40).unwrap());
+    let text = std::fs::read_to_string(repo().join(MANIFEST)).unwrap();
+    let m = Manifest::parse(&text, std::path::Path::new(MANIFEST)).unwrap();
+    let cached = Dataset::new(&m.split.train, &repo()).with_cache(cache);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&out)
+        .unwrap()
+        .set_len(5000)
+        .unwrap();
+    let err = cached.batch(&[0], Slots::START, 0, &cfg()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "entry 0 ({}): truncated: the cache {} no longer holds this image (failed to fill whole buffer); run balance-split cache again",
+            repo().join(&*m.split.train[0].path).display(),
+            out.display()
+        )
+    );
+}
+
+/// Every header field is checked: a hand-edited cache is refused at open, naming the field.
+#[test]
+fn a_hand_edited_cache_header_is_refused() {
+    let d = Dir::new();
+    let out = d.join("c.cache");
+    run_in(
+        &repo(),
+        &["cache", MANIFEST, "--out", out.to_str().unwrap()],
+        &[],
+    )
+    .assert_ok();
+    let bytes = std::fs::read(&out).unwrap();
+    let sha = sha(&repo().join(MANIFEST));
+    let edit = |from: &str, to: &str| -> String {
+        let mut b = bytes.clone();
+        let at = b
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap();
+        b.splice(at..at + from.len(), to.bytes());
+        let p = d.join("edited.cache");
+        std::fs::write(&p, &b).unwrap();
+        Cache::open(&p, &sha, 40).unwrap_err().to_string()
+    };
+    let p = d.join("edited.cache");
+    assert_eq!(
+        edit("\"channels\":3", "\"channels\":1"),
+        format!("{}: not a balance-split image cache (header: channels is 1; a cache holds RGB images (3))", p.display())
+    );
+    assert_eq!(
+        edit("\"image_size\":40", "\"image_size\":0 "),
+        format!(
+            "{}: not a balance-split image cache (header: image_size is 0; expected 1 to 4096)",
+            p.display()
+        )
+    );
+    let mut short = bytes.clone();
+    short.truncate(bytes.len() - 1);
+    std::fs::write(&p, &short).unwrap();
+    assert_eq!(
+        Cache::open(&p, &sha, 40).unwrap_err().to_string(),
+        format!(
+            "{}: not a balance-split image cache (436927 bytes, but its header describes 436928)",
+            p.display()
+        )
+    );
+    let mut huge = bytes.clone();
+    huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&p, &huge).unwrap();
+    assert_eq!(
+        Cache::open(&p, &sha, 40).unwrap_err().to_string(),
+        format!("{}: not a balance-split image cache (its header claims 4294967295 bytes but the file has 436928)", p.display())
+    );
+}

@@ -1,5 +1,10 @@
 //! The decoded cache: every distinct image of a manifest, decoded and resized once, as raw
-//! RGB bytes in one file that training memory-maps, so epochs do not decode again.
+//! RGB bytes in one file that training reads image by image, so epochs do not decode again.
+//!
+//! Read with positioned reads (`pread`), never memory-mapped: a map turns a cache file
+//! truncated in place by another process into SIGBUS, which kills the process (a Python
+//! loader included) without a message. Read, a truncated cache is an error naming the
+//! image and the file.
 //!
 //! Layout (little-endian):
 //!
@@ -65,12 +70,14 @@ pub struct Header {
     pub paths: Vec<String>,
 }
 
-/// A cache opened for reading (memory-mapped).
+/// A cache opened for reading: its checked header, and the open file the pixels are read
+/// from.
 #[derive(Debug)]
 pub struct Cache {
     pub header: Header,
-    map: memmap2::Mmap,
-    data_start: usize,
+    path: PathBuf,
+    file: std::fs::File,
+    data_start: u64,
     slots: HashMap<String, usize>,
 }
 
@@ -178,29 +185,47 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
 
 impl Cache {
     /// Opens a cache and checks it was made from the manifest whose bytes hash to
-    /// `manifest_sha256`, at `image_size`.
+    /// `manifest_sha256`, at `image_size`. Every header field is checked before anything
+    /// of its size is allocated, and the file's size against what the header describes.
     pub fn open(path: &Path, manifest_sha256: &str, image_size: u32) -> Result<Cache, CacheError> {
         let format = |reason: &str| CacheError::Format {
             path: path.to_owned(),
             reason: reason.to_string(),
         };
         let file = std::fs::File::open(path).map_err(|e| format(&e.to_string()))?;
-        // SAFETY: read-only map of a file we never write while it is open; a cache
-        // rewritten underneath would at worst give wrong pixels, which the header check
-        // on the next open catches.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format(&e.to_string()))?;
-        if map.len() < 12 || &map[..8] != MAGIC {
+        let size = file.metadata().map_err(|e| format(&e.to_string()))?.len();
+        let mut fixed = [0u8; 12];
+        read_at(&file, &mut fixed, 0).map_err(|_| format("shorter than its 12-byte preamble"))?;
+        if &fixed[..8] != MAGIC {
             return Err(format("bad magic number"));
         }
-        let len = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes")) as usize;
-        let header: Header = map
-            .get(12..12 + len)
-            .ok_or_else(|| format("header runs past the end"))
-            .and_then(|h| serde_json::from_slice(h).map_err(|e| format(&e.to_string())))?;
+        let len = u64::from(u32::from_le_bytes(
+            fixed[8..12].try_into().expect("4 bytes"),
+        ));
+        if 12 + len > size {
+            return Err(format(&format!(
+                "its header claims {len} bytes but the file has {size}"
+            )));
+        }
+        let mut head = vec![0u8; len as usize];
+        read_at(&file, &mut head, 12).map_err(|e| format(&e.to_string()))?;
+        let header: Header = serde_json::from_slice(&head).map_err(|e| format(&e.to_string()))?;
         if header.version != VERSION {
             return Err(format(&format!(
                 "version {} (this balance-split reads {VERSION})",
                 header.version
+            )));
+        }
+        if header.channels != 3 {
+            return Err(format(&format!(
+                "header: channels is {}; a cache holds RGB images (3)",
+                header.channels
+            )));
+        }
+        if !(1..=MAX_IMAGE_SIDE).contains(&header.image_size) {
+            return Err(format(&format!(
+                "header: image_size is {}; expected 1 to {MAX_IMAGE_SIDE}",
+                header.image_size
             )));
         }
         if header.manifest_sha256 != manifest_sha256 {
@@ -217,27 +242,33 @@ impl Cache {
                 found: header.image_size,
             });
         }
-        let data_start = (12 + len).div_ceil(ALIGN) * ALIGN;
-        let need = data_start + header.paths.len() * Self::image_bytes(&header);
-        if map.len() != need {
-            return Err(format(&format!("{} bytes, expected {need}", map.len())));
+        let data_start = (12 + len).div_ceil(ALIGN as u64) * ALIGN as u64;
+        let need = (header.paths.len() as u64)
+            .checked_mul(Self::image_bytes(&header) as u64)
+            .and_then(|n| n.checked_add(data_start));
+        if need != Some(size) {
+            return Err(format(&format!(
+                "{size} bytes, but its header describes {}",
+                need.map_or_else(|| "more than 2^64".into(), |n| n.to_string())
+            )));
         }
-        let slots = header
-            .paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i))
-            .collect();
+        let mut slots = HashMap::with_capacity(header.paths.len());
+        for (i, p) in header.paths.iter().enumerate() {
+            if slots.insert(p.clone(), i).is_some() {
+                return Err(format(&format!("header: the path {p:?} is listed twice")));
+            }
+        }
         Ok(Cache {
             header,
-            map,
+            path: path.to_owned(),
+            file,
             data_start,
             slots,
         })
     }
 
     fn image_bytes(h: &Header) -> usize {
-        (h.image_size * h.image_size * h.channels) as usize
+        (h.image_size as usize).pow(2) * h.channels as usize
     }
 
     /// Where `path`'s pixels are, if the cache holds it.
@@ -245,9 +276,41 @@ impl Cache {
         self.slots.get(path).copied()
     }
 
-    /// The RGB pixels at `slot` (from [`Cache::slot`]).
-    pub fn pixels_at(&self, slot: usize) -> &[u8] {
+    /// The RGB pixels at `slot` (from [`Cache::slot`]), read from the file. A file
+    /// truncated or rewritten since it was opened fails here, naming it.
+    pub fn pixels_at(&self, slot: usize) -> Result<Vec<u8>, Problem> {
         let n = Self::image_bytes(&self.header);
-        &self.map[self.data_start + slot * n..self.data_start + (slot + 1) * n]
+        let mut out = vec![0u8; n];
+        read_at(&self.file, &mut out, self.data_start + (slot * n) as u64).map_err(|e| {
+            Problem::Truncated(format!(
+                "the cache {} no longer holds this image ({e}); run balance-split cache again",
+                self.path.display()
+            ))
+        })?;
+        Ok(out)
+    }
+}
+
+/// `buf.len()` bytes at `offset`, without moving a shared file position (threads read
+/// images of one cache at once).
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            )? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
     }
 }

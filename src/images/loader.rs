@@ -5,7 +5,6 @@
 //! augmentation comes from its own ChaCha8 stream, so a batch is identical for any number
 //! of threads and the same sample drawn twice in an epoch is augmented differently.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -120,23 +119,22 @@ impl Dataset {
             .cache
             .as_ref()
             .and_then(|c| c.slots[index].map(|s| c.cache.pixels_at(s)));
-        let pixels: Cow<[u8]> = match cached {
-            Some(px) => Cow::Borrowed(px),
+        let pixels = match cached {
+            Some(px) => px,
             None => decode::read(path)
                 .and_then(|b| decode::decode_resized(&b, cfg.image_size))
-                .map(|img| Cow::Owned(img.into_raw()))
-                .map_err(|problem| LoadError {
-                    index,
-                    path: path.display().to_string(),
-                    problem,
-                })?,
-        };
+                .map(image::RgbImage::into_raw),
+        }
+        .map_err(|problem| LoadError {
+            index,
+            path: path.display().to_string(),
+            problem,
+        })?;
         match &cfg.augmentation {
             None => transform::normalize(&pixels, cfg.channels, out),
             Some(aug) => {
                 let a = Augment::draw(aug, &mut EpochStream::augment(cfg.seed, epoch, slot));
-                // Augmentation works on its own copy only when the pixels are the cache's.
-                let img = RgbImage::from_raw(cfg.image_size, cfg.image_size, pixels.into_owned())
+                let img = RgbImage::from_raw(cfg.image_size, cfg.image_size, pixels)
                     .expect("decode_resized and the cache give image_size^2 RGB pixels");
                 transform::normalize(&transform::augment(img, &a), cfg.channels, out);
             }

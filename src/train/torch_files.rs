@@ -173,10 +173,15 @@ impl Source for PthTensors {
     }
 }
 
-/// A safetensors file, mapped; its header is parsed and validated (offsets within the
-/// file, sizes matching shapes) by the format's own crate.
+/// The largest weights file read: four times the user's full ADM in f32 (1.2 GB), far
+/// above any model of theirs, so a wrong path cannot become an allocation of its size.
+const MAX_WEIGHTS_BYTES: u64 = 5 << 30;
+
+/// A safetensors file, read into memory (never mapped: a file truncated underneath would
+/// be SIGBUS, not a message); its header is parsed and validated (offsets within the file,
+/// sizes matching shapes) by the format's own crate.
 struct SafetensorsFile {
-    map: memmap2::Mmap,
+    bytes: Vec<u8>,
     data_start: usize,
     infos: HashMap<String, TensorInfo>,
 }
@@ -187,11 +192,8 @@ impl SafetensorsFile {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
-        // SAFETY: the map is read-only and private to this process; a file truncated
-        // under us would fault, as any reader of a file being rewritten may.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read_err)?;
-        let (header, meta) = safetensors::SafeTensors::read_metadata(&map)
+        let bytes = crate::input::read_bounded(path, MAX_WEIGHTS_BYTES).map_err(read_err)?;
+        let (header, meta) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| format_error(path, format!("not a safetensors file: {e}")))?;
         let infos = meta
             .tensors()
@@ -199,7 +201,7 @@ impl SafetensorsFile {
             .map(|(k, v)| (k, v.clone()))
             .collect();
         Ok(SafetensorsFile {
-            map,
+            bytes,
             data_start: 8 + header,
             infos,
         })
@@ -218,7 +220,7 @@ impl Source for SafetensorsFile {
             other => return Err(format!("dtype {other:?}; {DTYPE_HINT}")),
         };
         let (a, b) = info.data_offsets;
-        let bytes = &self.map[self.data_start + a..self.data_start + b];
+        let bytes = &self.bytes[self.data_start + a..self.data_start + b];
         Ok(f32_values(bytes, wide, true))
     }
     fn names(&self) -> Vec<String> {
