@@ -30,6 +30,7 @@ pub mod stdout;
 pub mod synthetic;
 pub mod text;
 pub mod train;
+pub mod usage;
 pub mod verify;
 pub mod weights;
 

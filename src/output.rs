@@ -35,10 +35,14 @@ pub enum DestinationError {
 }
 
 /// Refuses an output path that is one of `inputs` (the same file, by device and inode, so
-/// through symlinks and hard links too) or that exists as something other than a regular
-/// file (a directory, a FIFO, a device such as `/dev/null`, which a rename would replace).
+/// through symlinks and hard links too), one of the run's [`protect`]ed inputs, or that
+/// exists as something other than a regular file (a directory, a FIFO, a device such as
+/// `/dev/null`, which a rename would replace). Temporary files a killed writer left in its
+/// directory are cleared on the way ([`clear_stale_once`]), so any command that checks a
+/// destination there, a dry run included, clears them.
 pub fn check_destination(out: &Path, inputs: &[&Path]) -> Result<(), DestinationError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    clear_stale_once(parent_of(out));
     let Ok(meta) = fs::metadata(out) else {
         return Ok(());
     };
@@ -70,7 +74,49 @@ pub fn check_destination(out: &Path, inputs: &[&Path]) -> Result<(), Destination
             }
         }
     }
+    let protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((input, _)) = protected
+        .iter()
+        .find(|(_, id)| *id == (meta.dev(), meta.ino()))
+    {
+        return Err(DestinationError::IsInput {
+            out: out.to_owned(),
+            input: input.clone(),
+        });
+    }
     Ok(())
+}
+
+/// The inputs of the run (path, device and inode) no output may replace. A process-wide
+/// list because a long job (the trainer) writes from many places (checkpoints, grids,
+/// exports, logs, event files), and every one of them ends in [`AtomicFile::commit`] or
+/// [`open_append`], which consult it: one registration at the start covers them all.
+static PROTECTED: Mutex<Vec<(PathBuf, (u64, u64))>> = Mutex::new(Vec::new());
+
+/// Registers `paths` (those that exist) as inputs no output of this process may replace.
+pub fn protect(paths: &[&Path]) {
+    use std::os::unix::fs::MetadataExt;
+    let mut list = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+    for p in paths {
+        if let Ok(m) = fs::metadata(p) {
+            list.push((p.to_path_buf(), (m.dev(), m.ino())));
+        }
+    }
+}
+
+/// Opens `path` to append to it (a log, a metrics table, an event file), after the same
+/// checks as every other output: not an input, not a FIFO, device or directory (a FIFO
+/// without a reader would block the run forever).
+pub fn open_append(path: &Path) -> io::Result<File> {
+    check_destination(path, &[]).map_err(|e| io::Error::other(e.to_string()))?;
+    fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// A file being written in the destination's directory, invisible at the destination
@@ -87,12 +133,9 @@ impl AtomicFile {
     /// Starts a file for `dest`, creating its directory if missing. The file gets mode
     /// 0644 less the umask, as files the user's own tools write.
     pub fn create(dest: &Path) -> io::Result<AtomicFile> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let dir = parent_of(dest).to_owned();
         fs::create_dir_all(&dir)?;
-        clear_stale(&dir);
+        clear_stale_once(&dir);
         // BALANCE_SPLIT_NAMED_TEMP=1 takes the portable path on Linux too (the kill tests
         // use it to check that path's clean-up with real signals).
         let anonymous = match std::env::var_os("BALANCE_SPLIT_NAMED_TEMP") {
@@ -119,6 +162,9 @@ impl AtomicFile {
     /// `fsync` its data reaches stable storage first (a power cut then cannot leave an
     /// empty file under the destination's name).
     pub fn commit(mut self, fsync: bool) -> io::Result<()> {
+        // Checked here, at the last moment, for every writer: an output path that became
+        // (or always was) an input or a special file is not replaced.
+        check_destination(&self.dest, &[]).map_err(|e| io::Error::other(e.to_string()))?;
         if fsync {
             self.file.sync_all()?;
         }
@@ -299,6 +345,22 @@ fn install_signal_cleanup() {
             }
         });
     });
+}
+
+/// [`clear_stale`] the first time this process writes into (or checks a destination in)
+/// `dir`: once per directory, so a job writing 100,000 files into one folder reads it once,
+/// not once per file.
+pub fn clear_stale_once(dir: &Path) {
+    static CLEARED: Mutex<Option<std::collections::HashSet<PathBuf>>> = Mutex::new(None);
+    let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let first = CLEARED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(key);
+    if first {
+        clear_stale(dir);
+    }
 }
 
 /// Removes `.balance-split-<pid>-*.tmp` files in `dir` whose process is gone: what a

@@ -716,3 +716,83 @@ fn cuda_names_what_is_missing_with_exit_2() {
         );
     }
 }
+
+/// Every file the trainer writes goes through the destination checks: never over one of
+/// its inputs, never over a FIFO or a device (a rename would have replaced /dev/null), and
+/// the error names the option or config key that placed the file.
+#[test]
+fn the_trainers_outputs_never_replace_an_input_or_a_special_file() {
+    let d = project();
+    train_steps(&d, "tiny.yaml", "1").assert_ok();
+    let export = |out: &str| {
+        train(
+            &d,
+            &[
+                "export",
+                "--config",
+                "tiny.yaml",
+                "--checkpoint",
+                "run/checkpoints/latest.ckpt",
+                "--out",
+                out,
+            ],
+        )
+    };
+    let config_before = d.read("tiny.yaml");
+    assert_eq!(
+        export("tiny.yaml").assert_bad_input(),
+        "error: --out: tiny.yaml: refusing to overwrite an input file (tiny.yaml); choose another output"
+    );
+    assert_eq!(d.read("tiny.yaml"), config_before);
+    assert!(export("run/checkpoints/latest.ckpt")
+        .assert_bad_input()
+        .contains("refusing to overwrite an input file (run/checkpoints/latest.ckpt)"));
+    assert_eq!(
+        export("/dev/null").assert_bad_input(),
+        "error: --out: /dev/null: refusing to replace a device with a regular file; choose a file path"
+    );
+    let fifo = d.join("pipe.safetensors");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(export("pipe.safetensors")
+        .assert_bad_input()
+        .ends_with("refusing to replace a FIFO with a regular file; choose a file path"));
+    // A log file that is a FIFO would block the run forever: refused naming the key.
+    std::fs::remove_file(d.join("run/logs/train.log")).unwrap();
+    let c = std::ffi::CString::new(d.join("run/logs/train.log").to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(
+        train_steps(&d, "tiny.yaml", "1").assert_bad_input(),
+        "error: output.subdirs.logs: run/logs/train.log: refusing to replace a FIFO with a regular file; choose a file path"
+    );
+}
+
+#[test]
+fn zero_epochs_or_steps_and_usage_errors_are_one_line_with_exit_2() {
+    let d = project();
+    let r = train(&d, &["--config", "tiny.yaml", "--epochs", "0"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: invalid value '0' for '--epochs <EPOCHS>': expected at least 1 (0 would train nothing); see --help"
+    );
+    let r = train(&d, &["--config", "tiny.yaml", "--max-steps", "0"]);
+    assert!(
+        r.assert_bad_input().contains("expected at least 1"),
+        "{}",
+        r.stderr
+    );
+    let r = train(&d, &["--config", "tiny.yaml", "--epoch", "3"]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: unexpected argument '--epoch' found; a similar argument exists: '--epochs'; see --help"
+    );
+    let r = train(&d, &["export", "--config", "tiny.yaml"]);
+    assert!(
+        r.assert_bad_input()
+            .starts_with("error: the following required arguments were not provided:"),
+        "{}",
+        r.stderr
+    );
+}

@@ -210,6 +210,18 @@ fn parameter_counts_match_the_pytorch_reference() {
     let mut gray = arch(32, 32, &[1, 2], &[true, true]);
     gray.in_channels = 1;
     assert_eq!(count(&gray, Some(3)), 1_464_993);
+    // The arithmetic count the config reader bounds models with is the built model's.
+    for (a, k) in [
+        (arch(40, 64, &[1, 2, 4], &[false, false, true]), Some(2)),
+        (arch(16, 16, &[1, 2], &[false, true]), Some(2)),
+        (gray, Some(3)),
+        (
+            arch(32, 24, &[1, 2, 3, 4], &[true, false, true, false]),
+            None,
+        ),
+    ] {
+        assert_eq!(a.parameters(k), count(&a, k) as u128, "{a:?}");
+    }
 }
 
 #[test]

@@ -53,6 +53,15 @@ fn args_with_default_command() -> Vec<std::ffi::OsString> {
     args
 }
 
+/// A count that must be at least 1: `--epochs 0` would exit 0 having done nothing.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n != T::from(0) => Ok(n),
+        Ok(_) => Err("expected at least 1 (0 would train nothing)".into()),
+        Err(_) => Err(format!("expected a positive integer, found {s:?}")),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train (what `diffusion-train --config FILE` does; `mode: generate` in the config
@@ -92,10 +101,10 @@ struct TrainArgs {
     )]
     manifest: Option<PathBuf>,
     /// Train this many epochs instead of training.epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = positive::<usize>)]
     epochs: Option<usize>,
     /// Stop after this many optimizer steps in total (and checkpoint there).
-    #[arg(long)]
+    #[arg(long, value_parser = positive::<u64>)]
     max_steps: Option<u64>,
     /// Output directory instead of output.base_dir.
     #[arg(long)]
@@ -218,10 +227,7 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create log directory", dir.display()))?;
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
+        let log = balance_split::output::open_append(file)
             .with_context(|| format!("{}: cannot open log file", file.display()))?;
         loggers.push(WriteLogger::new(LevelFilter::Debug, ours, log.try_clone()?));
         loggers.push(WriteLogger::new(LevelFilter::Warn, theirs, log));
@@ -258,6 +264,11 @@ fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
         };
         return generate_with(&gen, &settings, c.quiet);
     }
+    let manifest = job::manifest_path(&req, &settings)?;
+    let mut inputs = vec![req.config.as_path(), manifest.as_path()];
+    inputs.extend(req.options.cache.as_deref());
+    inputs.extend(settings.training.init_from.as_deref());
+    job::check_outputs(&settings, true, &inputs)?;
     init_logging(Some(&settings.output.logs.join("train.log")), c.quiet)?;
     let summary = job::train(&req, &settings)?;
     if let Some(last) = &summary.last {
@@ -280,6 +291,13 @@ fn generate_with(
     settings: &balance_split::train::settings::TrainSettings,
     quiet: bool,
 ) -> anyhow::Result<()> {
+    let checkpoint = req
+        .checkpoint
+        .clone()
+        .or_else(|| settings.generation.checkpoint.clone());
+    let mut inputs = vec![req.config.as_path()];
+    inputs.extend(checkpoint.as_deref());
+    job::check_outputs(settings, false, &inputs)?;
     init_logging(Some(&settings.output.logs.join("generate.log")), quiet)?;
     for p in job::generate(req, settings)? {
         out::line(p.display())?;
@@ -306,6 +324,14 @@ fn export(args: ExportArgs, overrides: &Overrides) -> anyhow::Result<()> {
         (_, true) => job::ExportWeights::Raw,
         _ => job::ExportWeights::Default,
     };
+    let inputs = [args.config.as_path(), args.checkpoint.as_path()];
+    balance_split::output::protect(&inputs);
+    balance_split::output::check_destination(&args.out, &inputs).map_err(|source| {
+        TrainError::Destination {
+            key: "--out".into(),
+            source,
+        }
+    })?;
     let e = job::export(&settings, &args.checkpoint, &args.out, which)?;
     out::line(format_args!(
         "exported {} tensors ({} parameters, {} weights, epoch {} step {}) to {}",
@@ -346,7 +372,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return ExitCode::from(balance_split::usage::report(
+                &e,
+                "train, generate, export, bench",
+            ))
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => train(a, overrides),
         Command::Generate(a) => generate(a, &overrides),

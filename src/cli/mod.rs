@@ -151,40 +151,9 @@ fn take_overrides(
     }
 }
 
-/// clap's own messages, in the shape of ours: `--help` and `--version` print as clap
-/// renders them (exit 0); a usage error is one `error:` line, its tips folded in, exit 2.
 fn usage_error(e: clap::Error) -> u8 {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        return match balance_split::stdout::text(&e.render().to_string()) {
-            Err(out) if !out.is_closed_pipe() => {
-                balance_split::stdout::note(format_args!("error: {out}"));
-                1
-            }
-            _ => 0,
-        };
-    }
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        balance_split::stdout::note(format_args!(
-            "error: a subcommand is required (balance, cache, check-images, check-leaks, sample, split, stats, verify); see --help"
-        ));
-        return 2;
-    }
-    // clap's message: a first line, continuation lines (the missing arguments), tips; the usage
-    // and the pointer to --help are left to --help.
-    let rendered = e.render().to_string();
-    let mut line = String::from("error:");
-    for part in rendered
-        .lines()
-        .map(str::trim)
-        .filter(|l| !(l.is_empty() || l.starts_with("Usage:") || l.starts_with("For more")))
-    {
-        match part.strip_prefix("tip: ") {
-            Some(tip) => line += &format!("; {tip}"),
-            None => line += &format!(" {}", part.strip_prefix("error: ").unwrap_or(part)),
-        }
-    }
-    line += "; see --help";
-    balance_split::stdout::note(line);
-    2
+    balance_split::usage::report(
+        &e,
+        "balance, cache, check-images, check-leaks, sample, split, stats, verify",
+    )
 }

@@ -37,6 +37,13 @@ pub enum TrainError {
     /// The device failed while working.
     #[error("{0}")]
     Device(String),
+    /// An output path that is an input or not a regular file, with the config key (or
+    /// option) that put it there.
+    #[error("{key}: {source}")]
+    Destination {
+        key: String,
+        source: crate::output::DestinationError,
+    },
     /// Writing outputs (metrics, logs, images) failed.
     #[error("{path}: {source}")]
     Write {
@@ -59,6 +66,7 @@ impl TrainError {
             | TrainError::Load(_)
             | TrainError::Checkpoint(_)
             | TrainError::Unavailable(_)
+            | TrainError::Destination { .. }
             | TrainError::Mismatch(_) => 2,
         }
     }

@@ -53,6 +53,41 @@ pub fn load_settings(
     Ok(s)
 }
 
+/// Before anything is written: registers the run's `inputs` as files no output may replace
+/// (every writer checks at its commit, see [`crate::output::protect`]), and checks the
+/// outputs whose names are fixed, naming the config key that placed each.
+pub fn check_outputs(s: &TrainSettings, train: bool, inputs: &[&Path]) -> Result<(), TrainError> {
+    crate::output::protect(inputs);
+    let o = &s.output;
+    let mut fixed = vec![(
+        "output.subdirs.logs",
+        o.logs
+            .join(if train { "train.log" } else { "generate.log" }),
+    )];
+    if train {
+        fixed.extend([
+            ("output.base_dir", o.base_dir.join("metrics.csv")),
+            (
+                "output.subdirs.checkpoints",
+                o.checkpoints.join("latest.ckpt"),
+            ),
+            (
+                "output.subdirs.checkpoints",
+                o.checkpoints.join("best.ckpt"),
+            ),
+        ]);
+    }
+    for (key, path) in fixed {
+        crate::output::check_destination(&path, inputs).map_err(|source| {
+            TrainError::Destination {
+                key: key.into(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// The settings of a training request (`--resume` included).
 pub fn settings(req: &TrainRequest) -> Result<TrainSettings, TrainError> {
     let mut s = load_settings(&req.config, &req.overrides, req.device, req.out.as_deref())?;

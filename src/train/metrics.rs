@@ -1,7 +1,7 @@
 //! The metrics CSV: one row per epoch. A resumed run appends to the file its first run
 //! wrote, so the whole history stays in one table.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -41,11 +41,7 @@ impl Metrics {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
+        let file = crate::output::open_append(path).map_err(err)?;
         let empty = file.metadata().map_err(err)?.len() == 0;
         let mut m = Metrics {
             path: path.to_owned(),

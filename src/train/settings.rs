@@ -57,10 +57,68 @@ pub struct Architecture {
 /// `create_ddpm` never passes, so it is 256 whatever `model_channels` is.
 pub const TIME_EMBED_DIM: usize = 256;
 
+/// The most parameters a configured model may have: 1e9 (4 GB of f32 weights, and as much
+/// again for each of Adam's two moments and the EMA); the user's default has 12.8 million.
+/// Checked by arithmetic before anything is allocated.
+pub const MAX_PARAMETERS: u128 = 1_000_000_000;
+
 impl Architecture {
     /// Width of the time and class embeddings ([`TIME_EMBED_DIM`]).
     pub fn embed_dim(&self) -> usize {
         TIME_EMBED_DIM
+    }
+
+    /// The parameter count of the user's UNet with this architecture, by arithmetic (the
+    /// layers `UNet::new` makes, counted without making them), so a configured size can be
+    /// refused before it is allocated. In u128: any list of multipliers fits.
+    pub fn parameters(&self, num_classes: Option<usize>) -> u128 {
+        let e = TIME_EMBED_DIM as u128;
+        let cond = num_classes.is_some();
+        let conv = |cin: u128, cout: u128, k: u128| cin * cout * k * k + cout;
+        let linear = |i: u128, o: u128| i * o + o;
+        let norm = |c: u128| 2 * c;
+        let res = |cin: u128, cout: u128| {
+            conv(cin, cout, 3)
+                + conv(cout, cout, 3)
+                + 2 * norm(cout)
+                + linear(e, cout) * if cond { 2 } else { 1 }
+                + if cin != cout { conv(cin, cout, 1) } else { 0 }
+        };
+        let attention = |c: u128| norm(c) + conv(c, 3 * c, 1) + conv(c, c, 1);
+        let base = self.model_channels as u128;
+        let n = self.channel_multipliers.len();
+        let mut total =
+            linear(e, 4 * e) + linear(4 * e, e) + conv(self.in_channels as u128, base, 3);
+        if let Some(k) = num_classes {
+            total += (k as u128 + 1) * e;
+        }
+        let (mut now, mut skips) = (base, Vec::with_capacity(n));
+        for (i, &m) in self.channel_multipliers.iter().enumerate() {
+            let out = base * m as u128;
+            total += res(now, out) + res(out, out);
+            if self.use_attention.get(i) == Some(&true) {
+                total += attention(out);
+            }
+            if i + 1 < n {
+                total += conv(out, out, 3);
+            }
+            now = out;
+            skips.push(now);
+        }
+        total += 2 * res(now, now) + attention(now);
+        for i in (0..n).rev() {
+            let out = base * self.channel_multipliers[i] as u128;
+            let cin = now + skips.pop().unwrap_or(0);
+            total += res(cin, out) + res(out, out);
+            if self.use_attention.get(i) == Some(&true) {
+                total += attention(out);
+            }
+            if i > 0 {
+                total += conv(out, out, 3);
+            }
+            now = out;
+        }
+        total + norm(base) + conv(base, self.in_channels as u128, 3)
     }
 }
 
@@ -455,6 +513,15 @@ impl TrainSettings {
         let architecture = architecture(&d, &pipeline)?;
         let diffusion = diffusion(&d)?;
         let conditioning = conditioning(&d)?;
+        let parameters = architecture.parameters(conditioning.as_ref().map(|c| c.num_classes));
+        if parameters > MAX_PARAMETERS {
+            return Err(d.invalid(
+                "model.architecture",
+                format!(
+                    "this model would have {parameters} parameters; at most {MAX_PARAMETERS} are trained here (the user's default has 12,817,859)"
+                ),
+            ));
+        }
         let training = training(&d)?;
         let generation = generation(&d, conditioning.as_ref())?;
         let base: PathBuf = d.path_buf("output.base_dir", "outputs/diffusion")?;
@@ -582,6 +649,12 @@ fn experiment(d: &Doc) -> Result<(), ConfigError> {
 fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigError> {
     let key = "model.architecture";
     let model_channels = d.positive(&format!("{key}.model_channels"), 64)?;
+    if model_channels > MAX_MODEL_CHANNELS {
+        return Err(d.invalid(
+            &format!("{key}.model_channels"),
+            format!("expected at most {MAX_MODEL_CHANNELS}, found {model_channels}"),
+        ));
+    }
     if model_channels % 8 != 0 {
         return Err(d.invalid(
             &format!("{key}.model_channels"),
@@ -590,6 +663,16 @@ fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigErr
     }
     let channel_multipliers: Vec<usize> =
         d.get(&format!("{key}.channel_multipliers"), vec![1, 2, 4])?;
+    if channel_multipliers.len() > MAX_STAGES
+        || channel_multipliers.iter().any(|&m| m > MAX_MULTIPLIER)
+    {
+        return Err(d.invalid(
+            &format!("{key}.channel_multipliers"),
+            format!(
+                "expected at most {MAX_STAGES} stages, each multiplier at most {MAX_MULTIPLIER}, found {channel_multipliers:?}"
+            ),
+        ));
+    }
     if channel_multipliers.is_empty() || channel_multipliers.contains(&0) {
         return Err(d.invalid(
             &format!("{key}.channel_multipliers"),
@@ -639,6 +722,15 @@ fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigErr
             ),
         ));
     }
+    if p.image_size > MAX_IMAGE_SIZE {
+        return Err(d.invalid(
+            &format!("{key}.image_size"),
+            format!(
+                "expected at most {MAX_IMAGE_SIZE} for the trainer, found {}",
+                p.image_size
+            ),
+        ));
+    }
     Ok(Architecture {
         image_size: p.image_size as usize,
         in_channels: p.in_channels,
@@ -648,9 +740,25 @@ fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigErr
     })
 }
 
+/// Bounds on what a configured model can be, each checked before anything of its size is
+/// made (the whole model is then bounded by [`MAX_PARAMETERS`]): far above any model of
+/// this kind (the user's has 64 channels, 3 stages, 40 pixels, 1000 timesteps).
+pub const MAX_MODEL_CHANNELS: usize = 4096;
+pub const MAX_STAGES: usize = 8;
+pub const MAX_MULTIPLIER: usize = 64;
+pub const MAX_IMAGE_SIZE: u32 = 1024;
+pub const MAX_TIMESTEPS: usize = 100_000;
+pub const MAX_CLASSES: usize = 100_000;
+
 fn diffusion(d: &Doc) -> Result<Diffusion, ConfigError> {
     let key = "model.diffusion";
     let num_timesteps = d.positive(&format!("{key}.num_timesteps"), 1000)?;
+    if num_timesteps > MAX_TIMESTEPS {
+        return Err(d.invalid(
+            &format!("{key}.num_timesteps"),
+            format!("expected at most {MAX_TIMESTEPS}, found {num_timesteps}"),
+        ));
+    }
     let beta_schedule = d.get(&format!("{key}.beta_schedule"), BetaSchedule::Cosine)?;
     let beta_start = d.number(&format!("{key}.beta_start"), 1e-4, 0.0, 1.0)?;
     let beta_end = d.number(&format!("{key}.beta_end"), 0.02, 0.0, 1.0)?;
@@ -686,10 +794,10 @@ fn conditioning(d: &Doc) -> Result<Option<Conditioning>, ConfigError> {
                     "required when model.conditioning.type is class",
                 )
             })?;
-            if num_classes == 0 {
+            if num_classes == 0 || num_classes > MAX_CLASSES {
                 return Err(d.invalid(
                     &format!("{key}.num_classes"),
-                    "expected a positive integer, found 0",
+                    format!("expected a positive integer of at most {MAX_CLASSES}, found {num_classes}"),
                 ));
             }
             Ok(Some(Conditioning {

@@ -202,6 +202,26 @@ fn every_bad_value_names_its_key() {
             "c.yaml: experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)",
         ),
         (
+            "model:\n  architecture:\n    model_channels: 8192\n",
+            "c.yaml: model.architecture.model_channels: expected at most 4096, found 8192",
+        ),
+        (
+            "model:\n  architecture:\n    channel_multipliers: [1, 2, 4, 8, 16, 32, 64, 64, 64]\n",
+            "c.yaml: model.architecture.channel_multipliers: expected at most 8 stages, each multiplier at most 64, found [1, 2, 4, 8, 16, 32, 64, 64, 64]",
+        ),
+        (
+            "model:\n  architecture:\n    image_size: 4096\n",
+            "c.yaml: model.architecture.image_size: expected at most 1024 for the trainer, found 4096",
+        ),
+        (
+            "model:\n  diffusion:\n    num_timesteps: 1000000000\n",
+            "c.yaml: model.diffusion.num_timesteps: expected at most 100000, found 1000000000",
+        ),
+        (
+            "model:\n  architecture:\n    model_channels: 2048\n    channel_multipliers: [1, 2, 4]\n",
+            "c.yaml: model.architecture: this model would have 11370011907 parameters; at most 1000000000 are trained here (the user's default has 12,817,859)",
+        ),
+        (
             "experiment: classifier\n",
             "c.yaml: experiment: \"classifier\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion)",
         ),
