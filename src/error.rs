@@ -69,6 +69,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Write { .. } | Error::Internal(_) | Error::Plot(_) => 1,
+            // The environment's limit, not the user's input.
+            Error::Sampler {
+                source: SamplerError::OutOfMemory { .. },
+                ..
+            } => 1,
             Error::Prepare(e) => e.exit_code(),
             Error::Config(_)
             | Error::Split(_)

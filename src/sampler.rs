@@ -42,6 +42,9 @@ pub enum SamplerError {
     NoMass,
     #[error("train has {0} entries; the weighted sampler handles at most 4,294,967,295")]
     TooLarge(usize),
+    /// The epoch's positions could not be allocated (the bounds allow 2^30 draws, 8 GiB).
+    #[error("out of memory: one epoch of {draws} draws needs {bytes} bytes")]
+    OutOfMemory { draws: u64, bytes: u64 },
 }
 
 /// The weighted sampler of a manifest (`balancing.sampler`).
@@ -306,7 +309,12 @@ fn in_blocks(
     mut pick: impl FnMut() -> Result<(usize, usize), SamplerError>,
     mut take: impl FnMut(usize, usize) -> usize,
 ) -> Result<Vec<usize>, SamplerError> {
-    let mut out = Vec::with_capacity(num_samples as usize);
+    let mut out: Vec<usize> = Vec::new();
+    out.try_reserve_exact(num_samples as usize)
+        .map_err(|_| SamplerError::OutOfMemory {
+            draws: num_samples,
+            bytes: num_samples * std::mem::size_of::<usize>() as u64,
+        })?;
     let mut picks = Vec::with_capacity(BLOCK);
     let mut left = num_samples as usize;
     while left > 0 {

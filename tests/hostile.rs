@@ -573,3 +573,33 @@ fn output_streams_that_fail() {
         assert_eq!(out.stderr, b"", "{args:?}");
     }
 }
+
+/// An epoch the bounds allow (2^30 draws, 8 GiB of positions) on a machine that cannot
+/// hold it: the documented error, exit 1, never an abort.
+#[test]
+fn an_epoch_too_large_for_the_memory_limit_is_an_error_not_an_abort() {
+    let d = Dir::new();
+    d.split(&[6, 2]).config("    weighted_sampler:\n      enabled: true\n      num_samples: 1073741824\n      replacement: true\n");
+    d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
+        .assert_ok();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 2000000; exec {} sample m.json --epoch 0",
+            env!("CARGO_BIN_EXE_balance-split")
+        ))
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: m.json: out of memory: one epoch of 1073741824 draws needs 8589934592 bytes\n"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -17,6 +17,7 @@ mod cli;
 mod convert;
 mod dist;
 mod errors;
+mod guard;
 mod loader;
 mod manifest;
 mod sampler;
@@ -48,9 +49,8 @@ fn balance(
         fsync: false,
         overrides,
     };
-    let outcome = py
-        .detach(|| balance_split::balance::run(&req))
-        .map_err(errors::from_lib)?;
+    let outcome =
+        guard::detach(py, || balance_split::balance::run(&req))?.map_err(errors::from_lib)?;
     manifest::Manifest::open(py, outcome.out_path)
 }
 
@@ -58,9 +58,9 @@ fn balance(
 /// its exit status. As a command it owns the process, so Ctrl-C removes its temporary
 /// files as the binary's does.
 #[pyfunction]
-fn main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<u8> {
     balance_split::output::set_signal_cleanup(true);
-    py.detach(|| cli::main(argv))
+    guard::detach(py, || cli::main(argv))
 }
 
 #[pymodule]
@@ -69,6 +69,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // signal (a file being written is still removed: the writer cleans up on error).
     balance_split::output::set_signal_cleanup(false);
     let py = m.py();
+    // NumPy's C API, imported now: imported lazily, at the first array after work that
+    // released the GIL, a Ctrl-C pending then made the import fail inside rust-numpy, which
+    // panics (a PanicException instead of KeyboardInterrupt).
+    numpy::PyArray1::<i64>::zeros(py, 0, false);
     m.add("Error", py.get_type::<errors::Error>())?;
     m.add("BadInput", py.get_type::<errors::BadInput>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -4,6 +4,7 @@
 //! `Dataset` code makes it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1, PyArray4, PyArrayMethods};
@@ -23,7 +24,12 @@ use crate::manifest::{Loaded, Manifest};
 /// A batch larger than this many bytes of floats is refused before it is allocated.
 const MAX_BATCH_BYTES: usize = 16 << 30;
 
-#[pyclass(module = "balance_split", name = "Loader")]
+/// The most batches decoded ahead: each holds a whole batch in memory, and the channel
+/// that carries them is allocated for all of them up front.
+const MAX_PREFETCH: usize = 64;
+
+/// Frozen, its epoch atomic: shared between threads it works (see `EpochSampler`).
+#[pyclass(module = "balance_split", name = "Loader", frozen)]
 pub struct Loader {
     loaded: Arc<Loaded>,
     /// "train", "val" or "test": train follows the sampler, the others their list order.
@@ -32,7 +38,7 @@ pub struct Loader {
     cfg: LoaderConfig,
     shuffle: bool,
     shard: Shard,
-    epoch: u64,
+    epoch: AtomicU64,
     prefetch: usize,
 }
 
@@ -121,6 +127,12 @@ impl Loader {
         augment: bool,
         at: Where,
     ) -> PyResult<Loader> {
+        if at.prefetch > MAX_PREFETCH {
+            return Err(errors::bad(format!(
+                "Loader: prefetch: expected 0 to {MAX_PREFETCH} batches decoded ahead, found {}",
+                at.prefetch
+            )));
+        }
         let loaded = manifest.get().loaded.clone();
         let train = at.split == "train";
         let entries = loaded.list(&at.split)?;
@@ -129,9 +141,10 @@ impl Loader {
         crate::sampler::check_rank(&loaded, rank, world_size)?;
         let mut data = Dataset::new(entries, &at.root);
         if let Some(path) = &at.cache {
-            let c = py
-                .detach(|| Cache::open(path, &loaded.sha256, settings.image_size))
-                .map_err(|e| errors::from_lib(e.into()))?;
+            let c = crate::guard::detach(py, || {
+                Cache::open(path, &loaded.sha256, settings.image_size)
+            })?
+            .map_err(|e| errors::from_lib(e.into()))?;
             data = data.with_cache(Arc::new(c));
         }
         let mut cfg = settings.loader(loaded.manifest.record.seed, train);
@@ -145,7 +158,7 @@ impl Loader {
             cfg,
             shuffle: settings.shuffle_train,
             shard: Shard { rank, world_size },
-            epoch: 0,
+            epoch: AtomicU64::new(0),
             prefetch: at.prefetch.max(1),
         })
     }
@@ -154,7 +167,7 @@ impl Loader {
     fn positions(&self, py: Python<'_>) -> PyResult<Vec<usize>> {
         if self.list == "train" {
             let req = Request {
-                epoch: self.epoch,
+                epoch: self.epoch.load(Ordering::Relaxed),
                 rank: self.shard.rank,
                 world_size: self.shard.world_size,
                 shuffle: self.shuffle,
@@ -245,8 +258,7 @@ impl Loader {
         world_size: Option<usize>,
         prefetch: usize,
     ) -> PyResult<Loader> {
-        let settings = py
-            .detach(|| PipelineSettings::load(&config))
+        let settings = crate::guard::detach(py, || PipelineSettings::load(&config))?
             .map_err(|e| errors::from_lib(e.into()))?;
         let at = Where {
             split: split.to_owned(),
@@ -260,13 +272,13 @@ impl Loader {
     }
 
     /// The epoch the next iteration loads (its order and its augmentation).
-    fn set_epoch(&mut self, epoch: u64) {
-        self.epoch = epoch;
+    fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
     }
 
     #[getter]
     fn epoch(&self) -> u64 {
-        self.epoch
+        self.epoch.load(Ordering::Relaxed)
     }
 
     #[getter]
@@ -291,7 +303,7 @@ impl Loader {
         let batches = self.data.rank_batches(
             positions,
             self.shard,
-            self.epoch,
+            self.epoch.load(Ordering::Relaxed),
             self.cfg.clone(),
             self.prefetch,
         );
@@ -319,7 +331,7 @@ impl Loader {
             self.cfg.image_size,
             self.cfg.channels,
             self.cfg.batch_size,
-            self.epoch,
+            self.epoch.load(Ordering::Relaxed),
             self.shard.rank,
             self.shard.world_size
         )
@@ -342,9 +354,17 @@ impl Batches {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Item<'py>>> {
-        let next = py.detach(|| self.rx.lock().unwrap_or_else(|e| e.into_inner()).next());
+        let next = crate::guard::detach(py, || {
+            self.rx.lock().unwrap_or_else(|e| e.into_inner()).next()
+        })?;
         let batch = match next {
             None => return Ok(None),
+            Some(Err(e @ balance_split::images::loader::LoadError::OutOfMemory { .. })) => {
+                return Err(errors::Error::new_err(format!(
+                    "{}: {e}",
+                    self.manifest.display()
+                )));
+            }
             Some(Err(e)) => {
                 return Err(errors::bad(format!("{}: {e}", self.manifest.display())));
             }

@@ -72,9 +72,7 @@ fn labels_array<'py>(py: Python<'py>, list: &[Entry]) -> PyResult<Bound<'py, PyA
 
 impl Manifest {
     pub fn open(py: Python<'_>, path: PathBuf) -> PyResult<Manifest> {
-        let loaded = py
-            .detach(|| Loaded::read(&path))
-            .map_err(errors::from_lib)?;
+        let loaded = crate::guard::detach(py, || Loaded::read(&path))?.map_err(errors::from_lib)?;
         let train_labels = labels_array(py, &loaded.manifest.split.train)?.unbind();
         Ok(Manifest {
             loaded: Arc::new(loaded),

@@ -3,6 +3,7 @@
 //! pure function of (manifest, k, r, world size), so every rank draws its own share of
 //! the same epoch without talking to the others.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1};
@@ -15,13 +16,15 @@ use balance_split::sampler;
 use crate::errors;
 use crate::manifest::{Loaded, Manifest};
 
-#[pyclass(module = "balance_split", name = "EpochSampler")]
+/// Frozen, its epoch atomic: shared between threads (a DataLoader's, or the user's own), it
+/// works, `set_epoch` from one while another iterates included.
+#[pyclass(module = "balance_split", name = "EpochSampler", frozen)]
 pub struct EpochSampler {
     loaded: Arc<Loaded>,
     shuffle: bool,
     rank: usize,
     world_size: usize,
-    epoch: u64,
+    epoch: AtomicU64,
 }
 
 /// A sampler error as the CLI words it (`balance-split sample`'s, naming the manifest).
@@ -41,14 +44,14 @@ pub fn check_rank(loaded: &Loaded, rank: usize, world_size: usize) -> PyResult<(
 
 /// The train positions of one epoch for one rank, as `balance-split sample` prints them.
 pub fn positions(py: Python<'_>, loaded: &Loaded, req: Request) -> PyResult<Vec<usize>> {
-    py.detach(|| sample::positions(&loaded.manifest, req))
+    crate::guard::detach(py, || sample::positions(&loaded.manifest, req))?
         .map_err(|e| error(loaded, e))
 }
 
 impl EpochSampler {
     fn request(&self) -> Request {
         Request {
-            epoch: self.epoch,
+            epoch: self.epoch.load(Ordering::Relaxed),
             rank: self.rank,
             world_size: self.world_size,
             shuffle: self.shuffle,
@@ -77,18 +80,18 @@ impl EpochSampler {
             shuffle,
             rank,
             world_size,
-            epoch: 0,
+            epoch: AtomicU64::new(0),
         })
     }
 
     /// The epoch the next iteration draws (as `DistributedSampler.set_epoch`).
-    fn set_epoch(&mut self, epoch: u64) {
-        self.epoch = epoch;
+    fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
     }
 
     #[getter]
     fn epoch(&self) -> u64 {
-        self.epoch
+        self.epoch.load(Ordering::Relaxed)
     }
 
     #[getter]
@@ -130,7 +133,7 @@ impl EpochSampler {
         format!(
             "EpochSampler({:?}, epoch={}, rank={}, world_size={}, shuffle={})",
             self.loaded.path.display().to_string(),
-            self.epoch,
+            self.epoch.load(Ordering::Relaxed),
             self.rank,
             self.world_size,
             if self.shuffle { "True" } else { "False" }

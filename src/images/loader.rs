@@ -20,13 +20,19 @@ use crate::input;
 use crate::rng::EpochStream;
 use crate::split::Entry;
 
-/// A sample that could not be loaded: the entry index, its path, and why.
+/// A batch that could not be loaded.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("entry {index} ({path}): {problem}")]
-pub struct LoadError {
-    pub index: usize,
-    pub path: String,
-    pub problem: Problem,
+pub enum LoadError {
+    /// A sample: the entry index, its path, and why.
+    #[error("entry {index} ({path}): {problem}")]
+    Sample {
+        index: usize,
+        path: String,
+        problem: Problem,
+    },
+    /// The batch's buffer could not be allocated.
+    #[error("out of memory: a batch of {images} images needs {bytes} bytes")]
+    OutOfMemory { images: usize, bytes: u64 },
 }
 
 /// How samples become tensors.
@@ -125,7 +131,7 @@ impl Dataset {
                 .and_then(|b| decode::decode_resized(&b, cfg.image_size))
                 .map(image::RgbImage::into_raw),
         }
-        .map_err(|problem| LoadError {
+        .map_err(|problem| LoadError::Sample {
             index,
             path: path.display().to_string(),
             problem,
@@ -154,7 +160,17 @@ impl Dataset {
     ) -> Result<Batch, LoadError> {
         let s = cfg.image_size as usize;
         let per = cfg.channels * s * s;
-        let mut images = vec![0.0; per * positions.len()];
+        // Fallible: the bounds on sizes allow batches of gigabytes, and an allocation the
+        // machine (or its ulimit) refuses is an error, not an abort.
+        let n = per * positions.len();
+        let mut images: Vec<f32> = Vec::new();
+        images
+            .try_reserve_exact(n)
+            .map_err(|_| LoadError::OutOfMemory {
+                images: positions.len(),
+                bytes: n as u64 * 4,
+            })?;
+        images.resize(n, 0.0);
         if per > 0 {
             images
                 .par_chunks_mut(per)

@@ -57,6 +57,8 @@ impl TrainError {
     pub fn exit_code(&self) -> i32 {
         match self {
             TrainError::Write { .. } | TrainError::Device(_) => 1,
+            TrainError::Load(LoadError::OutOfMemory { .. })
+            | TrainError::Sampler(SamplerError::OutOfMemory { .. }) => 1,
             TrainError::Checkpoint(CheckpointError::Write { .. }) => 1,
             TrainError::Config(_)
             | TrainError::Split(_)
