@@ -158,8 +158,11 @@ fn the_first_failing_sample_of_a_batch_is_reported_for_any_thread_count() {
                 data.batch(&positions, Slots::START, 0, &cfg(false))
                     .unwrap_err()
             });
-        assert_eq!(err.index, 5, "{threads} threads");
-        assert!(err.path.ends_with("gone-b.png"), "{}", err.path);
+        let LoadError::Sample { index, path, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(index, 5, "{threads} threads");
+        assert!(path.ends_with("gone-b.png"), "{path}");
     }
 }
 
