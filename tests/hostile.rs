@@ -603,3 +603,83 @@ fn an_epoch_too_large_for_the_memory_limit_is_an_error_not_an_abort() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Eight 1-2 KB JPEGs declaring 11585x11585 pixels (an 8-core machine decodes eight at
+/// once): under a 4 GB memory limit check-images, check-leaks and cache report them as
+/// corrupt, never abort.
+#[test]
+fn jpegs_declaring_more_pixels_than_their_bytes_hold_are_reported_not_allocated() {
+    let d = Dir::new();
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_pixel(16, 16, image::Rgb([9, 9, 9]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let sof = jpeg.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0x2D, 0x41, 0x2D, 0x41]); // 11585 x 11585
+    let entries: Vec<String> = (0..8)
+        .map(|i| {
+            d.write(&format!("img/{i}.jpg"), "");
+            std::fs::write(d.join(&format!("img/{i}.jpg")), &jpeg).unwrap();
+            format!("{{\"path\": \"img/{i}.jpg\", \"label\": {}}}", i % 2)
+        })
+        .collect();
+    d.write(
+        "split.json",
+        &format!(
+            "{{\"metadata\": {{\"classes\": {{\"a\": 0, \"b\": 1}}}}, \"train\": [{}], \"val\": [{}]}}",
+            entries[..6].join(", "),
+            entries[6..].join(", ")
+        ),
+    );
+    let limited = |args: &str| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 4000000; RAYON_NUM_THREADS=8 exec {} {args}",
+                env!("CARGO_BIN_EXE_balance-split")
+            ))
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    let out = limited("check-images split.json --json");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = report.to_string();
+    assert_eq!(
+        text.matches("declares 11585x11585 pixels, more than its")
+            .count(),
+        8,
+        "{text}"
+    );
+    let out = limited("check-leaks split.json");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.config("    upsampling:\n      enabled: true\n");
+    d.run(&["balance", "--config", "config.yaml", "--out", "m.json"])
+        .assert_ok();
+    let out = limited("cache m.json --out m.cache");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("corrupt: declares 11585x11585 pixels"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -26,6 +26,13 @@ pub enum Problem {
     Truncated(String),
     #[error("corrupt: {0}")]
     Corrupt(String),
+    #[error("too large to decode: {width}x{height} pixels need about {needed} bytes, more than the {budget} bytes decoding may take at once")]
+    TooLargeToDecode {
+        width: u32,
+        height: u32,
+        needed: u64,
+        budget: u64,
+    },
 }
 
 /// What a decodable file holds.
@@ -89,7 +96,12 @@ pub fn decode(bytes: &[u8]) -> Result<(DynamicImage, Info), Problem> {
         // reports these files as truncated, and so do we.
         return Err(Problem::Truncated("no JPEG end-of-image marker".into()));
     }
-    let img = image::load_from_memory_with_format(bytes, format).map_err(classify)?;
+    let _admitted = budget::admit(bytes, format)?;
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(budget::TOTAL);
+    reader.limits(limits);
+    let img = reader.decode().map_err(classify)?;
     let info = Info {
         format: format!("{format:?}").to_lowercase(),
         width: img.width(),
@@ -143,9 +155,93 @@ pub fn decode_resized(bytes: &[u8], size: u32) -> Result<image::RgbImage, Proble
 /// at or above `min_side` (see [`super::jpeg::sized`]); `None` for any other format and for
 /// a JPEG libjpeg cannot decode cleanly, which [`decode`] then decodes or reports.
 pub fn jpeg_reduced(bytes: &[u8], min_side: u32) -> Option<super::jpeg::Decoded> {
-    (image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && has_jpeg_end(bytes))
-        .then(|| super::jpeg::sized(bytes, min_side))
-        .flatten()
+    if image::guess_format(bytes).ok() != Some(ImageFormat::Jpeg) || !has_jpeg_end(bytes) {
+        return None;
+    }
+    // A file over the budget is left to `decode`, which reports it.
+    let _admitted = budget::admit(bytes, ImageFormat::Jpeg).ok()?;
+    super::jpeg::sized(bytes, min_side)
+}
+
+/// The memory of decoding, bounded for the whole process, on every path (libjpeg's and
+/// the `image` crate's): a file's declared size is read from its header first, refused when
+/// its bytes could not encode that many pixels (a 1.2 KB JPEG declaring 11585x11585 made
+/// the fallback decoder allocate 800 MB and call the file usable), and then decodes take
+/// their estimated memory from one budget, so however many threads decode at once (a
+/// 64-core machine's rayon pool) their sum stays within it.
+mod budget {
+    use std::sync::{Condvar, Mutex};
+
+    use image::ImageFormat;
+
+    use super::Problem;
+
+    /// What all decodes in flight may take together: 1 GiB (2^27 pixels at 8 bytes).
+    pub const TOTAL: u64 = 1 << 30;
+
+    /// Bytes of memory a decode of one pixel may take, at most: 8-bit RGBA or 16-bit RGB
+    /// samples (the `image` crate), or libjpeg's coefficients of a progressive file (2 bytes
+    /// per pixel and component) and its output.
+    const BYTES_PER_PIXEL: u64 = 8;
+
+    /// Pixels any file may declare beyond what its size bounds: small images in small files
+    /// (a 100-byte PNG of one colour) decode whatever the formulas below say.
+    const SLACK_PIXELS: u64 = 1 << 20;
+
+    static IN_FLIGHT: Mutex<u64> = Mutex::new(0);
+    static FREED: Condvar = Condvar::new();
+
+    /// A decode's share of the budget, returned when dropped.
+    pub struct Admitted(u64);
+
+    impl Drop for Admitted {
+        fn drop(&mut self) {
+            *IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()) -= self.0;
+            FREED.notify_all();
+        }
+    }
+
+    /// The most pixels `len` bytes of `format` can encode. JPEG: at least one bit per 8x8
+    /// block of one component (a Huffman code is never shorter), 512 pixels a byte. PNG:
+    /// deflate expands at most 1032 times and a pixel takes at least one bit, 8256 pixels a
+    /// byte. TIFF and BMP (LZW, PackBits, RLE with skips): 2^16 pixels a byte, generously.
+    fn most_pixels(format: ImageFormat, len: u64) -> u64 {
+        let per_byte = match format {
+            ImageFormat::Jpeg => 512,
+            ImageFormat::Png => 8 * 1032,
+            _ => 1 << 16,
+        };
+        len.saturating_mul(per_byte).saturating_add(SLACK_PIXELS)
+    }
+
+    /// Checks the declared size against the bytes, then waits for its share of the budget.
+    pub fn admit(bytes: &[u8], format: ImageFormat) -> Result<Admitted, Problem> {
+        let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+            .into_dimensions()
+            .map_err(super::classify)?;
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > most_pixels(format, bytes.len() as u64) {
+            return Err(Problem::Corrupt(format!(
+                "declares {width}x{height} pixels, more than its {} bytes can encode",
+                bytes.len()
+            )));
+        }
+        let needed = pixels.saturating_mul(BYTES_PER_PIXEL).max(1);
+        if needed > TOTAL {
+            return Err(Problem::TooLargeToDecode {
+                width,
+                height,
+                needed,
+                budget: TOTAL,
+            });
+        }
+        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        while *in_flight + needed > TOTAL {
+            in_flight = FREED.wait(in_flight).unwrap_or_else(|e| e.into_inner());
+        }
+        *in_flight += needed;
+        Ok(Admitted(needed))
+    }
 }
 
 /// The user's `convert("RGB")`: three 8-bit channels, grayscale replicated, alpha dropped
@@ -263,6 +359,72 @@ mod tests {
         assert_eq!(
             decode_resized(&png, 2).unwrap().into_raw(),
             RGB_2X2.concat()
+        );
+    }
+
+    /// A small JPEG whose frame header declares `w` x `h`, with `comment` bytes of COM
+    /// segments before the frame (bytes the file has, that encode no pixel).
+    fn jpeg_declaring(w: u16, h: u16, comment: usize) -> Vec<u8> {
+        let mut jpeg = encode(
+            &ImageBuffer::from_pixel(16, 16, Rgb([9u8, 9, 9])),
+            ImageFormat::Jpeg,
+        );
+        let sof = jpeg
+            .windows(2)
+            .position(|m| m == [0xFF, 0xC0] || m == [0xFF, 0xC2])
+            .expect("a frame header");
+        jpeg[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        let mut junk = Vec::new();
+        let mut left = comment;
+        while left > 0 {
+            let n = left.min(65_000);
+            junk.extend([0xFF, 0xFE]);
+            junk.extend(((n + 2) as u16).to_be_bytes());
+            junk.extend(std::iter::repeat_n(b'x', n));
+            left -= n;
+        }
+        jpeg.splice(2..2, junk);
+        jpeg
+    }
+
+    /// A file declaring more pixels than its bytes can encode is refused from its header,
+    /// before any decoder allocates for them (the 1.2 KB JPEG declaring 11585x11585).
+    #[test]
+    fn a_declared_size_the_bytes_cannot_hold_is_refused_before_decoding() {
+        let jpeg = jpeg_declaring(11585, 11585, 0);
+        assert!(jpeg.len() < 2000, "{}", jpeg.len());
+        assert_eq!(
+            decode(&jpeg).unwrap_err(),
+            Problem::Corrupt(format!(
+                "declares 11585x11585 pixels, more than its {} bytes can encode",
+                jpeg.len()
+            ))
+        );
+        assert!(jpeg_reduced(&jpeg, 64).is_none());
+        assert_eq!(
+            decode_resized(&jpeg, 40).unwrap_err(),
+            decode(&jpeg).unwrap_err()
+        );
+    }
+
+    /// One that its bytes could hold, but whose decode alone would pass the budget of all
+    /// decodes, is refused too; within the budget, decodes wait for their share.
+    #[test]
+    fn a_decode_larger_than_the_whole_budget_is_refused() {
+        let jpeg = jpeg_declaring(12000, 12000, 300_000);
+        assert_eq!(
+            decode(&jpeg).unwrap_err(),
+            Problem::TooLargeToDecode {
+                width: 12000,
+                height: 12000,
+                needed: 12000 * 12000 * 8,
+                budget: 1 << 30
+            }
+        );
+        assert_eq!(
+            Problem::TooLargeToDecode { width: 12000, height: 12000, needed: 1_152_000_000, budget: 1 << 30 }.to_string(),
+            "too large to decode: 12000x12000 pixels need about 1152000000 bytes, more than the 1073741824 bytes decoding may take at once"
         );
     }
 
