@@ -71,7 +71,9 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         .synthetic
         .as_ref()
         .map(|s| PathBuf::from(&s.split_file));
-    if !req.dry_run {
+    if req.dry_run {
+        crate::output::clear_stale_beside(&out_path);
+    } else {
         let mut inputs = vec![split_path.as_path(), req.config.as_path()];
         inputs.extend(selection_path.as_deref());
         check_destination(&out_path, &inputs)?;
@@ -203,6 +205,19 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
     {
         req.seed = Some(os_seed()?);
         drawn = true;
+    }
+    // Two splits whose manifests would have one name (`x.json` and `x.txt`): the second
+    // would replace the first's, so neither is written.
+    let mut seen: std::collections::HashMap<PathBuf, &PathBuf> = Default::default();
+    for split in splits {
+        if let Some(first) = seen.insert(default_output(split), split) {
+            return Err(Error::Usage(format!(
+                "--split {} and {} would both write {}; rename one of them, or balance each with --out",
+                first.display(),
+                split.display(),
+                default_output(split).display()
+            )));
+        }
     }
     // One split's manifest must not be another's input (a plain split that happens to be
     // named like a manifest): each output is checked against every split of the set.

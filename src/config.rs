@@ -318,7 +318,7 @@ impl Config {
         let raw: Option<RawConfig> =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
                 path: path.to_owned(),
-                message: e.to_string(),
+                message: crate::config::yaml::clarify(&e.to_string()),
             })?;
         let raw = raw.unwrap_or_default();
         let data = raw.data.unwrap_or_default();

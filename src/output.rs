@@ -112,6 +112,13 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// [`clear_stale_once`] in the directory of `out`: for the runs that check nothing there
+/// (a dry run of `balance`), so that every command that could write into a folder clears
+/// what a killed writer left in it.
+pub fn clear_stale_beside(out: &Path) {
+    clear_stale_once(parent_of(out));
+}
+
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -49,7 +49,7 @@ pub enum PrepareError {
     #[error("{path}: {message}")]
     Leaks { path: PathBuf, message: String },
     /// Some split files of a set were written before one failed.
-    #[error("{first}; {written} of the {total} split files were written before the failure")]
+    #[error("{first}; {written} of the {total} split files were written (each complete, in its new version) before the failure; the others are as they were (their previous version, or absent)")]
     Partial {
         written: usize,
         total: usize,
@@ -153,6 +153,11 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         .unused
         .iter()
         .map(|k| format!("{}: {k} is not used in this mode", req.config.display()))
+        .chain(
+            cfg.warnings
+                .iter()
+                .map(|w| format!("{}: {w}", req.config.display())),
+        )
         .collect();
     let save_dir = PathBuf::from(&cfg.save_dir);
     let status_of = |path: &Path| match (path.exists() && !force, req.dry_run) {

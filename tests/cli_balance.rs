@@ -490,3 +490,26 @@ fn json_summary() {
         })
     );
 }
+
+/// Two splits of one run whose manifests would have one name: refused before anything is
+/// written, instead of one manifest silently replacing the other.
+#[test]
+fn two_splits_with_one_manifest_name_are_refused() {
+    let d = Dir::new();
+    d.split(&[4, 2])
+        .config("    upsampling:\n      enabled: true\n");
+    std::fs::copy(d.join("split.json"), d.join("split.txt")).unwrap();
+    let r = d.run(&[
+        "balance",
+        "--config",
+        "config.yaml",
+        "--split",
+        "split.json",
+        "split.txt",
+    ]);
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: --split split.json and split.txt would both write split.balanced.json; rename one of them, or balance each with --out"
+    );
+    assert!(!d.exists("split.balanced.json"));
+}

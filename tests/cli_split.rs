@@ -703,3 +703,42 @@ split:
         .assert_ok();
     assert!(d.exists("out/cv_4.json"));
 }
+
+/// Output names no file system takes are refused before any folder is made (exit 2, not
+/// exit 1 after creating save_dir); two classes reading one folder are warned about.
+#[test]
+fn impossible_output_names_are_refused_first_and_shared_folders_warned_about() {
+    for (name, want) in [
+        (
+            "\"a\\x00b.json\"".to_string(),
+            "error: prep.yaml: split.split_file: contains a NUL byte, which no path can hold: \"a\\u{0}b.json\"".to_string(),
+        ),
+        (
+            format!("{}.json", "n".repeat(260)),
+            "error: prep.yaml: split.split_file: makes a file or folder name of 265 bytes; file systems take at most 255".to_string(),
+        ),
+    ] {
+        let d = small_classes(&[3], "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n");
+        let text = d.read("prep.yaml").replace("split_file: s.json", &format!("split_file: {name}"));
+        d.write("prep.yaml", &text);
+        for args in [vec!["split", "--config", "prep.yaml"], vec!["split", "--config", "prep.yaml", "--dry-run"]] {
+            let r = d.run(&args);
+            assert_eq!(r.assert_bad_input(), want);
+            assert!(!d.exists("out"), "nothing made");
+        }
+    }
+    let d = small_classes(
+        &[20, 2],
+        "  train_ratio: 0.7\n  val_ratio: 0.15\n  test_ratio: 0.15\n",
+    );
+    let text = d
+        .read("prep.yaml")
+        .replace("path: img/c1", "path: ./img/c0/");
+    d.write("prep.yaml", &text);
+    let r = d.run(&["split", "--config", "prep.yaml"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stderr,
+        "warning: prep.yaml: classes c0 and c1 read the same folder img/c0: each of its images is listed under every one of their labels\n"
+    );
+}

@@ -115,3 +115,33 @@ fn truncating_the_split_while_balance_reads_it_is_not_a_crash() {
         );
     }
 }
+
+/// A named temporary a SIGKILL left (the instant between naming an anonymous file and the
+/// rename) is removed by the next run of any command that could write into that folder,
+/// a dry run included; another live process's temporary is kept.
+#[test]
+fn the_next_run_of_any_command_clears_what_a_killed_writer_left() {
+    let d = Dir::new();
+    d.split(&[6, 2])
+        .config("    upsampling:\n      enabled: true\n");
+    // No process has pid 2^22 + 1 (above Linux's pid_max limit).
+    let dead = ".balance-split-4194305-abc.tmp";
+    let live = format!(".balance-split-{}-abc.tmp", std::process::id());
+    for (args, left) in [
+        (
+            vec!["balance", "--config", "config.yaml", "--dry-run"],
+            "dry run of balance",
+        ),
+        (vec!["balance", "--config", "config.yaml"], "balance"),
+        (
+            vec!["stats", "split.json", "--plot", "chart.png"],
+            "stats --plot",
+        ),
+    ] {
+        d.write(dead, "partial");
+        d.write(&live, "in progress");
+        d.run(&args).assert_ok();
+        assert!(!d.exists(dead), "{left} left the dead writer's temporary");
+        assert!(d.exists(&live), "{left} removed a live writer's temporary");
+    }
+}

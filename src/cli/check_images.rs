@@ -27,14 +27,15 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))?;
     bar.finish_and_clear();
-    if a.json {
-        out::json(&report)?;
-    } else {
-        out::text(&check::render(&report))?;
-    }
-    Ok(if report.bad.is_empty() {
+    let code = if report.bad.is_empty() {
         0
     } else {
         super::BAD_IMAGES
-    })
+    };
+    let printed = if a.json {
+        out::json(&report)
+    } else {
+        out::text(&check::render(&report))
+    };
+    super::verdict(code, printed.map_err(Into::into))
 }

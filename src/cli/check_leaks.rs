@@ -77,16 +77,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             source,
         })?;
     }
-    if a.json {
-        out::json(&r)?;
-    } else {
-        out::text(&report::render(&r))?;
-    }
-    Ok(if r.leaks() > 0 {
+    let code = if r.leaks() > 0 {
         LEAKS
     } else if !r.unreadable.is_empty() {
         super::BAD_IMAGES
     } else {
         0
-    })
+    };
+    let printed = if a.json {
+        out::json(&r)
+    } else {
+        out::text(&report::render(&r))
+    };
+    super::verdict(code, printed.map_err(Into::into))
 }

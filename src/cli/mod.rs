@@ -14,6 +14,20 @@ use std::path::PathBuf;
 use balance_split::config::overrides::{OverrideError, Overrides};
 use clap::{Parser, Subcommand};
 
+/// A verdict command's exit status once its result is printed: the verdict survives a
+/// closed standard output (`check-leaks ... | head -1` in a script still sees exit 4).
+pub fn verdict(code: u8, printed: anyhow::Result<()>) -> anyhow::Result<u8> {
+    match printed {
+        Err(e)
+            if e.downcast_ref::<balance_split::stdout::StdoutError>()
+                .is_some_and(balance_split::stdout::StdoutError::is_closed_pipe) =>
+        {
+            Ok(code)
+        }
+        other => other.map(|()| code),
+    }
+}
+
 /// Exit code when images are not usable (`check-images`; `check-leaks` when nothing else
 /// is wrong).
 pub const BAD_IMAGES: u8 = 3;

@@ -33,14 +33,15 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         config: a.config,
         split: a.split,
     })?;
-    if a.json {
-        out::json(&report)?;
+    let code = if report.identical { 0 } else { DIFFERS };
+    let printed = if a.json {
+        out::json(&report)
     } else if report.identical {
         out::line(format_args!(
             "ok: {} is exactly what {} gives with its recorded config and seed",
             report.manifest.display(),
             report.source.display()
-        ))?;
+        ))
     } else {
         let mut text = format!("differs: {}\n", report.manifest.display());
         for d in &report.differences {
@@ -49,7 +50,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 d.field, d.expected, d.found
             );
         }
-        out::text(&text)?;
-    }
-    Ok(if report.identical { 0 } else { DIFFERS })
+        out::text(&text)
+    };
+    super::verdict(code, printed.map_err(Into::into))
 }

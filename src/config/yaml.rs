@@ -113,6 +113,32 @@ fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
+/// A YAML reader's message in the user's words. serde_yaml_ng reads an integer too large
+/// for 64 bits as a 128-bit one and then says `invalid type: integer `N` as u128, expected
+/// u64`; this says what was expected instead.
+pub fn clarify(message: &str) -> String {
+    static WIDE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = WIDE.get_or_init(|| {
+        regex::Regex::new(
+            r"invalid type: integer `(-?\d+)` as [ui]128, expected ([ui])(8|16|32|64|size)",
+        )
+        .expect("a valid pattern")
+    });
+    re.replace_all(message, |c: &regex::Captures| {
+        let (kind, bits) = (&c[2], &c[3]);
+        let range = match (kind, bits) {
+            ("u", "8") => "0 to 255".to_string(),
+            ("u", "16") => "0 to 65535".into(),
+            ("u", "32") => "0 to 4294967295".into(),
+            ("u", _) => "0 to 18446744073709551615".into(),
+            ("i", "32") => "-2147483648 to 2147483647".into(),
+            _ => "-9223372036854775808 to 9223372036854775807".into(),
+        };
+        format!("expected an integer from {range}, found {}", &c[1])
+    })
+    .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +171,15 @@ mod tests {
             .map(|i| format!("{}- x\n", "  ".repeat(i)))
             .collect();
         assert!(too_deep(&items).is_some());
+    }
+
+    #[test]
+    fn integers_past_64_bits_are_said_plainly() {
+        assert_eq!(
+            clarify("compute.seed: invalid type: integer `18446744073709551616` as u128, expected u64 at line 2 column 9"),
+            "compute.seed: expected an integer from 0 to 18446744073709551615, found 18446744073709551616 at line 2 column 9"
+        );
+        assert_eq!(clarify("anything else"), "anything else");
     }
 
     #[test]

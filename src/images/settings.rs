@@ -87,7 +87,7 @@ impl PipelineSettings {
     pub fn parse(text: &str, path: &Path) -> Result<PipelineSettings, ConfigError> {
         let raw: Option<Raw> = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::yaml::clarify(&e.to_string()),
         })?;
         let raw = raw.unwrap_or_default();
         let arch = raw.model.unwrap_or_default().architecture;

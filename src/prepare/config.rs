@@ -32,6 +32,8 @@ pub struct PrepConfig {
     pub group_by: Option<GroupBy>,
     /// Keys present but not used by the mode (`seed` in k-fold mode), for a warning.
     pub unused: Vec<String>,
+    /// Other things worth a warning (two classes reading the same folder).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +69,38 @@ pub enum Mode {
     },
 }
 
+/// A warning for each folder two or more classes read: their images would be listed under
+/// every one of those labels (the user's code does the same, without a word).
+fn shared_folders(classes: &[ClassSpec]) -> Vec<String> {
+    use std::path::{Component, Path};
+    // As the scan joins them: `./a/b/` and `a/b` are one folder.
+    let folders: Vec<Vec<Component<'_>>> = classes
+        .iter()
+        .map(|c| {
+            Path::new(&c.path)
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, a) in classes.iter().enumerate() {
+        let same: Vec<&str> = (i + 1..classes.len())
+            .filter(|&j| folders[j] == folders[i])
+            .map(|j| classes[j].name.as_str())
+            .collect();
+        if !same.is_empty() && !folders[..i].contains(&folders[i]) {
+            out.push(format!(
+                "classes {} and {} read the same folder {}: each of its images is listed under every one of their labels",
+                a.name,
+                same.join(" and "),
+                a.path
+            ));
+        }
+    }
+    out
+}
+
 /// `split.group_by`: how a file's group (patient) is found.
 #[derive(Clone, Debug)]
 pub enum GroupBy {
@@ -95,7 +129,7 @@ impl PrepConfig {
     pub fn parse(text: &str, path: &Path) -> Result<PrepConfig, ConfigError> {
         let root: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::yaml::clarify(&e.to_string()),
         })?;
         let cx = Cx { path };
         let root = match &root {
@@ -332,11 +366,13 @@ impl Cx<'_> {
         if group_by.is_some() {
             self.seeds_fit_chacha(&mode)?;
         }
+        self.names_fit(&save_dir, &split_file, &mode)?;
         let unused = unused_keys
             .iter()
             .filter(|k| m.contains_key(**k))
             .map(|k| format!("split.{k}"))
             .collect();
+        let warnings = shared_folders(&classes);
         Ok(PrepConfig {
             classes,
             mode,
@@ -345,7 +381,57 @@ impl Cx<'_> {
             force,
             group_by,
             unused,
+            warnings,
         })
+    }
+
+    /// Refuses, before any folder is made, output names no file system takes: a NUL byte
+    /// (in `save_dir` or `split_file`), or a file name longer than 255 bytes once `{index}`
+    /// is its largest value (file systems' NAME_MAX).
+    fn names_fit(&self, save_dir: &str, split_file: &str, mode: &Mode) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("split.save_dir", save_dir),
+            ("split.split_file", split_file),
+        ] {
+            if value.contains('\0') {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "contains a NUL byte, which no path can hold: {}",
+                        show_str(value)
+                    ),
+                ));
+            }
+        }
+        let largest = match mode {
+            Mode::KFold {
+                n_folds, n_repeats, ..
+            } => split_file.replacen(
+                "{index}",
+                &(u64::from(*n_folds) * u64::from(*n_repeats) - 1).to_string(),
+                1,
+            ),
+            Mode::Ratio { .. } => split_file.to_owned(),
+        };
+        let long = std::path::Path::new(&largest)
+            .iter()
+            .chain(std::path::Path::new(save_dir).iter())
+            .map(|part| part.len())
+            .max()
+            .unwrap_or(0);
+        if long > 255 {
+            return Err(self.err(
+                if std::path::Path::new(save_dir).iter().any(|p| p.len() > 255) {
+                    "split.save_dir"
+                } else {
+                    "split.split_file"
+                },
+                format!(
+                    "makes a file or folder name of {long} bytes; file systems take at most 255"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// With groups the seed keys our ChaCha streams, which take 64 unsigned bits.

@@ -397,8 +397,10 @@ impl Doc<'_> {
     fn opt<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
         self.value(key)
             .map(|v| {
-                serde_yaml_ng::from_value(v.clone())
-                    .map_err(|e| self.invalid(key, format!("{e}, found {}", show(v))))
+                serde_yaml_ng::from_value(v.clone()).map_err(|e| {
+                    let message = crate::config::yaml::clarify(&e.to_string());
+                    self.invalid(key, format!("{message}, found {}", show(v)))
+                })
             })
             .transpose()
     }
@@ -478,7 +480,7 @@ impl TrainSettings {
         let pipeline = PipelineSettings::parse(text, path)?;
         let root: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::yaml::clarify(&e.to_string()),
         })?;
         let d = Doc { root, path };
         experiment(&d)?;
