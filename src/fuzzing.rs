@@ -80,3 +80,39 @@ pub fn image(bytes: &[u8]) {
     let _ = crate::images::decode::decode_resized(bytes, 16);
     let _ = crate::images::decode::decode(bytes);
 }
+
+/// The trainer's config reader (every section it reads, the experiment and model checks,
+/// the size bounds) and the user's overrides typed from the same text, line by line.
+pub fn train_config(bytes: &[u8]) {
+    yaml_text(bytes, |text, path| {
+        let _ = crate::train::settings::TrainSettings::parse(text, path);
+        for line in text.lines().take(64) {
+            let _ = crate::config::overrides::infer_type(line);
+        }
+    });
+}
+
+/// The decoded cache's reader on arbitrary file contents: its header checks and the
+/// pixels of every slot it then claims to hold.
+pub fn cache_header(bytes: &[u8]) {
+    use std::io::Write;
+    let Ok(mut file) = tempfile::NamedTempFile::new() else {
+        return;
+    };
+    if file.write_all(bytes).is_err() {
+        return;
+    }
+    // The checks that come before the manifest's hash and the size are compared.
+    let sha = serde_json::from_slice::<serde_json::Value>(bytes.get(12..).unwrap_or_default())
+        .ok()
+        .and_then(|v| v["manifest_sha256"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    for size in [1, 40] {
+        if let Ok(cache) = crate::images::cache::Cache::open(file.path(), &sha, size) {
+            for slot in 0..cache.header.paths.len().min(64) {
+                let _ = cache.pixels_at(slot);
+            }
+        }
+    }
+}
+

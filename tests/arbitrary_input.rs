@@ -41,6 +41,20 @@ fn manifest_text() -> String {
     d.read("m.json")
 }
 
+/// A small real cache (the header and a few 1x1 images), the seed the mutations start from.
+fn cache_bytes() -> String {
+    let header = r#"{"version":1,"manifest_sha256":"ab","image_size":1,"channels":3,"classes":["a"],"paths":["x.png","y.png"]}"#;
+    let mut b = b"BSCACHE1".to_vec();
+    b.extend((header.len() as u32).to_le_bytes());
+    b.extend(header.as_bytes());
+    while b.len() % 64 != 0 {
+        b.push(0);
+    }
+    b.extend([1u8, 2, 3, 4, 5, 6]);
+    // Latin-1: every byte is one char, so the mutation strategy's text keeps them.
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -51,6 +65,18 @@ proptest! {
         fuzzing::prep_config(&bytes);
         fuzzing::manifest(&bytes);
         fuzzing::image(&bytes);
+        fuzzing::train_config(&bytes);
+        fuzzing::cache_header(&bytes);
+    }
+
+    #[test]
+    fn mutated_trainer_configs(bytes in mutated(example("configs/examples/tiny.yaml"))) {
+        fuzzing::train_config(&bytes);
+    }
+
+    #[test]
+    fn mutated_caches(bytes in mutated(cache_bytes())) {
+        fuzzing::cache_header(&bytes);
     }
 
     #[test]
