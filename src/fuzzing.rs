@@ -115,4 +115,3 @@ pub fn cache_header(bytes: &[u8]) {
         }
     }
 }
-

@@ -1,23 +1,24 @@
 //! `check-leaks`: the same image, or nearly the same, on two sides of a split.
 //!
-//! Every distinct image file is decoded once, in parallel, for its size and a 64-bit
-//! perceptual hash (a re-saved JPEG, a resized or slightly shifted copy); large JPEGs at a
-//! reduced DCT scale, see [`sketch`]. Only files whose
-//! size and hash collide with another one's get the SHA-256 of their bytes (the same file)
-//! and of their decoded RGB pixels (a PNG and its lossless re-encode), see [`look_all`].
-//! Pairs are then found without comparing all pairs: exact ones by
-//! grouping equal digests, near ones through [`index::pairs_within`].
+//! Every distinct image file is decoded once, in parallel ([`look::look_all`]), for its
+//! size, a 64-bit perceptual hash and a tiny colour thumbnail; large JPEGs at a reduced
+//! DCT scale. Only files whose size and hash collide with another one's get the SHA-256 of
+//! their bytes (the same file) and of their decoded RGB pixels (a PNG and its lossless
+//! re-encode). Then, without comparing all pairs:
+//!
+//! - **exact copies** are grouped by equal digests (and equal paths: a file listed twice is
+//!   the same bytes) and reported as **clusters**, each with its members per list, so 6,000
+//!   copies of one blank frame are one cluster, not 18 million pairs;
+//! - **near copies** are found in two stages: the hash index ([`index::pairs_within`])
+//!   gives the candidates within `threshold` bits, and the pixels decide
+//!   ([`confirm::residual`] on the thumbnails, at most `max_residual`). A hash distance
+//!   alone cries wolf on look-alike images (the embedded example's 250 distinct discs gave
+//!   317 "near" pairs at 6 bits) and misses a re-encoded photo at 8; the second stage is
+//!   what tells a copy from a look-alike (`bench/leaks_quality.py` measures both, table in
+//!   docs/check-leaks.md). At most [`MAX_PAIRS`] near pairs are kept; all are counted.
 //!
 //! The perceptual hash is the DCT pHash of Krawetz's "Looks like it", with the settings of
-//! the `imagehash` Python package (which `imagededup` also uses): the image to 8-bit
-//! luma (PIL's `L`, ITU-R 601 weights), resized with Pillow's Lanczos (`fast_image_resize`)
-//! to 32x32, a 2-D DCT-II, the 8x8
-//! lowest frequencies, each bit set when its coefficient is above their median. Low DCT
-//! frequencies survive JPEG quantisation and resampling, which is what leaks look like;
-//! a mirror image changes their signs, so flips are not matched. `image_hasher` was
-//! measured first: it fixes the DCT at twice the hash size (16x16, so the 8x8 block reaches
-//! mid frequencies) and distinct images collided far more often; the transform itself is
-//! `rustdct`'s.
+//! the `imagehash` Python package (which `imagededup` also uses), see [`look::phash`].
 //!
 //! For a manifest the entries are its distinct source entries: an upsampled duplicate in
 //! `train` is the same entry, not a leak. A manifest's synthetic entries (synthetic
@@ -29,26 +30,34 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use rayon::prelude::*;
-use rustdct::DctPlanner;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::images::check::Bad;
-use crate::images::decode::{self, Problem};
 use crate::input;
 use crate::split::Split;
 
+pub mod confirm;
 pub mod index;
+pub mod look;
 pub mod report;
 
-/// The default largest Hamming distance between two pHashes reported as a near duplicate,
-/// chosen from the measurements in `tests/leaks_quality.rs` (docs/check-leaks.md has the table).
-pub const DEFAULT_THRESHOLD: u32 = 6;
+pub use look::{look_all, phash, sketch, Digests, Look, Sketch};
 
-/// The largest threshold accepted: beyond a quarter of the bits, unrelated images match.
+/// The default largest Hamming distance between two pHashes for a candidate near copy,
+/// chosen from the measurements in `bench/leaks_quality.py` (docs/check-leaks.md).
+pub const DEFAULT_THRESHOLD: u32 = 10;
+
+/// The largest threshold accepted: beyond a quarter of the bits, unrelated images match
+/// and the index compares nearly every pair.
 pub const MAX_THRESHOLD: u32 = 16;
+
+/// Near pairs kept in a report (every one is counted): beyond it a list of pairs is not
+/// read by anyone, and it grows with the square of the images.
+pub const MAX_PAIRS: usize = 100_000;
+
+/// Members of a cluster listed in the text report (all are in the JSON).
+pub const SHOWN_MEMBERS: usize = 10;
 
 /// What to check.
 #[derive(Clone, Debug)]
@@ -56,24 +65,26 @@ pub struct Request {
     pub file: PathBuf,
     /// Image paths are resolved against this directory.
     pub root: PathBuf,
+    /// Candidates: pHashes at most this many bits apart.
     pub threshold: u32,
+    /// Confirmation: the largest pixel residual of a near copy (see [`confirm`]); `None`
+    /// reports every candidate (the hash alone).
+    pub max_residual: Option<f64>,
     /// Also report duplicates inside one list.
     pub within: bool,
 }
 
-/// How two entries are the same image.
+/// How exact copies are the same image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "kind", content = "distance", rename_all = "snake_case")]
-pub enum Kind {
+#[serde(rename_all = "snake_case")]
+pub enum Exact {
     /// The same bytes (the same file, or a copy of it).
     IdenticalBytes,
-    /// Different files, the same decoded pixels.
+    /// Different files, the same decoded pixels (some members may share their bytes).
     IdenticalPixels,
-    /// pHashes this many bits apart.
-    Near(u32),
 }
 
-/// One side of a pair.
+/// One entry of a pair or a cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Side {
     pub list: &'static str,
@@ -83,14 +94,31 @@ pub struct Side {
     pub class: String,
 }
 
-/// Two entries holding the same (or nearly the same) image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Entries holding exactly the same image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cluster {
+    pub kind: Exact,
+    /// In list order (train, synthetic, val, test), then position.
+    pub members: Vec<Side>,
+    /// Members per list, in list order (a JSON object).
+    #[serde(serialize_with = "ordered_map")]
+    pub lists: Vec<(&'static str, usize)>,
+    /// The members carry different labels: the same image under two classes.
+    pub label_conflict: bool,
+}
+
+/// Two entries holding nearly the same image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pair {
     pub a: Side,
     pub b: Side,
-    #[serde(flatten)]
-    pub kind: Kind,
-    /// The two entries carry different labels: the same image under two classes.
+    /// pHash bits apart.
+    pub distance: u32,
+    /// The pixels' residual ([`confirm::residual`]), 8-bit levels.
+    pub residual: f64,
+    /// Two featureless images of one colour ([`confirm::FLAT_MEAN`]): a candidate
+    /// whatever their hash distance, which noise decides for such images.
+    pub featureless: bool,
     pub label_conflict: bool,
 }
 
@@ -101,8 +129,34 @@ impl Pair {
     }
 }
 
+fn ordered_map<S: serde::Serializer>(v: &[(&str, usize)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, n) in v {
+        m.serialize_entry(k, n)?;
+    }
+    m.end()
+}
+
+impl Cluster {
+    /// A leak: members in two lists that may not share an image.
+    pub fn crosses_lists(&self) -> bool {
+        let lists: Vec<&str> = self.lists.iter().map(|(l, _)| *l).collect();
+        lists
+            .iter()
+            .enumerate()
+            .any(|(i, a)| lists[i + 1..].iter().any(|b| crosses(a, b)))
+    }
+}
+
 fn crosses(a: &str, b: &str) -> bool {
     a != b && !matches!((a, b), ("train", "synthetic") | ("synthetic", "train"))
+}
+
+fn rank(list: &str) -> Option<usize> {
+    ["train", "synthetic", "val", "test"]
+        .iter()
+        .position(|&n| n == list)
 }
 
 /// The verdict.
@@ -112,198 +166,47 @@ pub struct Report {
     /// Distinct image files decoded.
     pub images: usize,
     pub threshold: u32,
+    pub max_residual: Option<f64>,
     pub within: bool,
-    /// Label conflicts first, then across lists before within, then by kind and position.
+    /// Label conflicts first, then across lists before within, then by position.
+    pub clusters: Vec<Cluster>,
+    /// The same order; at most [`MAX_PAIRS`] of them.
     pub pairs: Vec<Pair>,
+    /// Near pairs found, kept or not.
+    pub pairs_found: usize,
     /// Files that could not be used (as `check-images` reports them); they are skipped.
     pub unreadable: Vec<Bad>,
-    /// Cross-list pairs per list pair (`"train-test"`) and per class of the first side.
+    /// Leaks (cross-list clusters and pairs) per list pair (`"train-test"`) and per class
+    /// of the first member.
     pub by_lists: BTreeMap<String, usize>,
     pub by_class: BTreeMap<String, usize>,
+    /// Leaks in all: clusters across lists, and near pairs across lists (kept or not).
+    pub leaks: usize,
+    /// The image files read (resolved), for refusing a report written over one.
+    #[serde(skip)]
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Report {
-    /// Pairs whose two sides are in different lists.
+    /// Clusters and near pairs across lists.
     pub fn leaks(&self) -> usize {
-        self.pairs.iter().filter(|p| p.crosses_lists()).count()
+        self.leaks
     }
 }
 
-/// The two digests that tell copies apart from look-alikes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Digests {
-    /// SHA-256 of the file's bytes.
-    pub bytes: [u8; 32],
-    /// SHA-256 of the decoded RGB pixels and the size.
-    pub pixels: [u8; 32],
-}
-
-/// What is known of one image file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Look {
-    pub phash: u64,
-    /// Only for files that could have another file's pixels (see [`look_all`]); no other
-    /// file can be a copy.
-    pub digests: Option<Digests>,
-}
-
-/// The side of the square the pHash resizes every image to.
-const PHASH_SIDE: u32 = 32;
-
-/// What pass 1 of [`look_all`] learns of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Sketch {
-    /// The full image's size.
-    pub width: u32,
-    pub height: u32,
-    pub phash: u64,
-    /// A JPEG that libjpeg decoded for the hash, at a reduced DCT scale where it is large
-    /// enough; the rest were decoded in full by the `image` crate.
-    pub by_libjpeg: bool,
-}
-
-/// The shorter side a JPEG is decoded to, at least, for its pHash.
-const JPEG_SIDE: u32 = 2 * PHASH_SIDE;
-
-/// The size and pHash of an image file's bytes. A JPEG is decoded by libjpeg at the
-/// smallest DCT scale that keeps `JPEG_SIDE` (64) pixels a side (1/4 of a 256-pixel photo),
-/// and then resized as any image is: entropy decoding alone is most of a full decode's
-/// cost, and the inverse DCT of frequencies far above the hash's is work the resize averages
-/// away. Reduced to the hash's own 32 pixels, libjpeg's box-like downscale missed one of 400
-/// enlarged JPEG copies (`tests/leaks_quality.rs`); at twice that, the Lanczos resize
-/// anti-aliases as it does for other formats and none is missed. Other formats, and JPEGs
-/// libjpeg cannot decode cleanly, are decoded in full (and reported as `check-images`
-/// reports them).
-pub fn sketch(bytes: &[u8]) -> Result<Sketch, Problem> {
-    if let Some(jpeg) = decode::jpeg_reduced(bytes, JPEG_SIDE) {
-        return Ok(Sketch {
-            width: jpeg.width,
-            height: jpeg.height,
-            phash: phash(&jpeg.image),
-            by_libjpeg: true,
-        });
+/// The lists of a split or manifest as check-leaks compares them: a manifest's synthetic
+/// entries are a list of their own.
+fn lists<'s, 'a>(
+    split: &'s Split<'a>,
+    real: usize,
+) -> Vec<(&'static str, &'s [crate::split::Entry<'a>])> {
+    let mut lists = split.lists();
+    let (train, synthetic) = split.train.split_at(real);
+    lists[0].1 = train;
+    if !synthetic.is_empty() {
+        lists.insert(1, ("synthetic", synthetic));
     }
-    let (img, _) = decode::decode(bytes)?;
-    let rgb = decode::into_rgb8(img);
-    Ok(Sketch {
-        width: rgb.width(),
-        height: rgb.height(),
-        phash: phash(&rgb),
-        by_libjpeg: false,
-    })
-}
-
-/// Each file's [`Look`], or why it is unusable. Pass 1 reads every file once, in parallel,
-/// for its [`Sketch`] (`progress` after each); pass 2 decodes in full only the files that
-/// could have another's pixels, for their digests. Identical pixels imply the same size
-/// and, for two files hashed the same way, the same pHash; a reduced JPEG decode and a full
-/// decode hash identical pixels a little differently, so between the two ways only the
-/// size is compared. (Two JPEGs hash alike when their DCT coefficients are equal: the same
-/// image re-saved with other metadata or Huffman tables. Two encodings whose different
-/// coefficients round to the same pixels, which is rare, are reported as near copies.)
-/// Hashing every image's full pixels cost more than decoding it.
-pub fn look_all(paths: &[PathBuf], progress: impl Fn() + Sync) -> Vec<Result<Look, Problem>> {
-    let quick: Vec<Result<Sketch, Problem>> = paths
-        .par_iter()
-        .map(|path| {
-            let r = decode::read(path).and_then(|b| sketch(&b));
-            progress();
-            r
-        })
-        .collect();
-    let mut same: HashMap<Sketch, usize> = HashMap::new();
-    let mut sizes: std::collections::HashSet<(u32, u32, bool)> = Default::default();
-    for q in quick.iter().flatten() {
-        *same.entry(*q).or_default() += 1;
-        sizes.insert((q.width, q.height, q.by_libjpeg));
-    }
-    paths
-        .par_iter()
-        .zip(quick)
-        .map(|(path, q)| {
-            let q = q?;
-            let twin = same[&q] > 1 || sizes.contains(&(q.width, q.height, !q.by_libjpeg));
-            let digests = twin
-                .then(|| decode::read(path).and_then(|b| digests(&b)).ok())
-                .flatten();
-            Ok(Look {
-                phash: q.phash,
-                digests,
-            })
-        })
-        .collect()
-}
-
-fn digests(bytes: &[u8]) -> Result<Digests, Problem> {
-    let (img, _) = decode::decode(bytes)?;
-    let rgb = decode::into_rgb8(img);
-    let mut h = Sha256::new();
-    h.update(rgb.width().to_le_bytes());
-    h.update(rgb.height().to_le_bytes());
-    h.update(rgb.as_raw());
-    Ok(Digests {
-        bytes: Sha256::digest(bytes).into(),
-        pixels: h.finalize().into(),
-    })
-}
-
-/// The 64-bit DCT pHash of an image (see the module docs); bit 63 is the DC coefficient,
-/// then row by row. [`sketch`] says how a file's image is decoded for it.
-pub fn phash(img: &image::RgbImage) -> u64 {
-    use fast_image_resize::{
-        images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
-    };
-    const N: usize = PHASH_SIDE as usize;
-    thread_local! {
-        // Planning a DCT costs more than running it on one image.
-        static DCT: std::sync::Arc<dyn rustdct::TransformType2And3<f32>> =
-            DctPlanner::new().plan_dct2(N);
-    }
-    // PIL's convert("L"): (299 R + 587 G + 114 B) / 1000, rounded.
-    let luma: Vec<u8> = img
-        .as_raw()
-        .chunks_exact(3)
-        .map(|p| {
-            let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
-            ((r * 299 + g * 587 + b * 114 + 500) / 1000) as u8
-        })
-        .collect();
-    // Pillow's Lanczos (imagehash's ANTIALIAS), as fast_image_resize implements it.
-    let src =
-        ImageRef::new(img.width(), img.height(), &luma, PixelType::U8).expect("one byte per pixel");
-    let mut small = Image::new(N as u32, N as u32, PixelType::U8);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut small,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
-        )
-        .expect("same pixel type, non-empty sizes");
-    let mut m: Vec<f32> = small.buffer().iter().map(|&v| f32::from(v)).collect();
-    let dct = DCT.with(|d| d.clone());
-    // Rows, then columns (through a transpose and back).
-    for row in m.chunks_exact_mut(N) {
-        dct.process_dct2(row);
-    }
-    let mut t = vec![0f32; N * N];
-    for y in 0..N {
-        for x in 0..N {
-            t[x * N + y] = m[y * N + x];
-        }
-    }
-    for col in t.chunks_exact_mut(N) {
-        dct.process_dct2(col);
-    }
-    // t[x][y] now holds frequency (row y, column x); take rows 0..8, columns 0..8.
-    let low: Vec<f32> = (0..8)
-        .flat_map(|y| (0..8).map(move |x| (x, y)))
-        .map(|(x, y)| t[x * N + y])
-        .collect();
-    let mut sorted = low.clone();
-    sorted.sort_by(f32::total_cmp);
-    let median = (sorted[31] + sorted[32]) / 2.0;
-    low.iter()
-        .fold(0u64, |h, &v| h << 1 | u64::from(v > median))
+    lists
 }
 
 /// Runs the check; `total` is told how many files there are, `progress` after each one.
@@ -318,6 +221,11 @@ pub fn run(
             req.threshold
         )));
     }
+    if let Some(r) = req.max_residual.filter(|r| !(r.is_finite() && *r >= 0.0)) {
+        return Err(Error::Usage(format!(
+            "--max-residual: expected a number of levels from 0 up, found {r}"
+        )));
+    }
     let bytes = input::read(&req.file)?;
     let text = input::text(&bytes, &req.file)?;
     let (split, raw) = Split::parse_with_balancing(text, &req.file)?;
@@ -327,16 +235,9 @@ pub fn run(
             .real_entries(),
         None => split.train.len(),
     };
-    let mut lists = split.lists();
-    let (train, synthetic) = split.train.split_at(real);
-    lists[0].1 = train;
-    if !synthetic.is_empty() {
-        lists.insert(1, ("synthetic", synthetic));
-    }
-
     // Each list's distinct entries (a manifest repeats upsampled ones).
     let mut sides: Vec<Side> = Vec::new();
-    for (list, entries) in lists {
+    for (list, entries) in lists(&split, real) {
         let mut seen = std::collections::HashSet::new();
         for (index, e) in entries.iter().enumerate() {
             if seen.insert(&*e.path) {
@@ -371,89 +272,244 @@ pub fn run(
             }),
         }
     }
-    let usable: Vec<(&Side, Look)> = sides
+    let usable: Vec<(&Side, &Look)> = sides
         .iter()
-        .filter_map(|s| by_path.get(s.path.as_str()).map(|&look| (s, look)))
+        .filter_map(|s| by_path.get(s.path.as_str()).map(|look| (s, look)))
         .collect();
-    let wanted = |i: usize, j: usize| req.within || crosses(usable[i].0.list, usable[j].0.list);
-    let pixels = |i: usize| usable[i].1.digests.map(|d| d.pixels);
-    let mut found: Vec<(usize, usize, Kind)> = Vec::new();
+    let found = Found::new(&usable, req);
+    let mut report = found.report(req, files.len(), unreadable);
+    report.inputs = paths;
+    Ok(report)
+}
 
-    // Exact: equal pixel digests.
-    let mut groups: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
-    for (i, (_, look)) in usable.iter().enumerate() {
-        if let Some(d) = look.digests {
-            groups.entry(d.pixels).or_default().push(i);
+/// The exact groups and the confirmed near pairs, as indices into `usable`.
+struct Found<'u> {
+    usable: &'u [(&'u Side, &'u Look)],
+    /// Each exact group of two or more entries (sorted members), with its kind.
+    groups: Vec<(Exact, Vec<usize>)>,
+    /// `(i, j, distance, residual)`, `i < j`.
+    near: Vec<(usize, usize, u32, f64)>,
+    /// Pairs found by colour ([`flat_pairs`]).
+    featureless: std::collections::HashSet<(usize, usize)>,
+}
+
+impl<'u> Found<'u> {
+    fn new(usable: &'u [(&'u Side, &'u Look)], req: &Request) -> Found<'u> {
+        // Exact: equal pixel digests; a file without digests (no other file could share its
+        // pixels) groups by its path, so a file listed twice is one group.
+        #[derive(Hash, PartialEq, Eq)]
+        enum Key<'a> {
+            Pixels([u8; 32]),
+            Path(&'a str),
+        }
+        let mut groups: HashMap<Key, Vec<usize>> = HashMap::new();
+        for (i, (side, look)) in usable.iter().enumerate() {
+            let key = match look.digests {
+                Some(d) => Key::Pixels(d.pixels),
+                None => Key::Path(&side.path),
+            };
+            groups.entry(key).or_default().push(i);
+        }
+        let mut group_of = vec![usize::MAX; usable.len()];
+        let mut exact = Vec::new();
+        for members in groups.into_values().filter(|m| m.len() > 1) {
+            let bytes = |k: usize| usable[k].1.digests.map(|d| d.bytes);
+            let same_bytes = members.iter().all(|&k| {
+                bytes(k) == bytes(members[0]) || usable[k].0.path == usable[members[0]].0.path
+            });
+            let kind = if same_bytes {
+                Exact::IdenticalBytes
+            } else {
+                Exact::IdenticalPixels
+            };
+            for &k in &members {
+                group_of[k] = exact.len();
+            }
+            exact.push((kind, members));
+        }
+        let wanted = |i: usize, j: usize| {
+            (req.within || crosses(usable[i].0.list, usable[j].0.list))
+                && (group_of[i] == usize::MAX || group_of[i] != group_of[j])
+        };
+        let hashes: Vec<u64> = usable.iter().map(|(_, look)| look.phash).collect();
+        let confirmed = |i: usize, j: usize, d: u32| {
+            let r = confirm::residual(&usable[i].1.thumb, &usable[j].1.thumb);
+            req.max_residual
+                .is_none_or(|max| r <= max)
+                .then_some((i, j, d, r))
+        };
+        let featureless: std::collections::HashSet<(usize, usize)> = flat_pairs(usable)
+            .into_iter()
+            .filter(|&(i, j)| wanted(i, j))
+            .collect();
+        let mut candidates: Vec<(usize, usize, u32)> =
+            index::pairs_within(&hashes, req.threshold, wanted);
+        let by_hash: std::collections::HashSet<(usize, usize)> =
+            candidates.iter().map(|&(i, j, _)| (i, j)).collect();
+        candidates.extend(
+            featureless
+                .iter()
+                .filter(|pair| !by_hash.contains(pair))
+                .map(|&(i, j)| (i, j, (hashes[i] ^ hashes[j]).count_ones())),
+        );
+        let mut near: Vec<(usize, usize, u32, f64)> = candidates
+            .into_iter()
+            .filter_map(|(i, j, d)| confirmed(i, j, d))
+            .collect();
+        near.sort_by_key(|&(i, j, _, _)| (i, j));
+        Found {
+            usable,
+            groups: exact,
+            near,
+            featureless,
         }
     }
-    for members in groups.values() {
-        for (x, &i) in members.iter().enumerate() {
-            for &j in &members[x + 1..] {
-                if wanted(i, j) {
-                    let bytes = |k: usize| usable[k].1.digests.map(|d| d.bytes);
-                    let kind = if bytes(i) == bytes(j) {
-                        Kind::IdenticalBytes
-                    } else {
-                        Kind::IdenticalPixels
-                    };
-                    found.push((i, j, kind));
+
+    fn report(self, req: &Request, images: usize, unreadable: Vec<Bad>) -> Report {
+        self.into_report(req, images, unreadable)
+    }
+}
+
+/// Pairs `(i, j)`, `i < j`, of featureless images ([`confirm::FLAT_SPREAD`]) whose mean
+/// colours are within [`confirm::FLAT_MEAN`]: found through buckets of the mean colour (an
+/// image and those in the 27 buckets around its own), so the work stays near-linear.
+fn flat_pairs(usable: &[(&Side, &Look)]) -> Vec<(usize, usize)> {
+    let flat: Vec<(usize, [f64; 3])> = usable
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, look))| confirm::spread(&look.thumb) < confirm::FLAT_SPREAD)
+        .map(|(i, (_, look))| (i, confirm::mean(&look.thumb)))
+        .collect();
+    let cell = |m: &[f64; 3]| m.map(|v| (v / (2.0 * confirm::FLAT_MEAN)).floor() as i64);
+    let mut buckets: HashMap<[i64; 3], Vec<usize>> = HashMap::new();
+    for (k, (_, m)) in flat.iter().enumerate() {
+        buckets.entry(cell(m)).or_default().push(k);
+    }
+    let mut out = Vec::new();
+    for (k, (i, m)) in flat.iter().enumerate() {
+        let c = cell(m);
+        for d in 0..27 {
+            let key = [c[0] + d % 3 - 1, c[1] + d / 3 % 3 - 1, c[2] + d / 9 - 1];
+            for &l in buckets.get(&key).map_or(&[][..], Vec::as_slice) {
+                let (j, n) = &flat[l];
+                let close = (0..3).all(|ch| (m[ch] - n[ch]).abs() <= confirm::FLAT_MEAN);
+                if l > k && close {
+                    out.push(((*i).min(*j), (*i).max(*j)));
                 }
             }
         }
     }
-    // Near: pHashes within the threshold, pixel-identical pairs already counted.
-    let hashes: Vec<u64> = usable.iter().map(|(_, look)| look.phash).collect();
-    for (i, j, d) in index::pairs_within(&hashes, req.threshold, |i, j| {
-        // Only files with digests can be pixel-identical (see look_all).
-        wanted(i, j) && (pixels(i).is_none() || pixels(i) != pixels(j))
-    }) {
-        found.push((i, j, Kind::Near(d)));
-    }
+    out
+}
 
-    let mut pairs: Vec<Pair> = found
-        .into_iter()
-        .map(|(i, j, kind)| {
-            let (a, b) = (usable[i].0.clone(), usable[j].0.clone());
-            let label_conflict = a.label != b.label;
-            Pair {
-                a,
-                b,
-                kind,
-                label_conflict,
-            }
-        })
-        .collect();
-    let key = |p: &Pair| {
-        let rank = |l: &str| {
-            ["train", "synthetic", "val", "test"]
-                .iter()
-                .position(|&n| n == l)
+impl Found<'_> {
+    fn into_report(self, req: &Request, images: usize, unreadable: Vec<Bad>) -> Report {
+        let side = |k: usize| self.usable[k].0.clone();
+        let mut clusters: Vec<Cluster> = self
+            .groups
+            .iter()
+            .map(|(kind, members)| {
+                let mut members: Vec<Side> = members.iter().map(|&k| side(k)).collect();
+                members.sort_by_key(|s| (rank(s.list), s.index));
+                let mut lists: Vec<(&'static str, usize)> = Vec::new();
+                for m in &members {
+                    match lists.last_mut() {
+                        Some((l, n)) if *l == m.list => *n += 1,
+                        _ => lists.push((m.list, 1)),
+                    }
+                }
+                let label_conflict = members.iter().any(|m| m.label != members[0].label);
+                Cluster {
+                    kind: *kind,
+                    members,
+                    lists,
+                    label_conflict,
+                }
+            })
+            .filter(|c| req.within || c.crosses_lists())
+            .collect();
+        clusters.sort_by_key(|c| {
+            (
+                !c.label_conflict,
+                !c.crosses_lists(),
+                c.kind,
+                (rank(c.members[0].list), c.members[0].index),
+            )
+        });
+        let mut by_lists = BTreeMap::new();
+        let mut by_class = BTreeMap::new();
+        let mut leaks = 0;
+        let count = |a: &Side, b: &Side, by_lists: &mut BTreeMap<String, usize>| {
+            let (a, b) = if rank(a.list) <= rank(b.list) {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            *by_lists
+                .entry(format!("{}-{}", a.list, b.list))
+                .or_insert(0) += 1;
         };
-        (
-            !p.label_conflict,
-            !p.crosses_lists(),
-            p.kind,
-            (rank(p.a.list), p.a.index),
-            (rank(p.b.list), p.b.index),
-        )
-    };
-    pairs.sort_by_key(key);
-    let mut by_lists = BTreeMap::new();
-    let mut by_class = BTreeMap::new();
-    for p in pairs.iter().filter(|p| p.crosses_lists()) {
-        *by_lists
-            .entry(format!("{}-{}", p.a.list, p.b.list))
-            .or_insert(0) += 1;
-        *by_class.entry(p.a.class.clone()).or_insert(0) += 1;
+        for c in clusters.iter().filter(|c| c.crosses_lists()) {
+            leaks += 1;
+            *by_class.entry(c.members[0].class.clone()).or_insert(0) += 1;
+            let firsts: Vec<&Side> = c
+                .lists
+                .iter()
+                .filter_map(|(l, _)| c.members.iter().find(|m| m.list == *l))
+                .collect();
+            for (x, a) in firsts.iter().enumerate() {
+                for b in &firsts[x + 1..] {
+                    if crosses(a.list, b.list) {
+                        count(a, b, &mut by_lists);
+                    }
+                }
+            }
+        }
+        let mut pairs: Vec<Pair> = Vec::with_capacity(self.near.len().min(MAX_PAIRS));
+        let mut order: Vec<&(usize, usize, u32, f64)> = self.near.iter().collect();
+        let key = |&&(i, j, _, _): &&(usize, usize, u32, f64)| {
+            let (a, b) = (self.usable[i].0, self.usable[j].0);
+            (
+                a.label == b.label,
+                !crosses(a.list, b.list),
+                (rank(a.list), a.index),
+                (rank(b.list), b.index),
+            )
+        };
+        order.sort_by_key(key);
+        for &&(i, j, distance, residual) in &order {
+            let (a, b) = (side(i), side(j));
+            if crosses(a.list, b.list) {
+                leaks += 1;
+                count(&a, &b, &mut by_lists);
+                *by_class.entry(a.class.clone()).or_insert(0) += 1;
+            }
+            if pairs.len() < MAX_PAIRS {
+                let label_conflict = a.label != b.label;
+                pairs.push(Pair {
+                    a,
+                    b,
+                    distance,
+                    residual,
+                    featureless: self.featureless.contains(&(i, j)),
+                    label_conflict,
+                });
+            }
+        }
+        Report {
+            file: req.file.clone(),
+            images,
+            threshold: req.threshold,
+            max_residual: req.max_residual,
+            within: req.within,
+            clusters,
+            pairs,
+            pairs_found: self.near.len(),
+            unreadable,
+            by_lists,
+            by_class,
+            leaks,
+            inputs: Vec::new(),
+        }
     }
-    Ok(Report {
-        file: req.file.clone(),
-        images: files.len(),
-        threshold: req.threshold,
-        within: req.within,
-        pairs,
-        unreadable,
-        by_lists,
-        by_class,
-    })
 }

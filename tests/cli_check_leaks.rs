@@ -67,14 +67,74 @@ fn identical_pixels_bytes_and_a_label_conflict_are_found_and_ordered() {
   identical bytes: train[1] img/1.png (normal)  =  val[1] img/1-copy.png (abnormal)
 across lists: 1
   identical pixels: train[0] img/0.png (normal)  =  test[1] img/0-again.bmp (normal)
-split.json: 8 images, 0 unreadable; 2 leak(s) across lists (train-test 1, train-val 1; by class: normal 2); pHash threshold 6 bits
+split.json: 8 images, 0 unreadable; 2 leak(s) across lists (train-test 1, train-val 1; by class: normal 2); pHash threshold 10 bits, pixel residual at most 3
 "
     );
     let v = json(&d.run(&["check-leaks", "split.json", "--json"]).stdout);
-    assert_eq!(v["pairs"][0]["kind"], "identical_bytes");
-    assert_eq!(v["pairs"][0]["label_conflict"], true);
-    assert_eq!(v["pairs"][1]["kind"], "identical_pixels");
-    assert_eq!(v["pairs"][1]["b"]["path"], "img/0-again.bmp");
+    assert_eq!(v["clusters"][0]["kind"], "identical_bytes");
+    assert_eq!(v["clusters"][0]["label_conflict"], true);
+    assert_eq!(
+        v["clusters"][0]["lists"],
+        serde_json::json!({"train": 1, "val": 1})
+    );
+    assert_eq!(v["clusters"][1]["kind"], "identical_pixels");
+    assert_eq!(v["clusters"][1]["members"][1]["path"], "img/0-again.bmp");
+    assert_eq!(v["pairs"], serde_json::json!([]));
+}
+
+/// 60 copies of one frame over train, val and test (scan data has many blank frames): one
+/// cluster with its members per list, not 1,770 pairs; and a file listed twice is the same
+/// bytes, not a near copy at distance 0.
+#[test]
+fn copies_of_one_image_are_one_cluster_and_a_file_listed_twice_is_identical_bytes() {
+    let d = Dir::new();
+    save(
+        &d,
+        "img/blank.png",
+        &RgbImage::from_pixel(32, 32, Rgb([7, 7, 7])),
+    );
+    for i in 0..60 {
+        std::fs::copy(d.join("img/blank.png"), d.join(&format!("img/b{i}.png"))).unwrap();
+    }
+    let names: Vec<String> = (0..60).map(|i| format!("img/b{i}.png")).collect();
+    let entries = |r: std::ops::Range<usize>| -> Vec<(&str, u32)> {
+        names[r].iter().map(|n| (n.as_str(), 0)).collect()
+    };
+    split(
+        &d,
+        &[
+            ("train", &entries(0..40)),
+            ("val", &entries(40..50)),
+            ("test", &entries(50..60)),
+        ],
+    );
+    let r = d.run(&["check-leaks", "split.json"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "across lists: 1
+  identical bytes, 60 images (train 40, val 10, test 10): train[0] img/b0.png (normal)  =  train[1] img/b1.png (normal)  =  train[2] img/b2.png (normal)  =  train[3] img/b3.png (normal)  =  train[4] img/b4.png (normal)  =  train[5] img/b5.png (normal)  =  train[6] img/b6.png (normal)  =  train[7] img/b7.png (normal)  =  train[8] img/b8.png (normal)  =  train[9] img/b9.png (normal)  and 50 more
+split.json: 60 images, 0 unreadable; 1 leak(s) across lists (train-test 1, train-val 1, val-test 1; by class: normal 1); pHash threshold 10 bits, pixel residual at most 3
+"
+    );
+    let v = json(&d.run(&["check-leaks", "split.json", "--json"]).stdout);
+    assert_eq!(v["clusters"].as_array().unwrap().len(), 1);
+    assert_eq!(v["clusters"][0]["members"].as_array().unwrap().len(), 60);
+    assert_eq!(v["pairs_found"], 0);
+    split(
+        &d,
+        &[
+            ("train", &[("img/blank.png", 0)]),
+            ("test", &[("img/blank.png", 0)]),
+        ],
+    );
+    let r = d.run(&["check-leaks", "split.json"]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stdout.starts_with("across lists: 1\n  identical bytes: train[0] img/blank.png (normal)  =  test[0] img/blank.png (normal)\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -109,8 +169,9 @@ fn a_reencoded_jpeg_is_a_near_duplicate_and_within_finds_repeats() {
     assert_eq!(r.code, 4);
     let v = json(&r.stdout);
     assert_eq!(v["pairs"].as_array().unwrap().len(), 1, "{}", r.stdout);
-    assert_eq!(v["pairs"][0]["kind"], "near");
-    assert!(v["pairs"][0]["distance"].as_u64().unwrap() <= 6);
+    assert_eq!(v["pairs"][0]["featureless"], false);
+    assert!(v["pairs"][0]["distance"].as_u64().unwrap() <= 10);
+    assert!(v["pairs"][0]["residual"].as_f64().unwrap() <= 3.0);
     let r = d.run(&["check-leaks", "split.json", "--within"]);
     assert_eq!(r.code, 4);
     assert!(r.stdout.contains("within a list: 1\n  identical bytes: train[2] img/3.png (abnormal)  =  train[3] img/3b.png (abnormal)\n"), "{}", r.stdout);
@@ -149,11 +210,9 @@ fn a_large_jpeg_hashed_at_a_reduced_scale_still_matches_its_pixels_saved_as_png(
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        "across lists: 3
-  identical pixels: train[0] img/a.jpg (normal)  =  val[0] img/a.png (normal)
-  identical pixels: train[0] img/a.jpg (normal)  =  test[0] img/a-commented.jpg (normal)
-  identical pixels: val[0] img/a.png (normal)  =  test[0] img/a-commented.jpg (normal)
-split.json: 4 images, 0 unreadable; 3 leak(s) across lists (train-test 1, train-val 1, val-test 1; by class: normal 3); pHash threshold 6 bits
+        "across lists: 1
+  identical pixels, 3 images (train 1, val 1, test 1): train[0] img/a.jpg (normal)  =  val[0] img/a.png (normal)  =  test[0] img/a-commented.jpg (normal)
+split.json: 4 images, 0 unreadable; 1 leak(s) across lists (train-test 1, train-val 1, val-test 1; by class: normal 1); pHash threshold 10 bits, pixel residual at most 3
 "
     );
 }
@@ -171,12 +230,10 @@ fn upsampled_duplicates_in_a_manifest_are_not_leaks() {
     let r = d.run(&["check-leaks", "m.json", "--within", "--json"]);
     let v = json(&r.stdout);
     assert_eq!(v["images"], 250);
-    // train repeats each abnormal entry 9 times; none of the repeats is a pair. (The
-    // example's images are variations of one synthetic disc, so near pairs there are.)
-    for p in v["pairs"].as_array().unwrap() {
-        assert_ne!(p["a"]["path"], p["b"]["path"], "{p}");
-        assert_eq!(p["kind"], "near", "{p}");
-    }
+    // train repeats each abnormal entry 9 times; none of the repeats is a pair or a
+    // cluster, and the example's look-alike discs are no copies of each other.
+    assert_eq!(v["pairs"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(v["clusters"], serde_json::json!([]), "{}", r.stdout);
 }
 
 #[test]
@@ -239,29 +296,75 @@ fn the_html_and_csv_reports_name_both_files() {
     );
     assert_eq!(
         d.read("leaks.csv"),
-        "kind,distance,label_conflict,a_list,a_index,a_path,a_class,b_list,b_index,b_path,b_class
-identical_bytes,0,false,train,0,img/a.png,normal,test,0,img/b&c.png,normal
+        "kind,cluster,distance,residual,label_conflict,a_list,a_index,a_path,a_class,b_list,b_index,b_path,b_class
+identical_bytes,0,0,0,false,train,0,img/a.png,normal,test,0,img/b&c.png,normal
 "
     );
 }
 
-/// The embedded example holds no copies (no identical bytes or pixels across lists); its
-/// images are variations of one synthetic disc, which the pHash calls near duplicates.
+/// The embedded example holds no copies: its 250 look-alike discs (which the pHash alone
+/// called near copies 317 times) are told apart by their pixels, exit 0; a JPEG 90 copy
+/// and a copy resized down and back, planted across the lists, are found.
 #[test]
-fn the_embedded_example_has_no_copies() {
+fn the_embedded_example_is_clean_and_planted_copies_in_it_are_found() {
     let r = run_in(
         &repo(),
-        &[
-            "check-leaks",
-            "splits/example/train_val_split.json",
-            "--json",
-        ],
+        &["check-leaks", "splits/example/train_val_split.json"],
         &[],
     );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(
+        r.stdout,
+        "splits/example/train_val_split.json: 250 images, 0 unreadable; 0 leak(s) across lists; pHash threshold 10 bits, pixel residual at most 3\n"
+    );
+    let d = Dir::new();
+    util::copy_dir(&repo().join("splits/example"), &d.join("splits/example"));
+    let mut split = json(&d.read("splits/example/train_val_split.json"));
+    let val = split["val"].as_array().unwrap().clone();
+    let original = |k: usize| {
+        image::open(d.join(val[k]["path"].as_str().unwrap()))
+            .unwrap()
+            .into_rgb8()
+    };
+    let mut jpg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90)
+        .encode_image(&original(3))
+        .unwrap();
+    std::fs::write(d.join("copy.jpg"), jpg).unwrap();
+    let tri = image::imageops::FilterType::Triangle;
+    let small = image::imageops::resize(&original(9), 30, 30, tri);
+    image::imageops::resize(&small, 40, 40, tri)
+        .save(d.join("copy.png"))
+        .unwrap();
+    let train = split["train"].as_array_mut().unwrap();
+    train.push(serde_json::json!({"path": "copy.jpg", "label": val[3]["label"]}));
+    train.push(serde_json::json!({"path": "copy.png", "label": val[9]["label"]}));
+    d.write("planted.json", &split.to_string());
+    let r = d.run(&["check-leaks", "planted.json", "--json"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
     let v = json(&r.stdout);
-    assert_eq!(v["images"], 250);
-    let pairs = v["pairs"].as_array().unwrap();
-    assert!(!pairs.is_empty());
-    assert!(pairs.iter().all(|p| p["kind"] == "near"));
-    assert_eq!(r.code, 4);
+    let found: Vec<(String, String)> = v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["a"]["path"].as_str().unwrap().to_owned(),
+                p["b"]["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "copy.jpg".to_string(),
+                val[3]["path"].as_str().unwrap().to_string()
+            ),
+            (
+                "copy.png".to_string(),
+                val[9]["path"].as_str().unwrap().to_string()
+            ),
+        ]
+    );
 }

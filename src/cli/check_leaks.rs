@@ -17,9 +17,16 @@ pub struct Args {
     /// Directory the image paths are relative to (the user's project root).
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Largest pHash Hamming distance reported as a near duplicate (0 to 16 bits).
+    /// Candidates: pHashes at most this many bits apart (0 to 16).
     #[arg(long, default_value_t = leaks::DEFAULT_THRESHOLD)]
     threshold: u32,
+    /// A candidate is a near copy when its pixels differ by at most this residual (8-bit
+    /// levels, RMS on a 6x6 thumbnail after one brightness/contrast map; see the docs).
+    #[arg(long, default_value_t = leaks::confirm::DEFAULT_MAX_RESIDUAL, conflicts_with = "hash_only")]
+    max_residual: f64,
+    /// Report every candidate the hash finds, without comparing pixels.
+    #[arg(long)]
+    hash_only: bool,
     /// Also report duplicates inside one list.
     #[arg(long)]
     within: bool,
@@ -57,14 +64,19 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
     let bar = super::image_progress();
     let req = leaks::Request {
-        file: a.file,
+        file: a.file.clone(),
         root: a.root.clone(),
         threshold: a.threshold,
+        max_residual: (!a.hash_only).then_some(a.max_residual),
         within: a.within,
     };
     let r = leaks::run(&req, |n| bar.set_length(n as u64), || bar.inc(1))?;
     bar.finish_and_clear();
     if let (Some(dest), Some(html)) = (&a.report, html) {
+        // Not over any image it read either (a report named like one of them).
+        let mut inputs: Vec<&std::path::Path> = vec![&a.file];
+        inputs.extend(r.inputs.iter().map(PathBuf::as_path));
+        output::check_destination(dest, &inputs).map_err(balance_split::Error::from)?;
         let mut bytes = Vec::new();
         if html {
             report::write_html(&mut bytes, &r, &a.root)?;

@@ -7,15 +7,36 @@ use std::path::Path;
 
 use base64::Engine as _;
 
-use super::{Kind, Pair, Report, Side};
+use super::{Cluster, Exact, Pair, Report, Side, SHOWN_MEMBERS};
 use crate::text::escape;
 
-fn kind_text(k: Kind) -> String {
+fn exact_text(k: Exact) -> &'static str {
     match k {
-        Kind::IdenticalBytes => "identical bytes".into(),
-        Kind::IdenticalPixels => "identical pixels".into(),
-        Kind::Near(d) => format!("near (distance {d})"),
+        Exact::IdenticalBytes => "identical bytes",
+        Exact::IdenticalPixels => "identical pixels",
     }
+}
+
+fn near_text(p: &Pair) -> String {
+    if p.featureless {
+        format!("near (featureless, one colour, residual {:.2})", p.residual)
+    } else {
+        format!("near (distance {}, residual {:.2})", p.distance, p.residual)
+    }
+}
+
+/// A cluster's heading: its kind, and for more than two members their number per list.
+fn cluster_text(c: &Cluster) -> String {
+    if c.members.len() == 2 {
+        return exact_text(c.kind).into();
+    }
+    let lists: Vec<String> = c.lists.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    format!(
+        "{}, {} images ({})",
+        exact_text(c.kind),
+        c.members.len(),
+        lists.join(", ")
+    )
 }
 
 fn side_text(s: &Side) -> String {
@@ -28,14 +49,50 @@ fn side_text(s: &Side) -> String {
     )
 }
 
+fn cluster_line(out: &mut String, c: &Cluster) {
+    let shown: Vec<String> = c
+        .members
+        .iter()
+        .take(SHOWN_MEMBERS)
+        .map(side_text)
+        .collect();
+    let more = c.members.len().saturating_sub(SHOWN_MEMBERS);
+    let _ = writeln!(
+        out,
+        "  {}: {}{}",
+        cluster_text(c),
+        shown.join("  =  "),
+        if more > 0 {
+            format!("  and {more} more")
+        } else {
+            String::new()
+        }
+    );
+}
+
 fn pair_line(out: &mut String, p: &Pair) {
     let _ = writeln!(
         out,
         "  {}: {}  =  {}",
-        kind_text(p.kind),
+        near_text(p),
         side_text(&p.a),
         side_text(&p.b)
     );
+}
+
+/// One section of the text report: its clusters and pairs, under a heading with their
+/// number, or nothing.
+fn section(s: &mut String, heading: &str, clusters: Vec<&Cluster>, pairs: Vec<&Pair>) {
+    if clusters.is_empty() && pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "{heading}: {}", clusters.len() + pairs.len());
+    for c in clusters {
+        cluster_line(s, c);
+    }
+    for p in pairs {
+        pair_line(s, p);
+    }
 }
 
 /// The text report: label conflicts first, then leaks across lists, then (with `--within`)
@@ -45,38 +102,43 @@ pub fn render(r: &Report) -> String {
     for b in &r.unreadable {
         let _ = writeln!(s, "{b} (skipped)");
     }
-    let conflicts: Vec<&Pair> = r.pairs.iter().filter(|p| p.label_conflict).collect();
-    if !conflicts.is_empty() {
+    section(
+        &mut s,
+        "label conflicts (the same image under two labels)",
+        r.clusters.iter().filter(|c| c.label_conflict).collect(),
+        r.pairs.iter().filter(|p| p.label_conflict).collect(),
+    );
+    section(
+        &mut s,
+        "across lists",
+        r.clusters
+            .iter()
+            .filter(|c| c.crosses_lists() && !c.label_conflict)
+            .collect(),
+        r.pairs
+            .iter()
+            .filter(|p| p.crosses_lists() && !p.label_conflict)
+            .collect(),
+    );
+    section(
+        &mut s,
+        "within a list",
+        r.clusters
+            .iter()
+            .filter(|c| !c.crosses_lists() && !c.label_conflict)
+            .collect(),
+        r.pairs
+            .iter()
+            .filter(|p| !p.crosses_lists() && !p.label_conflict)
+            .collect(),
+    );
+    if r.pairs_found > r.pairs.len() {
         let _ = writeln!(
             s,
-            "label conflicts (the same image under two labels): {}",
-            conflicts.len()
+            "{} more near pair(s) found and counted, not listed (at most {} are kept)",
+            r.pairs_found - r.pairs.len(),
+            super::MAX_PAIRS
         );
-        for p in &conflicts {
-            pair_line(&mut s, p);
-        }
-    }
-    let cross: Vec<&Pair> = r
-        .pairs
-        .iter()
-        .filter(|p| p.crosses_lists() && !p.label_conflict)
-        .collect();
-    if !cross.is_empty() {
-        let _ = writeln!(s, "across lists: {}", cross.len());
-        for p in &cross {
-            pair_line(&mut s, p);
-        }
-    }
-    let inside: Vec<&Pair> = r
-        .pairs
-        .iter()
-        .filter(|p| !p.crosses_lists() && !p.label_conflict)
-        .collect();
-    if !inside.is_empty() {
-        let _ = writeln!(s, "within a list: {}", inside.len());
-        for p in &inside {
-            pair_line(&mut s, p);
-        }
     }
     let join = |m: &std::collections::BTreeMap<String, usize>| {
         m.iter()
@@ -102,19 +164,26 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "; pHash threshold {} bits{}",
+        "; pHash threshold {} bits, {}{}",
         r.threshold,
+        match r.max_residual {
+            Some(m) => format!("pixel residual at most {m}"),
+            None => "pixels not compared".into(),
+        },
         if r.within { ", within lists too" } else { "" }
     );
     s
 }
 
-/// A CSV row per pair.
+/// A CSV row per near pair, and per member of a cluster after its first (paired with the
+/// first), so the file grows with the images, not with their square.
 pub fn write_csv(w: impl Write, r: &Report) -> io::Result<()> {
     let mut c = csv::Writer::from_writer(w);
     c.write_record([
         "kind",
+        "cluster",
         "distance",
+        "residual",
         "label_conflict",
         "a_list",
         "a_index",
@@ -125,25 +194,45 @@ pub fn write_csv(w: impl Write, r: &Report) -> io::Result<()> {
         "b_path",
         "b_class",
     ])?;
-    for p in &r.pairs {
-        let (kind, d) = match p.kind {
-            Kind::IdenticalBytes => ("identical_bytes", 0),
-            Kind::IdenticalPixels => ("identical_pixels", 0),
-            Kind::Near(d) => ("near", d),
+    let sides = |a: &Side, b: &Side| {
+        [
+            a.list.to_string(),
+            a.index.to_string(),
+            a.path.clone(),
+            a.class.clone(),
+            b.list.to_string(),
+            b.index.to_string(),
+            b.path.clone(),
+            b.class.clone(),
+        ]
+    };
+    for (n, cl) in r.clusters.iter().enumerate() {
+        let kind = match cl.kind {
+            Exact::IdenticalBytes => "identical_bytes",
+            Exact::IdenticalPixels => "identical_pixels",
         };
-        c.write_record([
-            kind.to_string(),
-            d.to_string(),
+        for m in &cl.members[1..] {
+            let mut row = vec![
+                kind.to_string(),
+                n.to_string(),
+                "0".into(),
+                "0".into(),
+                (m.label != cl.members[0].label).to_string(),
+            ];
+            row.extend(sides(&cl.members[0], m));
+            c.write_record(row)?;
+        }
+    }
+    for p in &r.pairs {
+        let mut row = vec![
+            "near".to_string(),
+            String::new(),
+            p.distance.to_string(),
+            format!("{:.3}", p.residual),
             p.label_conflict.to_string(),
-            p.a.list.into(),
-            p.a.index.to_string(),
-            p.a.path.clone(),
-            p.a.class.clone(),
-            p.b.list.into(),
-            p.b.index.to_string(),
-            p.b.path.clone(),
-            p.b.class.clone(),
-        ])?;
+        ];
+        row.extend(sides(&p.a, &p.b));
+        c.write_record(row)?;
     }
     c.flush()
 }
@@ -160,40 +249,52 @@ pub fn write_html(mut w: impl Write, r: &Report, root: &Path) -> io::Result<()> 
     );
     let _ = writeln!(
         page,
-        "<h1>{}</h1><p>{} images, {} leak(s) across lists, {} pair(s) in all; pHash threshold {} bits.</p>",
+        "<h1>{}</h1><p>{} images, {} leak(s) across lists, {} cluster(s) of exact copies and {} near pair(s) in all; pHash threshold {} bits.</p>",
         html(&r.file.display().to_string()),
         r.images,
         r.leaks(),
-        r.pairs.len(),
+        r.clusters.len(),
+        r.pairs_found,
         r.threshold
     );
     page.push_str("<table>\n<tr><th>kind</th><th>first</th><th>second</th></tr>\n");
-    for p in r.pairs.iter().take(MAX_HTML_PAIRS) {
+    let rows = r
+        .clusters
+        .iter()
+        .map(|c| {
+            let more = c.members.len() - 2;
+            let kind = format!(
+                "{}{}",
+                html(&cluster_text(c)),
+                if more > 0 {
+                    format!("<br>and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+            (kind, c.label_conflict, &c.members[0], &c.members[1])
+        })
+        .chain(
+            r.pairs
+                .iter()
+                .map(|p| (html(&near_text(p)), p.label_conflict, &p.a, &p.b)),
+        );
+    let mut shown = 0;
+    for (kind, conflict, a, b) in rows.take(MAX_HTML_PAIRS) {
+        shown += 1;
         let _ = writeln!(
             page,
-            "<tr{}><td>{}{}</td><td>{}</td><td>{}</td></tr>",
-            if p.label_conflict {
-                " class=\"conflict\""
-            } else {
-                ""
-            },
-            html(&kind_text(p.kind)),
-            if p.label_conflict {
-                "<br>label conflict"
-            } else {
-                ""
-            },
-            cell(&p.a, root),
-            cell(&p.b, root)
+            "<tr{}><td>{kind}{}</td><td>{}</td><td>{}</td></tr>",
+            if conflict { " class=\"conflict\"" } else { "" },
+            if conflict { "<br>label conflict" } else { "" },
+            cell(a, root),
+            cell(b, root)
         );
     }
     page.push_str("</table>\n");
-    if r.pairs.len() > MAX_HTML_PAIRS {
-        let _ = writeln!(
-            page,
-            "<p>{} more pair(s) in the CSV report.</p>",
-            r.pairs.len() - MAX_HTML_PAIRS
-        );
+    let total = r.clusters.len() + r.pairs.len();
+    if total > shown {
+        let _ = writeln!(page, "<p>{} more in the CSV report.</p>", total - shown);
     }
     page.push_str("</body></html>\n");
     w.write_all(page.as_bytes())
