@@ -4,14 +4,52 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::overrides::Overrides;
+use crate::config::ConfigError;
 use crate::config::{Config, SeedSetting};
-use crate::error::Error;
 use crate::input;
 use crate::manifest::{self, Provenance, SyntheticSource};
-use crate::output::{check_destination, AtomicFile};
-use crate::pipe::{PipeWriter, WritebackFile};
-use crate::plan::{self, Plan, PlanInput, SyntheticInput};
-use crate::split::{Entry, Split};
+use crate::output::{check_destination, write_atomically, DestinationError, WriteError};
+use crate::plan::{self, Plan, PlanError, PlanInput, SyntheticInput};
+use crate::rng::{os_seed, OsSeedError};
+use crate::split::{Entry, Split, SplitError};
+
+/// Why a `balance` cannot produce its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum BalanceError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    /// The split and config are each valid but do not fit together.
+    #[error("{split}: {source}")]
+    Plan {
+        split: PathBuf,
+        #[source]
+        source: PlanError,
+    },
+    /// Arguments or config keys that do not fit together (no `data.split_file`, `--out`
+    /// with several splits).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Selection(#[from] UnreadableSelection),
+    #[error(transparent)]
+    Seed(#[from] OsSeedError),
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl BalanceError {
+    /// 2 for bad input, 1 when the environment failed (no seed, no room to write).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BalanceError::Seed(_) | BalanceError::Write(_) => 1,
+            _ => 2,
+        }
+    }
+}
 
 /// What the user asked for on the command line.
 #[derive(Clone, Debug, Default)]
@@ -45,13 +83,13 @@ pub struct Outcome {
 }
 
 /// Runs the whole job.
-pub fn run(req: &Request) -> Result<Outcome, Error> {
+pub fn run(req: &Request) -> Result<Outcome, BalanceError> {
     let config = Config::load_with(&req.config, &req.overrides)?;
     let split_name = match (&req.split, &config.split_file) {
         (Some(p), _) => p.to_string_lossy().into_owned(),
         (None, Some(s)) => s.clone(),
         (None, None) => {
-            return Err(Error::Usage(format!(
+            return Err(BalanceError::Usage(format!(
                 "{}: data.split_file: missing; set it or pass --split FILE",
                 req.config.display()
             )))
@@ -116,7 +154,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             labels: &selection_labels,
         }),
     })
-    .map_err(|source| Error::Plan {
+    .map_err(|source| BalanceError::Plan {
         split: split_path.clone(),
         source,
     })?;
@@ -156,15 +194,22 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
     })
 }
 
-/// The bytes of synthetic augmentation's selection file; a file that cannot be read is
-/// an error naming the config key that points at it.
-pub(crate) fn read_selection(config: &Path, path: &Path) -> Result<Vec<u8>, Error> {
-    input::read_bounded(path, input::MAX_INPUT_BYTES).map_err(|e| {
-        Error::Usage(format!(
-            "{}: data.synthetic_augmentation.split_file: cannot read the sample-selection file {}: {e}",
-            config.display(),
-            path.display()
-        ))
+/// Synthetic augmentation's selection file cannot be read; the message names the config
+/// key that points at it.
+#[derive(Debug, thiserror::Error)]
+#[error("{config}: data.synthetic_augmentation.split_file: cannot read the sample-selection file {path}: {source}")]
+pub struct UnreadableSelection {
+    config: PathBuf,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// The bytes of synthetic augmentation's selection file.
+pub(crate) fn read_selection(config: &Path, path: &Path) -> Result<Vec<u8>, UnreadableSelection> {
+    input::read_bounded(path, input::MAX_INPUT_BYTES).map_err(|source| UnreadableSelection {
+        config: config.to_owned(),
+        path: path.to_owned(),
+        source,
     })
 }
 
@@ -173,7 +218,7 @@ pub(crate) fn parse_selection<'a>(
     path: &Path,
     bytes: &'a [u8],
     num_classes: usize,
-) -> Result<(Vec<Entry<'a>>, String), Error> {
+) -> Result<(Vec<Entry<'a>>, String), SplitError> {
     let (sha, parsed) = std::thread::scope(|s| {
         let hasher = s.spawn(|| input::sha256_hex(bytes));
         let parsed = input::text(bytes, path)
@@ -184,16 +229,16 @@ pub(crate) fn parse_selection<'a>(
 }
 
 /// One split's result in [`run_many`].
-pub type SplitResult = (PathBuf, Result<Outcome, Error>);
+pub type SplitResult = (PathBuf, Result<Outcome, BalanceError>);
 
 /// Balances several splits with one config, in parallel, each into the manifest beside it
 /// (`--out` is for a single split). Each manifest is the one [`run`] writes for that split
 /// alone; a failure in one is returned in its place and the others still complete. With
 /// `compute.seed: null` one seed is drawn for all, so the set stays comparable.
-pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, Error> {
+pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, BalanceError> {
     use rayon::prelude::*;
     if req.out.is_some() && splits.len() > 1 {
-        return Err(Error::Usage(format!(
+        return Err(BalanceError::Usage(format!(
             "--out takes a single split, found {}; without it each manifest is written beside its split",
             splits.len()
         )));
@@ -211,7 +256,7 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
     let mut seen: std::collections::HashMap<PathBuf, &PathBuf> = Default::default();
     for split in splits {
         if let Some(first) = seen.insert(default_output(split), split) {
-            return Err(Error::Usage(format!(
+            return Err(BalanceError::Usage(format!(
                 "--split {} and {} would both write {}; rename one of them, or balance each with --out",
                 first.display(),
                 split.display(),
@@ -233,7 +278,7 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
             let result = if req.dry_run {
                 Ok(())
             } else {
-                check_destination(&out, &all).map_err(Error::from)
+                check_destination(&out, &all).map_err(BalanceError::from)
             };
             let result = result.and_then(|()| run(&one)).map(|mut o| {
                 o.seed_from_os = drawn;
@@ -248,7 +293,7 @@ pub fn run_many(req: &Request, splits: &[PathBuf]) -> Result<Vec<SplitResult>, E
 /// shell left them) expanded in path order, skipping the manifests (`*.balanced.json`) a
 /// previous run wrote beside the splits; a pattern that matches nothing is an error, a
 /// plain path is kept as given, and a path given twice is balanced once.
-pub fn expand_splits(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+pub fn expand_splits(args: &[PathBuf]) -> Result<Vec<PathBuf>, BalanceError> {
     let mut out: Vec<PathBuf> = Vec::new();
     let push = |p: PathBuf, out: &mut Vec<PathBuf>| {
         if !out.contains(&p) {
@@ -261,14 +306,15 @@ pub fn expand_splits(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             push(arg.clone(), &mut out);
             continue;
         }
-        let pattern = glob::glob(&text)
-            .map_err(|e| Error::Usage(format!("--split {text}: not a valid pattern: {e}")))?;
+        let pattern = glob::glob(&text).map_err(|e| {
+            BalanceError::Usage(format!("--split {text}: not a valid pattern: {e}"))
+        })?;
         let mut found: Vec<PathBuf> = pattern
             .filter_map(Result::ok)
             .filter(|p| !p.to_string_lossy().ends_with(".balanced.json"))
             .collect();
         if found.is_empty() {
-            return Err(Error::Usage(format!(
+            return Err(BalanceError::Usage(format!(
                 "--split {text}: no split file matches (manifests, *.balanced.json, are skipped)"
             )));
         }
@@ -286,57 +332,6 @@ pub fn default_output(split: &Path) -> PathBuf {
         .file_stem()
         .map_or_else(|| "split".into(), |s| s.to_string_lossy());
     split.with_file_name(format!("{stem}.balanced.json"))
-}
-
-/// Writes the output through an [`AtomicFile`], so no reader
-/// ever sees a partial manifest: if the process dies or the disk fills, an existing
-/// manifest stays as it was and no temporary file is left.
-///
-/// With `fsync`, the data also reaches stable storage before the rename, so even a power
-/// cut cannot leave a renamed but empty file; writeback then starts chunk by chunk while
-/// formatting continues. It is off by default: a manifest is reproducible from its inputs
-/// (`balance-split verify`), and the wait is the disk's, not ours (0.1 to 0.4 s for a
-/// 10-million-entry manifest on our machines, with seconds of variance).
-pub fn write_atomically(
-    path: &Path,
-    fsync: bool,
-    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    write_file_atomically(path, "manifest", fsync, body)
-}
-
-/// [`write_atomically`] for any output; `what` names it in the error message.
-pub fn write_file_atomically(
-    path: &Path,
-    what: &'static str,
-    fsync: bool,
-    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let err = |source| Error::Write {
-        path: path.to_owned(),
-        what,
-        source,
-    };
-    let out = AtomicFile::create(path).map_err(err)?;
-    let file = out.file().try_clone().map_err(err)?;
-    let mut w = if fsync {
-        PipeWriter::new(WritebackFile::new(file))
-    } else {
-        PipeWriter::new(file)
-    };
-    let written = body(&mut w);
-    // On error `out` is dropped, which leaves nothing behind.
-    written.and_then(|()| w.finish()).map_err(err)?;
-    out.commit(fsync).map_err(err)
-}
-
-pub(crate) fn os_seed() -> Result<u64, Error> {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b)
-        .map_err(|e| Error::Internal(format!("cannot draw a seed from the OS: {e}")))?;
-    // Keep it below 2^53 so it survives a round trip through JSON readers that use f64
-    // (JavaScript, some Python tooling).
-    Ok(u64::from_le_bytes(b) >> 11)
 }
 
 /// Stage timings on stderr when `BALANCE_SPLIT_TIMINGS` is set: the benchmark's view of

@@ -32,10 +32,23 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Error;
 use crate::images::check::Bad;
 use crate::input;
-use crate::split::Split;
+use crate::manifest::ManifestError;
+use crate::split::{Split, SplitError};
+
+/// Why the check cannot run (a leak is a [`Report`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaksError {
+    #[error("--threshold: expected 0 to {MAX_THRESHOLD} bits, found {0}")]
+    Threshold(u32),
+    #[error("--max-residual: expected a number of levels from 0 up, found {0}")]
+    MaxResidual(f64),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
 
 pub mod confirm;
 pub mod index;
@@ -214,17 +227,12 @@ pub fn run(
     req: &Request,
     total: impl FnOnce(usize),
     progress: impl Fn() + Sync,
-) -> Result<Report, Error> {
+) -> Result<Report, LeaksError> {
     if req.threshold > MAX_THRESHOLD {
-        return Err(Error::Usage(format!(
-            "--threshold: expected 0 to {MAX_THRESHOLD} bits, found {}",
-            req.threshold
-        )));
+        return Err(LeaksError::Threshold(req.threshold));
     }
     if let Some(r) = req.max_residual.filter(|r| !(r.is_finite() && *r >= 0.0)) {
-        return Err(Error::Usage(format!(
-            "--max-residual: expected a number of levels from 0 up, found {r}"
-        )));
+        return Err(LeaksError::MaxResidual(r));
     }
     let bytes = input::read(&req.file)?;
     let text = input::text(&bytes, &req.file)?;

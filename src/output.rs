@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
+use crate::pipe::{PipeWriter, WritebackFile};
+
 /// Prefix of every temporary name, with the writer's process id after it:
 /// `.balance-split-<pid>-<random>.tmp`.
 const PREFIX: &str = ".balance-split-";
@@ -32,6 +34,17 @@ pub enum DestinationError {
     IsInput { out: PathBuf, input: PathBuf },
     #[error("{out}: refusing to replace {kind} with a regular file; choose a file path")]
     NotARegularFile { out: PathBuf, kind: &'static str },
+}
+
+/// Writing an output failed: the environment (a full disk, a read-only folder), not the
+/// user's input.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: cannot write {what}: {source}")]
+pub struct WriteError {
+    pub path: PathBuf,
+    /// What the file is ("manifest", "split file").
+    pub what: &'static str,
+    pub source: io::Error,
 }
 
 /// Refuses an output path that is one of `inputs` (the same file, by device and inode, so
@@ -216,6 +229,48 @@ pub fn write_bytes(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(dest)?;
     f.write_all(bytes)?;
     f.commit(false)
+}
+
+/// Writes the output through an [`AtomicFile`], so no reader
+/// ever sees a partial manifest: if the process dies or the disk fills, an existing
+/// manifest stays as it was and no temporary file is left.
+///
+/// With `fsync`, the data also reaches stable storage before the rename, so even a power
+/// cut cannot leave a renamed but empty file; writeback then starts chunk by chunk while
+/// formatting continues. It is off by default: a manifest is reproducible from its inputs
+/// (`balance-split verify`), and the wait is the disk's, not ours (0.1 to 0.4 s for a
+/// 10-million-entry manifest on our machines, with seconds of variance).
+pub fn write_atomically(
+    path: &Path,
+    fsync: bool,
+    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
+    write_file_atomically(path, "manifest", fsync, body)
+}
+
+/// [`write_atomically`] for any output; `what` names it in the error message.
+pub fn write_file_atomically(
+    path: &Path,
+    what: &'static str,
+    fsync: bool,
+    body: impl FnOnce(&mut PipeWriter) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
+    let err = |source| WriteError {
+        path: path.to_owned(),
+        what,
+        source,
+    };
+    let out = AtomicFile::create(path).map_err(err)?;
+    let file = out.file().try_clone().map_err(err)?;
+    let mut w = if fsync {
+        PipeWriter::new(WritebackFile::new(file))
+    } else {
+        PipeWriter::new(file)
+    };
+    let written = body(&mut w);
+    // On error `out` is dropped, which leaves nothing behind.
+    written.and_then(|()| w.finish()).map_err(err)?;
+    out.commit(fsync).map_err(err)
 }
 
 fn temp_name() -> String {

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
+use crate::output::{check_destination, DestinationError};
 use crate::stats::Stats;
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -21,10 +22,28 @@ pub fn register_font() {
 
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: cannot draw the chart: {message}")]
-pub struct PlotError {
-    pub path: PathBuf,
-    pub message: String,
+pub enum PlotError {
+    #[error("{0}: --plot writes a PNG; give it a name ending in .png")]
+    NotPng(PathBuf),
+    #[error("{file}: --plot draws at most {MAX_CLASSES} classes; this file has {classes}")]
+    TooManyClasses { file: PathBuf, classes: usize },
+    #[error("{file}: a count of {value} is outside what --plot can chart (0 to 1e15)")]
+    OutOfRange { file: PathBuf, value: String },
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// Drawing or writing failed: the environment, not the user's input.
+    #[error("{path}: cannot draw the chart: {message}")]
+    Draw { path: PathBuf, message: String },
+}
+
+impl PlotError {
+    /// 2 for a chart the input cannot make, 1 when drawing or writing failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PlotError::Draw { .. } => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// One group of bars: a name for the legend and a value per class.
@@ -51,23 +70,19 @@ const MAX_VALUE: f64 = 1e15;
 /// Draws the chart for `stats` into `path` (written atomically, never over the file the
 /// statistics came from): before/after per class for a manifest, the lists (train, val,
 /// test) per class for a plain split.
-pub fn draw(stats: &Stats, path: &Path) -> Result<(), crate::Error> {
+pub fn draw(stats: &Stats, path: &Path) -> Result<(), PlotError> {
     if path
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
     {
-        return Err(crate::Error::Usage(format!(
-            "{}: --plot writes a PNG; give it a name ending in .png",
-            path.display()
-        )));
+        return Err(PlotError::NotPng(path.to_owned()));
     }
-    crate::output::check_destination(path, &[&stats.file])?;
+    check_destination(path, &[&stats.file])?;
     if stats.classes.len() > MAX_CLASSES {
-        return Err(crate::Error::Usage(format!(
-            "{}: --plot draws at most {MAX_CLASSES} classes; this file has {}",
-            stats.file.display(),
-            stats.classes.len()
-        )));
+        return Err(PlotError::TooManyClasses {
+            file: stats.file.clone(),
+            classes: stats.classes.len(),
+        });
     }
     let values = stats
         .lists
@@ -81,17 +96,16 @@ pub fn draw(stats: &Stats, path: &Path) -> Result<(), crate::Error> {
         .chain(balancing)
         .find(|v| !(0.0..=MAX_VALUE).contains(v))
     {
-        return Err(crate::Error::Usage(format!(
-            "{}: a count of {} is outside what --plot can chart (0 to 1e15)",
-            stats.file.display(),
-            crate::text::number(v)
-        )));
+        return Err(PlotError::OutOfRange {
+            file: stats.file.clone(),
+            value: crate::text::number(v),
+        });
     }
-    Ok(draw_checked(stats, path)?)
+    draw_checked(stats, path)
 }
 
 fn draw_checked(stats: &Stats, path: &Path) -> Result<(), PlotError> {
-    let err = |e: String| PlotError {
+    let err = |e: String| PlotError::Draw {
         path: path.to_owned(),
         message: e,
     };

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::error::Error;
-use crate::output::check_destination;
-use crate::rng::{Purpose, Stream};
+use crate::config::ConfigError;
+use crate::output::{check_destination, DestinationError, WriteError};
+use crate::rng::{OsSeedError, Purpose, Stream};
 
 pub mod config;
 pub mod cut;
@@ -53,17 +53,27 @@ pub enum PrepareError {
     Partial {
         written: usize,
         total: usize,
-        first: Box<Error>,
+        first: Box<PrepareError>,
     },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// Writing failed: the environment, not the user's input.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Seed(#[from] OsSeedError),
 }
 
 impl PrepareError {
-    /// 2 for bad input, 4 for leaks found; a partial write takes the code of the failure
-    /// behind it.
+    /// 2 for bad input, 4 for leaks found, 1 when the environment failed; a partial
+    /// write takes the code of the failure behind it.
     pub fn exit_code(&self) -> i32 {
         match self {
             PrepareError::Partial { first, .. } => first.exit_code(),
             PrepareError::Leaks { .. } => 4,
+            PrepareError::Write(_) | PrepareError::Seed(_) => 1,
             _ => 2,
         }
     }
@@ -146,7 +156,7 @@ pub type SplitIndex = Option<(usize, usize, usize)>;
 type Lists = [Vec<(usize, usize)>; 3];
 
 /// Runs the whole job.
-pub fn run(req: &Request) -> Result<Outcome, Error> {
+pub fn run(req: &Request) -> Result<Outcome, PrepareError> {
     let cfg = crate::config::parse_with(&req.config, &req.overrides, PrepConfig::parse)?;
     let force = req.force || cfg.force;
     let mut warnings: Vec<String> = cfg
@@ -262,7 +272,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
         }
     };
     let mut drawn_seed = None;
-    let results: Vec<Result<SplitReport, Error>> = match &cfg.mode {
+    let results: Vec<Result<SplitReport, PrepareError>> = match &cfg.mode {
         Mode::Ratio {
             seed,
             train,
@@ -272,7 +282,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             let seed = match seed {
                 Some(s) => *s,
                 None => {
-                    let s = i128::from(crate::balance::os_seed()?);
+                    let s = i128::from(crate::rng::os_seed()?);
                     drawn_seed = Some(s);
                     s
                 }
@@ -347,7 +357,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             let mut results = Vec::with_capacity(paths.len());
             for (repeat, &seed) in repeat_seeds.iter().enumerate() {
                 let folds = Folds::new(&classes, group_count, seed, k, val_fraction.value);
-                let batch: Vec<Result<SplitReport, Error>> = (0..k)
+                let batch: Vec<Result<SplitReport, PrepareError>> = (0..k)
                     .into_par_iter()
                     .map(|fold| {
                         let (lists, requested) = folds.fold(fold);
@@ -399,8 +409,7 @@ pub fn run(req: &Request) -> Result<Outcome, Error> {
             written,
             total,
             first: Box::new(e),
-        }
-        .into());
+        });
     }
     Ok(Outcome {
         splits,
@@ -445,7 +454,7 @@ fn refuse_leaks(
     classes: &[Class],
     lists: &Lists,
     path: &Path,
-) -> Result<(), Error> {
+) -> Result<(), PrepareError> {
     if twins.is_empty() {
         return Ok(());
     }
@@ -481,19 +490,17 @@ fn refuse_leaks(
             show(b),
             if found.len() > 1 { format!(", and {} more", found.len() - 1) } else { String::new() }
         ),
-    }
-    .into())
+    })
 }
 
 /// Creates `save_dir` and checks that a file can be made in it, naming `split.save_dir`
 /// when it is a file or under one.
-fn prepare_folder(config: &Path, save_dir: &Path, probe: &Path) -> Result<(), Error> {
-    let bad = |what: String| -> Error {
+fn prepare_folder(config: &Path, save_dir: &Path, probe: &Path) -> Result<(), PrepareError> {
+    let bad = |what: String| -> PrepareError {
         PrepareError::SaveDir {
             config: config.to_owned(),
             message: what,
         }
-        .into()
     };
     if save_dir.exists() && !save_dir.is_dir() {
         return Err(bad(format!("not a directory: {}", save_dir.display())));
@@ -502,14 +509,15 @@ fn prepare_folder(config: &Path, save_dir: &Path, probe: &Path) -> Result<(), Er
         std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
             bad(format!("cannot create {}: {e}", save_dir.display()))
         }
-        _ => Error::Write {
+        _ => WriteError {
             path: save_dir.to_owned(),
             what: "split folder",
             source: e,
-        },
+        }
+        .into(),
     })?;
     // A temporary file made and dropped: a read-only folder fails here, before any split.
-    crate::output::AtomicFile::create(probe).map_err(|source| Error::Write {
+    crate::output::AtomicFile::create(probe).map_err(|source| WriteError {
         path: probe.to_owned(),
         what: "split file",
         source,
@@ -625,7 +633,7 @@ struct Emit<'a> {
 }
 
 impl Emit<'_> {
-    fn finish(&self, mut job: Job, status: Status) -> Result<SplitReport, Error> {
+    fn finish(&self, mut job: Job, status: Status) -> Result<SplitReport, PrepareError> {
         if let Some((by, n)) = &self.group_meta {
             job.extra.insert("group_by".into(), by.clone());
             job.extra.insert("groups".into(), n.clone());
@@ -677,7 +685,7 @@ impl Job {
         classes: &[Class],
         rows: &[ClassRow],
         created_at: Option<&str>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), PrepareError> {
         let entries = |list: &[(usize, usize)]| -> Vec<Entry> {
             list.iter()
                 .map(|&(c, i)| Entry {
@@ -742,9 +750,10 @@ impl Job {
             val,
             test,
         };
-        crate::balance::write_file_atomically(&self.path, "split file", false, |w| {
+        crate::output::write_file_atomically(&self.path, "split file", false, |w| {
             write::write(w, &doc)
         })
+        .map_err(PrepareError::from)
     }
 }
 
@@ -888,7 +897,7 @@ fn find_groups(
     by: &GroupBy,
     classes: &mut [Class],
     warnings: &mut Vec<String>,
-) -> Result<usize, Error> {
+) -> Result<usize, PrepareError> {
     let table = match by {
         GroupBy::Csv {
             file,
@@ -947,8 +956,7 @@ fn find_groups(
                     ""
                 }
             ),
-        }
-        .into());
+        });
     }
     let (numbers, names) = groups::number_groups(ids.iter().map(String::as_str));
     let n_groups = names.len();
@@ -980,13 +988,12 @@ fn read_table(
     file: &Path,
     path_column: &str,
     group_column: &str,
-) -> Result<std::collections::HashMap<String, String>, Error> {
-    let err = |message: String| -> Error {
+) -> Result<std::collections::HashMap<String, String>, PrepareError> {
+    let err = |message: String| -> PrepareError {
         PrepareError::Table {
             file: file.to_owned(),
             message,
         }
-        .into()
     };
     let bytes = crate::input::read_bounded(file, MAX_CSV_BYTES)
         .map_err(|e| err(format!("cannot read group table: {e}")))?;
@@ -1029,7 +1036,7 @@ fn read_table(
     Ok(table)
 }
 
-fn class_error(config: &Path, spec: &config::ClassSpec, e: scan::ScanError) -> Error {
+fn class_error(config: &Path, spec: &config::ClassSpec, e: scan::ScanError) -> PrepareError {
     let p = crate::text::escape(&spec.path);
     let message = match e {
         scan::ScanError::Missing => format!("class directory not found: {p}"),
@@ -1051,7 +1058,6 @@ fn class_error(config: &Path, spec: &config::ClassSpec, e: scan::ScanError) -> E
         class: spec.name.clone(),
         message,
     }
-    .into()
 }
 
 fn int_value(n: i128) -> Value {

@@ -182,6 +182,20 @@ impl<R: RngCore> Stream<R> {
     }
 }
 
+/// The OS could not provide a seed: the environment, not the user's input.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw a seed from the OS: {0}")]
+pub struct OsSeedError(getrandom::Error);
+
+/// A seed for runs whose config says `seed: null`, from the OS.
+pub fn os_seed() -> Result<u64, OsSeedError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(OsSeedError)?;
+    // Keep it below 2^53 so it survives a round trip through JSON readers that use f64
+    // (JavaScript, some Python tooling).
+    Ok(u64::from_le_bytes(b) >> 11)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::Error;
 use crate::input;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
 use crate::plan::class_counts;
-use crate::split::{Entry, Split};
+use crate::split::{Entry, Split, SplitError};
 
 /// Everything `stats` reports.
 #[derive(Clone, Debug, Serialize)]
@@ -62,8 +61,17 @@ pub struct SyntheticStats {
     pub synthetic: Vec<u64>,
 }
 
+/// Why a file's statistics cannot be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
 /// Reads a split or a manifest and computes its statistics.
-pub fn run(path: &Path) -> Result<Stats, Error> {
+pub fn run(path: &Path) -> Result<Stats, StatsError> {
     let bytes = input::read(path)?;
     let text = input::text(&bytes, path)?;
     let (split, raw) = Split::parse_with_balancing(text, path)?;

@@ -6,12 +6,32 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Config, SeedSetting};
-use crate::error::Error;
+use crate::balance::UnreadableSelection;
+use crate::config::{Config, ConfigError, SeedSetting};
 use crate::input;
-use crate::manifest::{self, Manifest, Provenance, SyntheticSource};
-use crate::plan::{self, PlanInput, SyntheticInput};
-use crate::split::Split;
+use crate::manifest::{self, Manifest, ManifestError, Provenance, SyntheticSource};
+use crate::plan::{self, PlanError, PlanInput, SyntheticInput};
+use crate::split::{Split, SplitError};
+
+/// Why a manifest cannot be checked (a difference is a [`Report`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Selection(#[from] UnreadableSelection),
+    /// The recorded split and config no longer plan (the split was edited).
+    #[error("{split}: {source}")]
+    Plan {
+        split: PathBuf,
+        #[source]
+        source: PlanError,
+    },
+}
 
 /// What to check.
 #[derive(Clone, Debug, Default)]
@@ -43,7 +63,7 @@ pub struct Report {
 }
 
 /// Runs the check.
-pub fn run(req: &Request) -> Result<Report, Error> {
+pub fn run(req: &Request) -> Result<Report, VerifyError> {
     let bytes = input::read(&req.manifest)?;
     let text = input::text(&bytes, &req.manifest)?;
     let m = Manifest::parse(text, &req.manifest)?;
@@ -144,7 +164,7 @@ pub fn run(req: &Request) -> Result<Report, Error> {
             labels: &selection_labels,
         }),
     })
-    .map_err(|source_err| Error::Plan {
+    .map_err(|source_err| VerifyError::Plan {
         split: source.clone(),
         source: source_err,
     })?;

@@ -21,7 +21,8 @@ create_exception!(
     "Bad input (a file, a field, an argument): where the CLI exits with status 2."
 );
 
-pub fn from_lib(e: balance_split::Error) -> PyErr {
+pub fn from_lib(e: impl Into<balance_split::Error>) -> PyErr {
+    let e: balance_split::Error = e.into();
     let message = one_line(&e.to_string()).into_owned();
     if e.exit_code() == 2 {
         BadInput::new_err(message)

@@ -144,7 +144,7 @@ impl Loader {
             let c = crate::guard::detach(py, || {
                 Cache::open(path, &loaded.sha256, settings.image_size)
             })?
-            .map_err(|e| errors::from_lib(e.into()))?;
+            .map_err(errors::from_lib)?;
             data = data.with_cache(Arc::new(c));
         }
         let mut cfg = settings.loader(loaded.manifest.record.seed, train);
@@ -259,7 +259,7 @@ impl Loader {
         prefetch: usize,
     ) -> PyResult<Loader> {
         let settings = crate::guard::detach(py, || PipelineSettings::load(&config))?
-            .map_err(|e| errors::from_lib(e.into()))?;
+            .map_err(errors::from_lib)?;
         let at = Where {
             split: split.to_owned(),
             root,

@@ -29,7 +29,7 @@ pub struct EpochSampler {
 
 /// A sampler error as the CLI words it (`balance-split sample`'s, naming the manifest).
 pub fn error(loaded: &Loaded, source: sampler::SamplerError) -> PyErr {
-    errors::from_lib(balance_split::Error::Sampler {
+    errors::from_lib(balance_split::sample::SampleError::Sampler {
         manifest: loaded.path.clone(),
         source,
     })

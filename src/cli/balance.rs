@@ -41,7 +41,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let splits = balance::expand_splits(&a.split)?;
+    let splits = balance::expand_splits(&a.split).map_err(balance_split::Error::from)?;
     let req = balance::Request {
         config: a.config,
         split: splits.first().cloned(),
@@ -54,7 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if splits.len() > 1 {
         return run_many(&req, &splits, a.json);
     }
-    let outcome = balance::run(&req)?;
+    let outcome = balance::run(&req).map_err(balance_split::Error::from)?;
     for w in &outcome.plan.warnings {
         out::note(format_args!("warning: {w}"));
     }
@@ -75,7 +75,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
 /// Several splits: every failure is one `error:` line naming its split, the table has a
 /// row per split, and the exit code is 2 (1 for an internal failure) if any failed.
 fn run_many(req: &balance::Request, splits: &[PathBuf], json: bool) -> anyhow::Result<u8> {
-    let results = balance::run_many(req, splits)?;
+    let results = balance::run_many(req, splits).map_err(balance_split::Error::from)?;
     let mut code = 0;
     for (split, result) in &results {
         match result {

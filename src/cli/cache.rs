@@ -22,7 +22,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let w = cache::build(&a.manifest, &a.images.root, a.images.image_size, &a.out)?;
+    let w = cache::build(&a.manifest, &a.images.root, a.images.image_size, &a.out)
+        .map_err(balance_split::Error::from)?;
     if a.json {
         out::json(&w)?;
     } else {

@@ -25,7 +25,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         root: a.images.root,
         image_size: a.images.image_size,
     };
-    let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))?;
+    let report = check::run(&req, |total| bar.set_length(total as u64), || bar.inc(1))
+        .map_err(balance_split::Error::from)?;
     bar.finish_and_clear();
     let code = if report.bad.is_empty() {
         0

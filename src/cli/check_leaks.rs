@@ -70,7 +70,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         max_residual: (!a.hash_only).then_some(a.max_residual),
         within: a.within,
     };
-    let r = leaks::run(&req, |n| bar.set_length(n as u64), || bar.inc(1))?;
+    let r = leaks::run(&req, |n| bar.set_length(n as u64), || bar.inc(1))
+        .map_err(balance_split::Error::from)?;
     bar.finish_and_clear();
     if let (Some(dest), Some(html)) = (&a.report, html) {
         // Not over any image it read either (a report named like one of them).
@@ -83,10 +84,12 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         } else {
             report::write_csv(&mut bytes, &r)?;
         }
-        output::write_bytes(dest, &bytes).map_err(|source| balance_split::Error::Write {
-            path: dest.clone(),
-            what: "report",
-            source,
+        output::write_bytes(dest, &bytes).map_err(|source| {
+            balance_split::Error::from(output::WriteError {
+                path: dest.clone(),
+                what: "report",
+                source,
+            })
         })?;
     }
     let code = if r.leaks() > 0 {

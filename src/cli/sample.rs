@@ -48,7 +48,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             world_size: a.world_size,
             shuffle: !a.no_shuffle,
         },
-    )?;
+    )
+    .map_err(balance_split::Error::from)?;
     print(&positions, if a.json { Format::Json } else { a.format }).map_err(StdoutError)?;
     Ok(())
 }

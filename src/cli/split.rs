@@ -41,7 +41,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         created_at: a.created_at,
         check_leaks: a.check_leaks,
         overrides: a.overrides,
-    })?;
+    })
+    .map_err(balance_split::Error::from)?;
     for w in &outcome.warnings {
         out::note(format_args!("warning: {w}"));
     }

@@ -20,9 +20,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let s = stats::run(&a.file)?;
+    let s = stats::run(&a.file).map_err(balance_split::Error::from)?;
     if let Some(png) = &a.plot {
-        plot::draw(&s, png)?;
+        plot::draw(&s, png).map_err(balance_split::Error::from)?;
     }
     if a.json {
         out::json(&s)?;

@@ -32,7 +32,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         manifest: a.manifest,
         config: a.config,
         split: a.split,
-    })?;
+    })
+    .map_err(balance_split::Error::from)?;
     let code = if report.identical { 0 } else { DIFFERS };
     let printed = if a.json {
         out::json(&report)

@@ -25,9 +25,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decode::{self, Problem};
-use crate::error::Error;
 use crate::input;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
+use crate::output::{check_destination, write_atomically, DestinationError, WriteError};
+use crate::split::SplitError;
 
 const MAGIC: &[u8; 8] = b"BSCACHE1";
 const VERSION: u32 = 1;
@@ -57,6 +58,28 @@ pub enum CacheError {
         path: String,
         problem: Problem,
     },
+    #[error("--image-size: expected 1 to {MAX_IMAGE_SIDE}, found {0}")]
+    ImageSize(u32),
+    #[error("{manifest}: too many image paths for one cache ({bytes} bytes of header)")]
+    TooManyPaths { manifest: PathBuf, bytes: usize },
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl CacheError {
+    /// 2 for bad input, 1 when the cache could not be written.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CacheError::Write(_) => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// The JSON header.
@@ -98,20 +121,23 @@ pub const MAX_IMAGE_SIDE: u32 = 4096;
 const CHUNK: usize = 512;
 
 /// Refuses an image size of 0 or above [`MAX_IMAGE_SIDE`], naming the option.
-pub fn check_image_size(image_size: u32) -> Result<(), Error> {
+pub fn check_image_size(image_size: u32) -> Result<(), CacheError> {
     if (1..=MAX_IMAGE_SIDE).contains(&image_size) {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "--image-size: expected 1 to {MAX_IMAGE_SIDE}, found {image_size}"
-        )))
+        Err(CacheError::ImageSize(image_size))
     }
 }
 
 /// Builds the cache of `manifest` into `out`.
-pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Result<Written, Error> {
+pub fn build(
+    manifest: &Path,
+    root: &Path,
+    image_size: u32,
+    out: &Path,
+) -> Result<Written, CacheError> {
     check_image_size(image_size)?;
-    crate::output::check_destination(out, &[manifest])?;
+    check_destination(out, &[manifest])?;
     let bytes = input::read(manifest)?;
     let sha = input::sha256_hex(&bytes);
     let m = Manifest::parse(input::text(&bytes, manifest)?, manifest)?;
@@ -129,16 +155,13 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
     let pad = used.div_ceil(ALIGN) * ALIGN - used;
     let per_image = (image_size as usize).pow(2) * 3;
     let total = (used + pad) as u64 + paths.len() as u64 * per_image as u64;
-    let head_len = u32::try_from(head.len()).map_err(|_| {
-        Error::Usage(format!(
-            "{}: too many image paths for one cache ({} bytes of header)",
-            manifest.display(),
-            head.len()
-        ))
+    let head_len = u32::try_from(head.len()).map_err(|_| CacheError::TooManyPaths {
+        manifest: manifest.to_owned(),
+        bytes: head.len(),
     })?;
     // The first failing image, in manifest order, stops the write and is the error.
     let mut failed: Option<CacheError> = None;
-    let written = crate::balance::write_atomically(out, false, |w| {
+    let written = write_atomically(out, false, |w| {
         w.write_all(MAGIC)?;
         w.write_all(&head_len.to_le_bytes())?;
         w.write_all(&head)?;
@@ -173,7 +196,7 @@ pub fn build(manifest: &Path, root: &Path, image_size: u32, out: &Path) -> Resul
         Ok(())
     });
     if let Some(e) = failed {
-        return Err(e.into());
+        return Err(e);
     }
     written?;
     Ok(Written {

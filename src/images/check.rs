@@ -8,9 +8,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::decode::{self, Info, Problem};
-use crate::error::Error;
 use crate::input;
-use crate::split::Split;
+use crate::split::{Split, SplitError};
 
 /// What to check.
 #[derive(Clone, Debug)]
@@ -71,7 +70,7 @@ pub fn run(
     req: &Request,
     total: impl FnOnce(usize),
     progress: impl Fn() + Sync,
-) -> Result<Report, Error> {
+) -> Result<Report, SplitError> {
     let bytes = input::read(&req.file)?;
     let text = input::text(&bytes, &req.file)?;
     let (split, _) = Split::parse_with_balancing(text, &req.file)?;

@@ -376,6 +376,7 @@ def ddp_worker(rank, world, port, manifest_path, out_dir):
     weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(
         {"rank": sampler.rank, "world": sampler.world_size, "indices": list(sampler), "weights": weights}))
+    dist.barrier()  # as examples/python/ddp_train.py: torch's gloo may abort at exit without it
     dist.destroy_process_group()
 
 
