@@ -47,6 +47,16 @@ fn tiny() -> TrainSettings {
 
 #[test]
 fn wgpu_matches_the_cpu_and_trains() {
+    // cubecl tunes each kernel shape by compiling and timing its candidates, which on
+    // lavapipe (LLVM on the CPU) is most of this test's time and varies with the picks.
+    // The minimal level anchors shapes coarsely, so fewer shapes are tuned (215 tunings
+    // where the default made 294); the kernels are the same family a user's run picks
+    // from, which is what this test proves correct. Set before cubecl reads its config,
+    // once, in this test's own process (nextest runs each test in one).
+    if std::env::var_os("CUBECL_AUTOTUNE_LEVEL").is_none() {
+        // SAFETY: no other thread of this process exists yet.
+        unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
+    }
     let Some(gpu) = wgpu_or_skip() else { return };
     // On Vulkan (lavapipe in CI) the kernels are cubecl's SPIR-V, the path a Linux GPU
     // takes, not the WGSL that burn falls back to elsewhere.
@@ -61,7 +71,11 @@ fn wgpu_matches_the_cpu_and_trains() {
     let cpu = Device::flex();
     cpu.seed(3);
     let model = UNet::new(&s.architecture, Some(2), &cpu).valid();
-    let on_gpu = model.clone().to_device(&gpu.device);
+    // Predicted through the autodiff device the training below uses, so the forward
+    // kernels compiled here are the ones its steps run (each compile costs seconds on
+    // lavapipe).
+    let device = gpu.device.clone().autodiff();
+    let on_gpu = model.clone().to_device(&device);
     let x: Vec<f32> = (0..2 * 3 * 16 * 16)
         .map(|i| ((i as f32) * 0.37).sin())
         .collect();
@@ -75,7 +89,7 @@ fn wgpu_matches_the_cpu_and_trains() {
         .try_to_vec::<f32>()
         .unwrap()
     };
-    let (a, b) = (predict(&model, &cpu), predict(&on_gpu, &gpu.device));
+    let (a, b) = (predict(&model, &cpu), predict(&on_gpu, &device));
     let diff = a
         .iter()
         .zip(&b)
@@ -84,7 +98,6 @@ fn wgpu_matches_the_cpu_and_trains() {
     assert!(diff < 1e-3, "wgpu and CPU predictions differ by {diff}");
 
     // Training steps on one repeated batch: the loss of that batch must fall.
-    let device = gpu.device.clone().autodiff();
     let mut state = fresh(&s, 0, &device);
     let schedule = NoiseSchedule::new(&s.diffusion);
     let batch = || DeviceBatch {
@@ -116,6 +129,11 @@ fn resident_feed_matches_the_host_pipeline(s: &TrainSettings, gpu: &Device) {
     let d = util::Dir::tiny_project();
     let mut s = s.clone();
     s.pipeline.augmentation.rotation_degrees = 15.0;
+    // The first part's batch of 2, so every kernel shape here was tuned there: autotuning on
+    // lavapipe (compiling and timing each candidate kernel) is most of this test's time,
+    // and a second batch size would tune every convolution again. Two batches are enough
+    // to gather, flip and rotate through the resident feed.
+    s.pipeline.batch_size = 2;
     let data = TrainData::load(
         &d.join("splits/example/train_val_split.balanced.json"),
         d.path(),
