@@ -2,9 +2,12 @@
 """Training throughput of the configured UNet: diffusion-train against PyTorch, same run.
 
     cargo build --release --features train --bin diffusion-train
-    /tmp/bench-venv/bin/python bench/train.py --device cpu --batch 8 64 --steps 10
+    ~/.cache/balance-split/venv-*/bin/python bench/train.py --device cpu --batch 8 64 --steps 10
 
-Runs `diffusion-train bench` and bench/unet_torch.py (the user's UNet, the same
+(the tests' environment, which has torch, PyYAML and safetensors)
+
+Runs `diffusion-train bench` and bench/unet_torch.py (the user's own UNet, built as their
+create_ddpm builds it, with --config's architecture; the same
 class-weighted MSE with weights [1, 9], Adam at 1e-4, timesteps, label dropout and noise
 drawn every step) on the shapes of --config, alternating the two per batch size so both
 see the same machine state, and prints images/s and their ratio; raw rows go to
@@ -19,6 +22,23 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+
+def architecture(config):
+    """The model of `config` as unet_torch.py's arguments, with the defaults diffusion-train
+    takes for keys the file leaves out."""
+    import yaml
+    with open(config) as f:
+        c = yaml.safe_load(f)
+    m = c.get("model", {})
+    arch, cond = m.get("architecture", {}), m.get("conditioning", {})
+    mult = arch.get("channel_multipliers", [1, 2, 4])
+    attn = arch.get("use_attention", [i == len(mult) - 1 for i in range(len(mult))])
+    return (["--image-size", str(arch.get("image_size", 40)),
+             "--in-channels", str(arch.get("in_channels", 3)),
+             "--channels", str(arch.get("model_channels", 64)),
+             "--mult", *map(str, mult), "--attn", *(str(int(x)) for x in attn)]
+            + (["--num-classes", str(cond["num_classes"])] if cond.get("type") == "class" else []))
 
 
 def rows(cmd):
@@ -41,11 +61,13 @@ def main():
     results = []
     print("| batch | diffusion-train img/s | PyTorch img/s | ratio (ours / PyTorch) |")
     print("|---|---|---|---|")
+    arch = architecture(a.config)
     for b in a.batch:
         common = ["--batch", str(b), "--steps", str(a.steps), "--warmup", str(a.warmup)]
         common += ["--ops"] if a.ops else []
         ours = rows([binary, "bench", "--config", a.config, "--device", a.device, "-q"] + common)[0]
-        theirs = rows([sys.executable, os.path.join(HERE, "unet_torch.py"), "--device", torch_device] + common)[0]
+        theirs = rows([sys.executable, os.path.join(HERE, "unet_torch.py"), "--device", torch_device]
+                      + arch + common)[0]
         results += [ours, theirs]
         ratio = ours["images_per_s"] / theirs["images_per_s"]
         print(f"| {b} | {ours['images_per_s']:.1f} ({ours['ms_per_step']:.0f} ms/step) "

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch reference for the diffusion trainer's step time.
+"""PyTorch reference for the diffusion trainer's step time: the user's own model.
 
-(Copied unchanged in substance from ../shared/bench/python/unet_ref.py so it travels with
-the project to the GPU machine; `diffusion-train bench` runs the same model, loss and
-optimizer.)
-
-The user's class-conditional DDPM UNet (as their config describes it), trained with the
-class-weighted MSE on epsilon prediction, timed for a fixed number of steps on random data of the
-configured shape. Prints one JSON line per batch size: device, images/s, ms/step.
+The user's class-conditional DDPM UNet exactly as their `create_ddpm` builds it (the
+`UNet` of tests/python/torch_reference.py, which the parity tests load our weights into
+strictly and compare forward passes with: their module names, their 256-wide time
+embedding, their DownBlock/UpBlock), trained with the class-weighted MSE on epsilon
+prediction, timed for a fixed number of steps on random data of the configured shape;
+`diffusion-train bench` runs the same model, loss and optimizer. (Until 2026-12-07 this
+file held a stand-in UNet of ../shared/bench/python/unet_ref.py, whose time embedding was
+4 x model_channels and whose decoder resized; the user's model is 1.6x faster on the CPU.)
+Prints one JSON line per batch size: device, images/s, ms/step.
 
     python3 unet_ref.py [--device cuda|cpu] [--image-size 40] [--channels 64]
                         [--mult 1 2 4] [--attn 0 0 1] [--batch 8 64] [--steps 50] [--amp]
@@ -22,119 +24,14 @@ import json
 import math
 import time
 
+import os
+import sys
+
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-def timestep_embedding(t, dim):
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device) / max(half - 1, 1))
-    args = t.float()[:, None] * freqs[None, :]
-    return torch.cat([args.sin(), args.cos()], dim=-1)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, cin, cout, emb, conditional, dropout=0.1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.norm1 = nn.GroupNorm(8, cout)
-        self.norm2 = nn.GroupNorm(8, cout)
-        self.time = nn.Linear(emb, cout)
-        self.cls = nn.Linear(emb, cout) if conditional else None
-        self.drop = nn.Dropout(dropout)
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x, t, c):
-        h = self.norm1(self.conv1(x))
-        e = self.time(F.silu(t))
-        if c is not None and self.cls is not None:
-            e = e + self.cls(F.silu(c))
-        h = F.silu(h + e[:, :, None, None])
-        h = self.drop(self.norm2(self.conv2(h)))
-        return F.silu(h + self.skip(x))
-
-
-class Attention(nn.Module):
-    def __init__(self, ch, heads=4):
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.GroupNorm(8, ch)
-        self.qkv = nn.Conv2d(ch, ch * 3, 1)
-        self.proj = nn.Conv2d(ch, ch, 1)
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
-        q, k, v = qkv.permute(1, 0, 2, 4, 3)
-        a = torch.softmax(q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5, dim=-1)
-        out = (a @ v).permute(0, 1, 3, 2).reshape(b, c, h, w)
-        return x + self.proj(out)
-
-
-class UNet(nn.Module):
-    def __init__(self, cin=3, base=64, mult=(1, 2, 4), attn=(False, False, True),
-                 num_classes=2, emb=256, blocks=2):
-        super().__init__()
-        cond = num_classes is not None
-        self.time_mlp = nn.Sequential(nn.Linear(emb, emb * 4), nn.SiLU(), nn.Linear(emb * 4, emb))
-        self.emb = emb
-        self.class_emb = nn.Embedding(num_classes + 1, emb) if cond else None
-        self.conv_in = nn.Conv2d(cin, base, 3, padding=1)
-        self.downs = nn.ModuleList()
-        chans, now = [base], base
-        for i, m in enumerate(mult):
-            out = base * m
-            layers = nn.ModuleList([ResBlock(now if j == 0 else out, out, emb, cond) for j in range(blocks)])
-            self.downs.append(nn.ModuleDict({
-                "res": layers,
-                "attn": Attention(out) if attn[i] else nn.Identity(),
-                "down": nn.Conv2d(out, out, 3, stride=2, padding=1) if i != len(mult) - 1 else nn.Identity(),
-            }))
-            now = out
-            chans.append(now)
-        self.mid1 = ResBlock(now, now, emb, cond)
-        self.mid_attn = Attention(now)
-        self.mid2 = ResBlock(now, now, emb, cond)
-        self.ups = nn.ModuleList()
-        for i, m in enumerate(reversed(mult)):
-            out = base * m
-            cin_up = now + chans.pop()
-            layers = nn.ModuleList([ResBlock(cin_up if j == 0 else out, out, emb, cond) for j in range(blocks)])
-            last = i == len(mult) - 1
-            self.ups.append(nn.ModuleDict({
-                "res": layers,
-                "attn": Attention(out) if attn[len(mult) - 1 - i] else nn.Identity(),
-                "up": nn.Identity() if last else nn.Sequential(
-                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-                    nn.Conv2d(out, out, 3, padding=1)),
-            }))
-            now = out
-        self.out = nn.Sequential(nn.GroupNorm(8, base), nn.SiLU(), nn.Conv2d(base, cin, 3, padding=1))
-
-    def forward(self, x, t, y):
-        te = self.time_mlp(timestep_embedding(t, self.emb))
-        ce = self.class_emb(y) if self.class_emb is not None and y is not None else None
-        h = self.conv_in(x)
-        skips = []
-        for d in self.downs:
-            for r in d["res"]:
-                h = r(h, te, ce)
-            h = d["attn"](h)
-            skips.append(h)
-            h = d["down"](h)
-        h = self.mid2(self.mid_attn(self.mid1(h, te, ce)), te, ce)
-        for u in self.ups:
-            s = skips.pop()
-            if s.shape[-2:] != h.shape[-2:]:
-                h = F.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=True)
-            h = torch.cat([h, s], dim=1)
-            for r in u["res"]:
-                h = r(h, te, ce)
-            h = u["attn"](h)
-            h = u["up"](h)
-        return self.out(h)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from torch_reference import UNet  # noqa: E402  (the user's UNet; see the docstring)
 
 
 def cosine_alphas_cumprod(T, s=0.008):
@@ -148,8 +45,9 @@ def cosine_alphas_cumprod(T, s=0.008):
 def bench(args, batch):
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    model = UNet(args.in_channels, args.channels, tuple(args.mult), tuple(bool(a) for a in args.attn),
+    model = UNet(args.in_channels, args.channels, list(args.mult), [bool(a) for a in args.attn],
                  args.num_classes).to(dev)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     ac = cosine_alphas_cumprod(1000).to(dev)
     class_w = torch.tensor([1.0, 9.0][: args.num_classes], device=dev)

@@ -85,16 +85,7 @@ pub struct Outcome {
 /// Runs the whole job.
 pub fn run(req: &Request) -> Result<Outcome, BalanceError> {
     let config = Config::load_with(&req.config, &req.overrides)?;
-    let split_name = match (&req.split, &config.split_file) {
-        (Some(p), _) => p.to_string_lossy().into_owned(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => {
-            return Err(BalanceError::Usage(format!(
-                "{}: data.split_file: missing; set it or pass --split FILE",
-                req.config.display()
-            )))
-        }
-    };
+    let split_name = split_name(req, &config)?;
     let split_path = PathBuf::from(&split_name);
     let (seed, seed_from_os) = match (req.seed, config.seed) {
         (Some(s), _) => (s, false),
@@ -119,13 +110,8 @@ pub fn run(req: &Request) -> Result<Outcome, BalanceError> {
 
     let mut timer = Timer::from_env();
     let bytes = input::read(&split_path)?;
-    let bytes: &[u8] = &bytes;
-    // Hash on the other core while this one parses.
-    let (sha, parsed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| input::sha256_hex(bytes));
-        let parsed =
-            input::text(bytes, &split_path).and_then(|text| Split::parse(text, &split_path));
-        (hasher.join().expect("sha256 does not panic"), parsed)
+    let (sha, parsed) = hashed(&bytes, || {
+        input::text(&bytes, &split_path).and_then(|text| Split::parse(text, &split_path))
     });
     let split = parsed?;
     timer.lap("read+parse+hash");
@@ -138,41 +124,15 @@ pub fn run(req: &Request) -> Result<Outcome, BalanceError> {
         (Some(p), Some(bytes)) => Some(parse_selection(p, bytes, split.classes.len())?),
         _ => None,
     };
-    let selection_labels: Vec<u32> = selection
-        .as_ref()
-        .map(|(entries, _)| entries.iter().map(|e| e.label).collect())
-        .unwrap_or_default();
-    let labels = split.train_labels();
-    let plan = plan::plan(&PlanInput {
-        labels: &labels,
-        classes: &split.classes,
-        balancing: config.balancing.as_ref(),
-        seed,
-        num_classes: config.num_classes,
-        synthetic: config.synthetic.as_ref().map(|c| SyntheticInput {
-            config: c,
-            labels: &selection_labels,
-        }),
-    })
-    .map_err(|source| BalanceError::Plan {
-        split: split_path.clone(),
-        source,
-    })?;
-
+    let plan = plan_of(&config, &split, &split_path, seed, selection.as_ref())?;
     timer.lap("plan");
     if !req.dry_run {
-        let overrides: Vec<(String, String)> = req
-            .overrides
-            .0
-            .iter()
-            .map(|o| (o.key.clone(), o.raw.clone()))
-            .collect();
         let prov = Provenance {
             seed,
             config: config.balancing.as_ref(),
             split_file: &split_name,
             split_sha256: &sha,
-            overrides: &overrides,
+            overrides: &req.overrides.recorded(),
             synthetic: selection.as_ref().map(|(entries, sha)| SyntheticSource {
                 entries,
                 sha256: sha,
@@ -192,6 +152,18 @@ pub fn run(req: &Request) -> Result<Outcome, BalanceError> {
         out_path,
         written: !req.dry_run,
     })
+}
+
+/// `--split`, else `data.split_file`.
+fn split_name(req: &Request, config: &Config) -> Result<String, BalanceError> {
+    match (&req.split, &config.split_file) {
+        (Some(p), _) => Ok(p.to_string_lossy().into_owned()),
+        (None, Some(s)) => Ok(s.clone()),
+        (None, None) => Err(BalanceError::Usage(format!(
+            "{}: data.split_file: missing; set it or pass --split FILE",
+            req.config.display()
+        ))),
+    }
 }
 
 /// Synthetic augmentation's selection file cannot be read; the message names the config
@@ -219,13 +191,49 @@ pub(crate) fn parse_selection<'a>(
     bytes: &'a [u8],
     num_classes: usize,
 ) -> Result<(Vec<Entry<'a>>, String), SplitError> {
-    let (sha, parsed) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| input::sha256_hex(bytes));
-        let parsed = input::text(bytes, path)
-            .and_then(|text| Split::parse_selection(text, path, num_classes));
-        (hasher.join().expect("sha256 does not panic"), parsed)
+    let (sha, parsed) = hashed(bytes, || {
+        input::text(bytes, path).and_then(|text| Split::parse_selection(text, path, num_classes))
     });
     Ok((parsed?, sha))
+}
+
+/// `bytes`' SHA-256, computed on the other core while `parse` runs on this one.
+fn hashed<T>(bytes: &[u8], parse: impl FnOnce() -> T) -> (String, T) {
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| input::sha256_hex(bytes));
+        let parsed = parse();
+        (hasher.join().expect("sha256 does not panic"), parsed)
+    })
+}
+
+/// The plan of `split` under `config`, with the selection file's entries when synthetic
+/// augmentation is on.
+fn plan_of(
+    config: &Config,
+    split: &Split,
+    split_path: &Path,
+    seed: u64,
+    selection: Option<&(Vec<Entry>, String)>,
+) -> Result<Plan, BalanceError> {
+    let selection_labels: Vec<u32> = selection
+        .map(|(entries, _)| entries.iter().map(|e| e.label).collect())
+        .unwrap_or_default();
+    let labels = split.train_labels();
+    plan::plan(&PlanInput {
+        labels: &labels,
+        classes: &split.classes,
+        balancing: config.balancing.as_ref(),
+        seed,
+        num_classes: config.num_classes,
+        synthetic: config.synthetic.as_ref().map(|c| SyntheticInput {
+            config: c,
+            labels: &selection_labels,
+        }),
+    })
+    .map_err(|source| BalanceError::Plan {
+        split: split_path.to_owned(),
+        source,
+    })
 }
 
 /// One split's result in [`run_many`].

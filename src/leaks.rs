@@ -410,14 +410,87 @@ fn flat_pairs(usable: &[(&Side, &Look)]) -> Vec<(usize, usize)> {
     out
 }
 
+/// What the report counts: leaks by pair of lists and by class.
+#[derive(Default)]
+struct Tally {
+    by_lists: BTreeMap<String, usize>,
+    by_class: BTreeMap<String, usize>,
+    leaks: usize,
+}
+
+impl Tally {
+    /// One leak of `class`: a copy in list `a` and in list `b`.
+    fn leak(&mut self, class: &str, a: &Side, b: &Side) {
+        self.leaks += 1;
+        *self.by_class.entry(class.to_owned()).or_insert(0) += 1;
+        self.lists(a, b);
+    }
+
+    fn lists(&mut self, a: &Side, b: &Side) {
+        let (a, b) = if rank(a.list) <= rank(b.list) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        *self
+            .by_lists
+            .entry(format!("{}-{}", a.list, b.list))
+            .or_insert(0) += 1;
+    }
+}
+
 impl Found<'_> {
     fn into_report(self, req: &Request, images: usize, unreadable: Vec<Bad>) -> Report {
-        let side = |k: usize| self.usable[k].0.clone();
+        let mut tally = Tally::default();
+        let clusters = self.clusters(req);
+        for c in clusters.iter().filter(|c| c.crosses_lists()) {
+            // A cluster is one leak, counted once for each pair of lists it spans.
+            tally.leaks += 1;
+            *tally
+                .by_class
+                .entry(c.members[0].class.clone())
+                .or_insert(0) += 1;
+            let firsts: Vec<&Side> = c
+                .lists
+                .iter()
+                .filter_map(|(l, _)| c.members.iter().find(|m| m.list == *l))
+                .collect();
+            for (x, a) in firsts.iter().enumerate() {
+                for b in firsts[x + 1..].iter().filter(|b| crosses(a.list, b.list)) {
+                    tally.lists(a, b);
+                }
+            }
+        }
+        let pairs = self.pairs(&mut tally);
+        Report {
+            file: req.file.clone(),
+            images,
+            threshold: req.threshold,
+            max_residual: req.max_residual,
+            within: req.within,
+            clusters,
+            pairs,
+            pairs_found: self.near.len(),
+            unreadable,
+            by_lists: tally.by_lists,
+            by_class: tally.by_class,
+            leaks: tally.leaks,
+            inputs: Vec::new(),
+        }
+    }
+
+    fn side(&self, k: usize) -> Side {
+        self.usable[k].0.clone()
+    }
+
+    /// The clusters of identical images the report shows (those across lists, or all with
+    /// `--within`), label conflicts and leaks first.
+    fn clusters(&self, req: &Request) -> Vec<Cluster> {
         let mut clusters: Vec<Cluster> = self
             .groups
             .iter()
             .map(|(kind, members)| {
-                let mut members: Vec<Side> = members.iter().map(|&k| side(k)).collect();
+                let mut members: Vec<Side> = members.iter().map(|&k| self.side(k)).collect();
                 members.sort_by_key(|s| (rank(s.list), s.index));
                 let mut lists: Vec<(&'static str, usize)> = Vec::new();
                 for m in &members {
@@ -444,38 +517,15 @@ impl Found<'_> {
                 (rank(c.members[0].list), c.members[0].index),
             )
         });
-        let mut by_lists = BTreeMap::new();
-        let mut by_class = BTreeMap::new();
-        let mut leaks = 0;
-        let count = |a: &Side, b: &Side, by_lists: &mut BTreeMap<String, usize>| {
-            let (a, b) = if rank(a.list) <= rank(b.list) {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            *by_lists
-                .entry(format!("{}-{}", a.list, b.list))
-                .or_insert(0) += 1;
-        };
-        for c in clusters.iter().filter(|c| c.crosses_lists()) {
-            leaks += 1;
-            *by_class.entry(c.members[0].class.clone()).or_insert(0) += 1;
-            let firsts: Vec<&Side> = c
-                .lists
-                .iter()
-                .filter_map(|(l, _)| c.members.iter().find(|m| m.list == *l))
-                .collect();
-            for (x, a) in firsts.iter().enumerate() {
-                for b in &firsts[x + 1..] {
-                    if crosses(a.list, b.list) {
-                        count(a, b, &mut by_lists);
-                    }
-                }
-            }
-        }
+        clusters
+    }
+
+    /// The near pairs, label conflicts and leaks first, at most [`MAX_PAIRS`] kept; every
+    /// leak among them is counted in `tally`, kept or not.
+    fn pairs(&self, tally: &mut Tally) -> Vec<Pair> {
         let mut pairs: Vec<Pair> = Vec::with_capacity(self.near.len().min(MAX_PAIRS));
         let mut order: Vec<&(usize, usize, u32, f64)> = self.near.iter().collect();
-        let key = |&&(i, j, _, _): &&(usize, usize, u32, f64)| {
+        order.sort_by_key(|&&(i, j, _, _)| {
             let (a, b) = (self.usable[i].0, self.usable[j].0);
             (
                 a.label == b.label,
@@ -483,14 +533,11 @@ impl Found<'_> {
                 (rank(a.list), a.index),
                 (rank(b.list), b.index),
             )
-        };
-        order.sort_by_key(key);
+        });
         for &&(i, j, distance, residual) in &order {
-            let (a, b) = (side(i), side(j));
+            let (a, b) = (self.side(i), self.side(j));
             if crosses(a.list, b.list) {
-                leaks += 1;
-                count(&a, &b, &mut by_lists);
-                *by_class.entry(a.class.clone()).or_insert(0) += 1;
+                tally.leak(&a.class, &a, &b);
             }
             if pairs.len() < MAX_PAIRS {
                 let label_conflict = a.label != b.label;
@@ -504,20 +551,6 @@ impl Found<'_> {
                 });
             }
         }
-        Report {
-            file: req.file.clone(),
-            images,
-            threshold: req.threshold,
-            max_residual: req.max_residual,
-            within: req.within,
-            clusters,
-            pairs,
-            pairs_found: self.near.len(),
-            unreadable,
-            by_lists,
-            by_class,
-            leaks,
-            inputs: Vec::new(),
-        }
+        pairs
     }
 }

@@ -409,7 +409,7 @@ fn install_signal_cleanup() {
     });
 }
 
-/// [`clear_stale`] the first time this process writes into (or checks a destination in)
+/// Clears stale temps the first time this process writes into (or checks a destination in)
 /// `dir`: once per directory, so a job writing 100,000 files into one folder reads it once,
 /// not once per file.
 pub fn clear_stale_once(dir: &Path) {

@@ -17,7 +17,7 @@
 //! The result is always in canonical order: ascending source index, duplicates adjacent.
 
 use crate::config::synthetic::SyntheticAugmentation;
-use crate::config::{Balancing, DataStrategy};
+use crate::config::{Balancing, ClassWeightsConfig, DataStrategy, WeightedSamplerConfig};
 use crate::rng::{Purpose, Stream};
 use crate::synthetic::{Composition, SyntheticError};
 use crate::weights::{self, WeightError, WeightMethod};
@@ -196,15 +196,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         Some(_) if !enabled.is_empty() => {
             return Err(PlanError::SyntheticWithStrategy(enabled[0].name()))
         }
-        Some(s) => {
-            let composition =
-                crate::synthetic::compose(input.labels, s.labels, k, s.config, input.seed)?;
-            warnings.extend(composition.warnings.iter().cloned());
-            Some(SyntheticPlan {
-                config: s.config.clone(),
-                composition,
-            })
-        }
+        Some(s) => Some(synthetic_plan(input, s, &mut warnings)?),
     };
     let mut chosen = enabled.first().copied();
     let overridden = enabled.iter().skip(1).copied().collect();
@@ -216,84 +208,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         ));
         chosen = None;
     }
-    let empty_class = |what: String| {
-        counts
-            .iter()
-            .position(|&n| n == 0)
-            .map(|label| PlanError::EmptyClass {
-                class: input.classes[label].clone(),
-                label,
-                what,
-            })
-    };
-    let (selection, counts_after, sampler) = match (chosen, &synthetic) {
-        (None, Some(s)) => {
-            let c = &s.composition;
-            let after = (0..k)
-                .map(|l| c.real[l] - c.removed[l] + c.synthetic[l])
-                .collect();
-            let selection = if c.real_copies.contains(&0) {
-                Selection::Copies(c.real_copies.clone())
-            } else {
-                Selection::All
-            };
-            (selection, after, None)
-        }
-        (None, None) => (Selection::All, counts.clone(), None),
-        (Some(s @ (DataStrategy::Downsampling | DataStrategy::Upsampling)), _) => {
-            if let Some(e) = empty_class(s.name().into()) {
-                return Err(e);
-            }
-            let (sel, after) = if s == DataStrategy::Downsampling {
-                downsample(
-                    input.labels,
-                    &counts,
-                    bal.downsampling.target_ratio,
-                    input.seed,
-                )
-            } else {
-                upsample(
-                    input.labels,
-                    &counts,
-                    bal.upsampling.target_ratio,
-                    input.seed,
-                )
-            };
-            (Selection::Copies(sel), after, None)
-        }
-        (Some(DataStrategy::WeightedSampler), _) => {
-            let ws = &bal.weighted_sampler;
-            let class_weights =
-                weights::class_weights(&counts, ws.method, ws.beta, ws.manual_weights.as_deref())
-                    .map_err(|e| weight_error(e, "weighted_sampler", input.classes))?;
-            weights::check(&class_weights, Some(&counts)).map_err(|message| {
-                PlanError::Weights {
-                    section: "weighted_sampler",
-                    message,
-                }
-            })?;
-            let n = input.labels.len();
-            let num_samples = ws.num_samples.unwrap_or(n as u64);
-            if !ws.replacement && num_samples > n as u64 {
-                return Err(PlanError::TooManySamples {
-                    num_samples,
-                    train: n,
-                });
-            }
-            let expected_counts =
-                expected_epoch_counts(&counts, &class_weights, num_samples, ws.replacement);
-            let after = apportion(&expected_counts, num_samples);
-            let sampler = SamplerPlan {
-                class_weights,
-                replacement: ws.replacement,
-                num_samples,
-                expected_counts,
-            };
-            (Selection::All, after, Some(sampler))
-        }
-    };
+    let (selection, counts_after, sampler) =
+        select(input, bal, chosen, synthetic.as_ref(), &counts)?;
     let loss = if bal.class_weights.enabled {
-        let cw = &bal.class_weights;
         // From the source distribution, as the user's design says; with synthetic
         // augmentation the source of training is the composed list.
         let source = if synthetic.is_some() {
@@ -301,21 +218,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         } else {
             &counts
         };
-        let raw = weights::class_weights(source, cw.method, cw.beta, cw.manual_weights.as_deref())
-            .map_err(|e| weight_error(e, "class_weights", input.classes))?;
-        weights::check(&raw, None).map_err(|message| PlanError::Weights {
-            section: "class_weights",
-            message,
-        })?;
-        Some(LossPlan {
-            class_weights: if cw.normalize {
-                weights::normalize(&raw, k)
-            } else {
-                raw
-            },
-            method: cw.method,
-            normalize: cw.normalize,
-        })
+        Some(loss_plan(&bal.class_weights, source, input.classes)?)
     } else {
         None
     };
@@ -329,6 +232,144 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         sampler,
         loss,
         synthetic,
+    })
+}
+
+/// Which entries the manifest keeps (and how often), the counts after, and the weighted
+/// sampler when it is the strategy: the chosen data strategy's, or synthetic
+/// augmentation's composition when none is.
+fn select(
+    input: &PlanInput,
+    bal: &Balancing,
+    chosen: Option<DataStrategy>,
+    synthetic: Option<&SyntheticPlan>,
+    counts: &[u64],
+) -> Result<(Selection, Vec<u64>, Option<SamplerPlan>), PlanError> {
+    let k = input.classes.len();
+    let empty_class = |what: String| {
+        counts
+            .iter()
+            .position(|&n| n == 0)
+            .map(|label| PlanError::EmptyClass {
+                class: input.classes[label].clone(),
+                label,
+                what,
+            })
+    };
+    Ok(match (chosen, synthetic) {
+        (None, Some(s)) => {
+            let c = &s.composition;
+            let after = (0..k)
+                .map(|l| c.real[l] - c.removed[l] + c.synthetic[l])
+                .collect();
+            let selection = if c.real_copies.contains(&0) {
+                Selection::Copies(c.real_copies.clone())
+            } else {
+                Selection::All
+            };
+            (selection, after, None)
+        }
+        (None, None) => (Selection::All, counts.to_vec(), None),
+        (Some(s @ (DataStrategy::Downsampling | DataStrategy::Upsampling)), _) => {
+            if let Some(e) = empty_class(s.name().into()) {
+                return Err(e);
+            }
+            let (sel, after) = if s == DataStrategy::Downsampling {
+                downsample(
+                    input.labels,
+                    counts,
+                    bal.downsampling.target_ratio,
+                    input.seed,
+                )
+            } else {
+                upsample(
+                    input.labels,
+                    counts,
+                    bal.upsampling.target_ratio,
+                    input.seed,
+                )
+            };
+            (Selection::Copies(sel), after, None)
+        }
+        (Some(DataStrategy::WeightedSampler), _) => {
+            let (after, sampler) = sampler_plan(&bal.weighted_sampler, counts, input)?;
+            (Selection::All, after, Some(sampler))
+        }
+    })
+}
+
+/// Synthetic augmentation's composition of the training list, its warnings added to the
+/// plan's.
+fn synthetic_plan(
+    input: &PlanInput,
+    s: &SyntheticInput,
+    warnings: &mut Vec<String>,
+) -> Result<SyntheticPlan, PlanError> {
+    let k = input.classes.len();
+    let composition = crate::synthetic::compose(input.labels, s.labels, k, s.config, input.seed)?;
+    warnings.extend(composition.warnings.iter().cloned());
+    Ok(SyntheticPlan {
+        config: s.config.clone(),
+        composition,
+    })
+}
+
+/// The weighted sampler's class weights and expected epoch, and the per-class counts it
+/// draws (apportioned from the expectation).
+fn sampler_plan(
+    ws: &WeightedSamplerConfig,
+    counts: &[u64],
+    input: &PlanInput,
+) -> Result<(Vec<u64>, SamplerPlan), PlanError> {
+    let class_weights =
+        weights::class_weights(counts, ws.method, ws.beta, ws.manual_weights.as_deref())
+            .map_err(|e| weight_error(e, "weighted_sampler", input.classes))?;
+    weights::check(&class_weights, Some(counts)).map_err(|message| PlanError::Weights {
+        section: "weighted_sampler",
+        message,
+    })?;
+    let n = input.labels.len();
+    let num_samples = ws.num_samples.unwrap_or(n as u64);
+    if !ws.replacement && num_samples > n as u64 {
+        return Err(PlanError::TooManySamples {
+            num_samples,
+            train: n,
+        });
+    }
+    let expected_counts =
+        expected_epoch_counts(counts, &class_weights, num_samples, ws.replacement);
+    let after = apportion(&expected_counts, num_samples);
+    Ok((
+        after,
+        SamplerPlan {
+            class_weights,
+            replacement: ws.replacement,
+            num_samples,
+            expected_counts,
+        },
+    ))
+}
+
+/// The loss's class weights from `source` counts, normalised when the config says so.
+fn loss_plan(
+    cw: &ClassWeightsConfig,
+    source: &[u64],
+    classes: &[String],
+) -> Result<LossPlan, PlanError> {
+    let raw = weights::class_weights(source, cw.method, cw.beta, cw.manual_weights.as_deref())
+        .map_err(|e| weight_error(e, "class_weights", classes))?;
+    weights::check(&raw, None).map_err(|message| PlanError::Weights {
+        section: "class_weights",
+        message,
+    })?;
+    Ok(LossPlan {
+        class_weights: if cw.normalize {
+            weights::normalize(&raw, classes.len())
+        } else {
+            raw
+        },
+        method: cw.method,
+        normalize: cw.normalize,
     })
 }
 

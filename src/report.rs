@@ -5,7 +5,8 @@ use std::fmt::Write;
 use crate::balance::Outcome;
 use crate::plan::Strategy;
 
-/// Renders the summary that `balance-split balance` prints on stdout.
+/// Renders the summary that `balance-split balance` prints on stdout. Over 80 lines on
+/// purpose: the printed layout, line by line, in the order it appears.
 pub fn summary(o: &Outcome) -> String {
     let p = &o.plan;
     let mut s = String::new();

@@ -50,6 +50,8 @@ pub struct Composition {
 
 /// Composes the training list. `real` and `selection` are the labels of the real and
 /// the selection file's training entries (each below `num_classes`); `seed` is the run's.
+/// One function over 80 lines on purpose: its four steps are the module documentation's
+/// (and their loader's) in order, each checked against the reference where it stands.
 pub fn compose(
     real: &[u32],
     selection: &[u32],

@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError, SeedSetting};
 use crate::input;
 use crate::manifest::{self, Manifest, ManifestError, Provenance, SyntheticSource};
 use crate::plan::{self, PlanError, PlanInput, SyntheticInput};
-use crate::split::{Split, SplitError};
+use crate::split::{Entry, Split, SplitError};
 
 /// Why a manifest cannot be checked (a difference is a [`Report`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -76,51 +76,15 @@ pub fn run(req: &Request) -> Result<Report, VerifyError> {
     let sha = input::sha256_hex(&src_bytes);
     let mut differences = Vec::new();
     if sha != rec.source.split_sha256 {
-        differences.push(Difference {
-            field: "balancing.source.split_sha256".into(),
-            expected: rec.source.split_sha256.clone(),
-            found: format!(
-                "{sha} ({} changed since the manifest was written)",
-                source.display()
-            ),
-        });
+        differences.push(changed(
+            "balancing.source.split_sha256",
+            &rec.source.split_sha256,
+            &sha,
+            &source,
+        ));
     }
     if let Some(config_path) = &req.config {
-        let config = Config::load(config_path)?;
-        if let SeedSetting::Fixed(seed) = config.seed {
-            if seed != rec.seed {
-                differences.push(Difference {
-                    field: format!("{}: compute.seed", config_path.display()),
-                    expected: rec.seed.to_string(),
-                    found: seed.to_string(),
-                });
-            }
-        }
-        let sections = [
-            (
-                "data.balancing",
-                serde_json::to_value(&rec.config).expect("plain data"),
-                serde_json::to_value(&config.balancing).expect("plain data"),
-            ),
-            (
-                "data.synthetic_augmentation",
-                rec.synthetic
-                    .as_ref()
-                    .map_or(Value::Null, |s| s.config.clone()),
-                config
-                    .synthetic
-                    .as_ref()
-                    .map_or(Value::Null, |s| s.record()),
-            ),
-        ];
-        for (name, recorded, current) in &sections {
-            if let Some(d) = first_difference(recorded, current, name) {
-                differences.push(Difference {
-                    field: format!("{}: {}", config_path.display(), d.field),
-                    ..d
-                });
-            }
-        }
+        differences.extend(config_differences(config_path, rec)?);
     }
     let split = Split::parse(input::text(&src_bytes, &source)?, &source)?;
     let synthetic = rec.synthetic.as_ref().map(|s| {
@@ -138,19 +102,45 @@ pub fn run(req: &Request) -> Result<Report, VerifyError> {
     };
     if let (Some((_, sha)), Some(s)) = (&selection, &rec.synthetic) {
         if *sha != s.selection_sha256 {
-            differences.push(Difference {
-                field: "balancing.synthetic.selection_sha256".into(),
-                expected: s.selection_sha256.clone(),
-                found: format!(
-                    "{sha} ({} changed since the manifest was written)",
-                    selection_path.as_deref().unwrap_or(Path::new("")).display()
-                ),
-            });
+            differences.push(changed(
+                "balancing.synthetic.selection_sha256",
+                &s.selection_sha256,
+                sha,
+                selection_path.as_deref().unwrap_or(Path::new("")),
+            ));
         }
     }
+    let expected = recompute(
+        rec,
+        &split,
+        &source,
+        selection.as_ref().map(|(e, _)| e.as_slice()),
+    )?;
+    if expected.as_slice() != &bytes[..] {
+        differences.push(manifest_difference(&expected, &bytes));
+    }
+    Ok(Report {
+        manifest: req.manifest.clone(),
+        source,
+        identical: differences.is_empty(),
+        differences,
+    })
+}
+
+/// The manifest's bytes recomputed from what it records, the source split and the
+/// selection file's entries.
+fn recompute(
+    rec: &manifest::Record,
+    split: &Split,
+    source: &Path,
+    selection: Option<&[Entry]>,
+) -> Result<Vec<u8>, VerifyError> {
+    let synthetic = rec.synthetic.as_ref().map(|s| {
+        s.augmentation()
+            .expect("checked when the manifest was read")
+    });
     let selection_labels: Vec<u32> = selection
-        .as_ref()
-        .map(|(entries, _)| entries.iter().map(|e| e.label).collect())
+        .map(|entries| entries.iter().map(|e| e.label).collect())
         .unwrap_or_default();
     let labels = split.train_labels();
     let plan = plan::plan(&PlanInput {
@@ -165,7 +155,7 @@ pub fn run(req: &Request) -> Result<Report, VerifyError> {
         }),
     })
     .map_err(|source_err| VerifyError::Plan {
-        split: source.clone(),
+        split: source.to_owned(),
         source: source_err,
     })?;
     let prov = Provenance {
@@ -174,7 +164,7 @@ pub fn run(req: &Request) -> Result<Report, VerifyError> {
         split_file: &rec.source.split_file,
         split_sha256: &rec.source.split_sha256,
         overrides: &rec.overrides,
-        synthetic: selection.as_ref().map(|(entries, _)| SyntheticSource {
+        synthetic: selection.map(|entries| SyntheticSource {
             entries,
             sha256: rec
                 .synthetic
@@ -182,17 +172,66 @@ pub fn run(req: &Request) -> Result<Report, VerifyError> {
                 .map_or("", |s| s.selection_sha256.as_str()),
         }),
     };
-    let mut expected = Vec::with_capacity(bytes.len());
-    manifest::write(&mut expected, &split, &plan, &prov).expect("writing to memory cannot fail");
-    if expected.as_slice() != &bytes[..] {
-        differences.push(manifest_difference(&expected, &bytes));
+    let mut expected = Vec::new();
+    manifest::write(&mut expected, split, &plan, &prov).expect("writing to memory cannot fail");
+    Ok(expected)
+}
+
+/// A file whose SHA-256 is not the recorded one.
+fn changed(field: &str, expected: &str, found: &str, path: &Path) -> Difference {
+    Difference {
+        field: field.into(),
+        expected: expected.into(),
+        found: format!(
+            "{found} ({} changed since the manifest was written)",
+            path.display()
+        ),
     }
-    Ok(Report {
-        manifest: req.manifest.clone(),
-        source,
-        identical: differences.is_empty(),
-        differences,
-    })
+}
+
+/// Where `config_path`'s seed, `data.balancing` and `data.synthetic_augmentation` differ
+/// from what the manifest records.
+fn config_differences(
+    config_path: &Path,
+    rec: &manifest::Record,
+) -> Result<Vec<Difference>, VerifyError> {
+    let mut differences = Vec::new();
+    let config = Config::load(config_path)?;
+    if let SeedSetting::Fixed(seed) = config.seed {
+        if seed != rec.seed {
+            differences.push(Difference {
+                field: format!("{}: compute.seed", config_path.display()),
+                expected: rec.seed.to_string(),
+                found: seed.to_string(),
+            });
+        }
+    }
+    let sections = [
+        (
+            "data.balancing",
+            serde_json::to_value(&rec.config).expect("plain data"),
+            serde_json::to_value(&config.balancing).expect("plain data"),
+        ),
+        (
+            "data.synthetic_augmentation",
+            rec.synthetic
+                .as_ref()
+                .map_or(Value::Null, |s| s.config.clone()),
+            config
+                .synthetic
+                .as_ref()
+                .map_or(Value::Null, |s| s.record()),
+        ),
+    ];
+    for (name, recorded, current) in &sections {
+        if let Some(d) = first_difference(recorded, current, name) {
+            differences.push(Difference {
+                field: format!("{}: {}", config_path.display(), d.field),
+                ..d
+            });
+        }
+    }
+    Ok(differences)
 }
 
 /// The first difference between the recomputed and the found manifest: by JSON value

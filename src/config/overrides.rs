@@ -48,6 +48,14 @@ impl Overrides {
         self.0.is_empty()
     }
 
+    /// `(key, value as written)` in order: what a manifest records.
+    pub fn recorded(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|o| (o.key.clone(), o.raw.clone()))
+            .collect()
+    }
+
     /// Reads `--key value` pairs (the arguments after the command's own options).
     pub fn from_args<S: AsRef<str>>(args: &[S]) -> Result<Overrides, OverrideError> {
         let mut out = Vec::new();

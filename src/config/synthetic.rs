@@ -172,9 +172,25 @@ pub fn parse(section: Option<&Value>) -> Result<Option<SyntheticAugmentation>, (
             ))
         }
     };
-    let mode_value = m.get("mode");
     let replace_value = m.get("replace_class");
-    let mode = match mode_value.map(|v| (v, v.as_str())) {
+    let mode = mode(m.get("mode"), replace_value)?;
+    let ignored_replace_class =
+        mode == SyntheticMode::Augment && replace_value.is_some_and(|v| !v.is_null());
+    let limit = limit(limit_section)?;
+    Ok(Some(SyntheticAugmentation {
+        split_file,
+        mode,
+        limit,
+        ignored_replace_class,
+    }))
+}
+
+/// `mode`, with `replace_class` when it is `replace_minority`.
+fn mode(
+    mode_value: Option<&Value>,
+    replace_value: Option<&Value>,
+) -> Result<SyntheticMode, (String, String)> {
+    Ok(match mode_value.map(|v| (v, v.as_str())) {
         None | Some((_, Some("augment"))) => SyntheticMode::Augment,
         Some((_, Some("replace_minority"))) => match replace_value.and_then(Value::as_u64) {
             Some(replace_class) => SyntheticMode::ReplaceMinority { replace_class },
@@ -194,11 +210,13 @@ pub fn parse(section: Option<&Value>) -> Result<Option<SyntheticAugmentation>, (
                 format!("expected augment or replace_minority, found {}", describe(v)),
             ))
         }
-    };
-    let ignored_replace_class =
-        mode == SyntheticMode::Augment && replace_value.is_some_and(|v| !v.is_null());
+    })
+}
+
+/// `limit.mode` and the number it reads.
+fn limit(limit_section: Option<&Mapping>) -> Result<Limit, (String, String)> {
     let get = |key: &str| limit_section.and_then(|l| l.get(key));
-    let limit = match get("mode").map(|v| (v, v.as_str())) {
+    Ok(match get("mode").map(|v| (v, v.as_str())) {
         None | Some((Value::Null, _)) => Limit::None,
         Some((_, Some("max_ratio"))) => match get("max_ratio") {
             Some(Value::Number(n)) if n.as_f64().is_some_and(|r| r > 0.0 && r.is_finite()) => {
@@ -237,13 +255,7 @@ pub fn parse(section: Option<&Value>) -> Result<Option<SyntheticAugmentation>, (
                 ),
             ))
         }
-    };
-    Ok(Some(SyntheticAugmentation {
-        split_file,
-        mode,
-        limit,
-        ignored_replace_class,
-    }))
+    })
 }
 
 fn unknown_keys(m: &Mapping, known: &[&str], prefix: &str) -> Result<(), (String, String)> {

@@ -230,7 +230,8 @@ impl<'a> Manifest<'a> {
 
 /// The recorded values every consumer computes with, validated as strictly as a config:
 /// a hand-edited manifest with a negative weight or a target ratio of 1e30 is refused
-/// with the field named, instead of sampling nonsense or hanging `verify`.
+/// with the field named, instead of sampling nonsense or hanging `verify`. Over 80 lines
+/// on purpose: one check per recorded field, in the manifest's order, each independent.
 fn check_record(r: &Record, split: &Split) -> Result<(), String> {
     const STRATEGIES: [&str; 4] = ["none", "weighted_sampler", "downsampling", "upsampling"];
     if !STRATEGIES.contains(&r.strategy.as_str()) {

@@ -192,72 +192,83 @@ impl Cx<'_> {
                 ))
             }
         };
-        let mut out = Vec::with_capacity(map.len());
-        for (name, entry) in map {
-            let name = match name {
-                Value::String(s) => s.clone(),
-                other => {
-                    return Err(self.err(
-                        "classes",
-                        format!("class names must be strings, found {}", show(other)),
-                    ))
-                }
-            };
-            let key = |k: &str| format!("classes.{name}.{k}");
-            let entry = match entry {
-                Value::Mapping(m) => m,
-                other => {
-                    return Err(self.err(
-                        &format!("classes.{name}"),
-                        format!(
-                            "expected a mapping with path and label, found {}",
-                            show(other)
-                        ),
-                    ))
-                }
-            };
-            if let Some(extra) = entry
-                .keys()
-                .find(|k| !matches!(k.as_str(), Some("path" | "label")))
-            {
+        let out = map
+            .iter()
+            .map(|(name, entry)| self.class(name, entry))
+            .collect::<Result<Vec<ClassSpec>, ConfigError>>()?;
+        self.labels_unique_and_dense(&out)?;
+        Ok(out)
+    }
+
+    /// One `classes.<name>` entry: its folder and label.
+    fn class(&self, name: &Value, entry: &Value) -> Result<ClassSpec, ConfigError> {
+        let name = match name {
+            Value::String(s) => s.clone(),
+            other => {
+                return Err(self.err(
+                    "classes",
+                    format!("class names must be strings, found {}", show(other)),
+                ))
+            }
+        };
+        let key = |k: &str| format!("classes.{name}.{k}");
+        let entry = match entry {
+            Value::Mapping(m) => m,
+            other => {
                 return Err(self.err(
                     &format!("classes.{name}"),
                     format!(
-                        "unknown key {}; only path and label are allowed",
-                        show(extra)
+                        "expected a mapping with path and label, found {}",
+                        show(other)
                     ),
-                ));
+                ))
             }
-            let path = match entry.get("path") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                None => return Err(self.err(&key("path"), "missing; expected the class folder")),
-                Some(v) => {
-                    return Err(self.err(
-                        &key("path"),
-                        format!("expected a non-empty string, found {}", show(v)),
-                    ))
-                }
-            };
-            let label = match entry.get("label") {
-                Some(Value::Number(n)) => n.as_u64().filter(|&l| l < u64::from(u32::MAX)),
-                None => return Err(self.err(&key("label"), "missing; expected an integer from 0")),
-                Some(_) => None,
-            };
-            let Some(label) = label else {
-                return Err(self.err(
-                    &key("label"),
-                    format!(
-                        "expected a non-negative integer, found {}",
-                        show(entry.get("label").unwrap_or(&Value::Null))
-                    ),
-                ));
-            };
-            out.push(ClassSpec {
-                name,
-                path,
-                label: label as u32,
-            });
+        };
+        if let Some(extra) = entry
+            .keys()
+            .find(|k| !matches!(k.as_str(), Some("path" | "label")))
+        {
+            return Err(self.err(
+                &format!("classes.{name}"),
+                format!(
+                    "unknown key {}; only path and label are allowed",
+                    show(extra)
+                ),
+            ));
         }
+        let path = match entry.get("path") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            None => return Err(self.err(&key("path"), "missing; expected the class folder")),
+            Some(v) => {
+                return Err(self.err(
+                    &key("path"),
+                    format!("expected a non-empty string, found {}", show(v)),
+                ))
+            }
+        };
+        let label = match entry.get("label") {
+            Some(Value::Number(n)) => n.as_u64().filter(|&l| l < u64::from(u32::MAX)),
+            None => return Err(self.err(&key("label"), "missing; expected an integer from 0")),
+            Some(_) => None,
+        };
+        let Some(label) = label else {
+            return Err(self.err(
+                &key("label"),
+                format!(
+                    "expected a non-negative integer, found {}",
+                    show(entry.get("label").unwrap_or(&Value::Null))
+                ),
+            ));
+        };
+        Ok(ClassSpec {
+            name,
+            path,
+            label: label as u32,
+        })
+    }
+
+    /// Labels 0 to n-1, one per class, as the user's training code indexes them.
+    fn labels_unique_and_dense(&self, out: &[ClassSpec]) -> Result<(), ConfigError> {
         let mut labels: Vec<u32> = out.iter().map(|c| c.label).collect();
         labels.sort_unstable();
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
@@ -286,32 +297,12 @@ impl Cx<'_> {
                 ),
             ));
         }
-        Ok(out)
+        Ok(())
     }
 
     fn split(&self, m: &Mapping, classes: Vec<ClassSpec>) -> Result<PrepConfig, ConfigError> {
         let get = |k: &str| m.get(k).filter(|v| !v.is_null());
-        for k in m.keys() {
-            let known = k.as_str().is_some_and(|k| {
-                COMMON_KEYS.contains(&k) || RATIO_KEYS.contains(&k) || KFOLD_KEYS.contains(&k)
-            });
-            if !known {
-                return Err(self.err(
-                    "split",
-                    format!(
-                        "unknown key {}; expected one of {}",
-                        show(k),
-                        COMMON_KEYS
-                            .iter()
-                            .chain(&RATIO_KEYS)
-                            .chain(&KFOLD_KEYS)
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        }
+        self.known_split_keys(m)?;
         let kfold = match get("mode") {
             None => false,
             Some(Value::String(s)) if s == "ratio" => false,
@@ -383,6 +374,32 @@ impl Cx<'_> {
             unused,
             warnings,
         })
+    }
+
+    /// Refuses a key of `split` that neither mode reads.
+    fn known_split_keys(&self, m: &Mapping) -> Result<(), ConfigError> {
+        for k in m.keys() {
+            let known = k.as_str().is_some_and(|k| {
+                COMMON_KEYS.contains(&k) || RATIO_KEYS.contains(&k) || KFOLD_KEYS.contains(&k)
+            });
+            if !known {
+                return Err(self.err(
+                    "split",
+                    format!(
+                        "unknown key {}; expected one of {}",
+                        show(k),
+                        COMMON_KEYS
+                            .iter()
+                            .chain(&RATIO_KEYS)
+                            .chain(&KFOLD_KEYS)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses, before any folder is made, output names no file system takes: a NUL byte

@@ -52,7 +52,9 @@ pub type Members = Vec<(usize, u32)>;
 
 /// The bin of each group. `counts[g]`: the images of group `g` by class; `targets[b][c]`:
 /// how many images of class `c` bin `b` should hold (fractional); `totals[c]`: the class
-/// sizes deviations are measured against.
+/// sizes deviations are measured against. One function over 80 lines on purpose: the
+/// greedy placement and its bounded repair share the running sums, which split apart
+/// would be passed around whole.
 pub fn assign(
     counts: &[Members],
     targets: &[Vec<f64>],

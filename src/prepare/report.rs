@@ -158,7 +158,7 @@ pub fn summary_json(o: &Outcome) -> Value {
         .collect();
     let mut v = json!({"splits": splits, "warnings": o.warnings});
     if let Some(seed) = o.drawn_seed {
-        v["drawn_seed"] = super::int_value(seed);
+        v["drawn_seed"] = super::emit::int_value(seed);
     }
     if let Some(g) = o.groups {
         v["groups"] = g.into();

@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::config::{ClassSpec, Mode, PrepConfig};
+use super::lists::{lists_from_bins, place, Lists};
 use super::*;
 
 const USERS: &str = include_str!("../../tests/fixtures/data-preparation.yaml");

@@ -118,29 +118,15 @@ pub fn run(
         step::update_ema(&mut state);
         sync()?;
     }
-    let mut phases = Phases::default();
-    let timed = |total: &mut f64, started: Instant| -> Result<(), TrainError> {
-        sync()?;
-        *total += started.elapsed().as_secs_f64();
-        Ok(())
-    };
-    for i in 0..steps {
-        let at = Instant::now();
-        let x = inputs((warmup + steps + i) as u64);
-        timed(&mut phases.data, at)?;
-        let at = Instant::now();
-        let (objective, _) = step::forward_loss(&state, x, device);
-        timed(&mut phases.forward, at)?;
-        let at = Instant::now();
-        let grads = step::gradients(&state, &objective);
-        timed(&mut phases.backward, at)?;
-        let at = Instant::now();
-        step::apply(&mut state, grads, lr, None);
-        timed(&mut phases.optimizer, at)?;
-        let at = Instant::now();
-        step::update_ema(&mut state);
-        timed(&mut phases.ema, at)?;
-    }
+    let phases = time_phases(
+        &mut state,
+        &inputs,
+        warmup + steps,
+        steps,
+        lr,
+        &sync,
+        device,
+    )?;
     let ops = ops
         .then(|| {
             let (_, calls) = profile::record(|| step::forward_loss(&state, inputs(0), device));
@@ -167,4 +153,41 @@ pub fn run(
         phases_ms,
         ops,
     })
+}
+
+/// `steps` steps from step `first`, each phase timed on its own (`sync` waits for the
+/// device after each); seconds per phase in total.
+fn time_phases(
+    state: &mut State,
+    inputs: &dyn Fn(u64) -> step::StepInputs,
+    first: usize,
+    steps: usize,
+    lr: f64,
+    sync: &dyn Fn() -> Result<(), TrainError>,
+    device: &Device,
+) -> Result<Phases, TrainError> {
+    let mut phases = Phases::default();
+    let timed = |total: &mut f64, started: Instant| -> Result<(), TrainError> {
+        sync()?;
+        *total += started.elapsed().as_secs_f64();
+        Ok(())
+    };
+    for i in 0..steps {
+        let at = Instant::now();
+        let x = inputs((first + i) as u64);
+        timed(&mut phases.data, at)?;
+        let at = Instant::now();
+        let (objective, _) = step::forward_loss(state, x, device);
+        timed(&mut phases.forward, at)?;
+        let at = Instant::now();
+        let grads = step::gradients(state, &objective);
+        timed(&mut phases.backward, at)?;
+        let at = Instant::now();
+        step::apply(state, grads, lr, None);
+        timed(&mut phases.optimizer, at)?;
+        let at = Instant::now();
+        step::update_ema(state);
+        timed(&mut phases.ema, at)?;
+    }
+    Ok(phases)
 }

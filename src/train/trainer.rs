@@ -58,9 +58,48 @@ pub struct Trainer<'a> {
     pub options: RunOptions,
 }
 
+/// `ReduceLROnPlateau`'s step after an epoch, as their loop: on the validation loss when it
+/// ran, else the training loss (their training loss is the objective, class-weighted or
+/// not).
+fn step_plateau(s: &TrainSettings, state: &mut State, row: &Row) {
+    if let (Scheduler::Plateau(p), Some(plateau)) = (&s.training.scheduler, state.plateau.as_mut())
+    {
+        let before = plateau.lr;
+        plateau.step(p, row.val_loss.unwrap_or(row.weighted_loss));
+        if plateau.lr < before {
+            log::info!("plateau: learning rate {before:.3e} -> {:.3e}", plateau.lr);
+        }
+    }
+}
+
+fn log_epoch(row: &Row) {
+    log::info!(
+        "epoch {} step {}: loss {:.5} weighted {:.5}{} lr {:.3e} {:.1} img/s",
+        row.epoch,
+        row.step,
+        row.loss,
+        row.weighted_loss,
+        row.val_loss
+            .map_or(String::new(), |v| format!(" val {v:.5}")),
+        row.lr,
+        row.images_per_s
+    );
+}
+
 /// Whether epoch `epoch` (1-based, completed) is a multiple of `interval`.
 fn due(interval: Option<usize>, epoch: usize) -> bool {
     interval.is_some_and(|k| epoch % k == 0)
+}
+
+/// One epoch's pass over the training set.
+struct Pass {
+    /// Mean objective (class-weighted where weights are set) and mean MSE per step.
+    objective: f64,
+    mse: f64,
+    images: usize,
+    seconds: f64,
+    /// `--max-steps` was reached inside the epoch.
+    stopped: bool,
 }
 
 impl Trainer<'_> {
@@ -69,28 +108,7 @@ impl Trainer<'_> {
         let s = self.settings;
         let epochs = self.options.epochs.unwrap_or(s.training.epochs);
         let schedule = NoiseSchedule::new(&s.diffusion);
-        // The cache holds the validation images too; both lists read from it.
-        let cache = match &self.options.cache {
-            Some(path) => Some(Arc::new(Cache::open(
-                path,
-                &self.data.manifest_sha256,
-                s.architecture.image_size as u32,
-            )?)),
-            None => None,
-        };
-        let cached = |d: &Dataset| match &cache {
-            Some(c) => d.clone().with_cache(c.clone()),
-            None => d.clone(),
-        };
-        let (train, val_data) = self.feeds(
-            &cached(&self.data.train),
-            self.data
-                .val
-                .as_ref()
-                .filter(|_| s.training.validation.enabled)
-                .map(cached)
-                .as_ref(),
-        )?;
+        let (train, val_data) = self.open_feeds()?;
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
         let mut board = match s.tensorboard.enabled {
@@ -105,111 +123,34 @@ impl Trainer<'_> {
             images: Vec::new(),
         };
         let bar = self.progress_bar(epochs, state.epoch);
-        let weights = self.data.loss_weights.as_deref();
-        let clip = s.training.optimizer.gradient_clip_norm;
         while state.epoch < epochs {
-            let epoch = state.epoch;
-            let lr = state.learning_rate(s, epoch);
-            let order = self
-                .data
-                .epoch_order(epoch as u64, s.pipeline.shuffle_train)?;
-            let started = Instant::now();
-            let mut images = 0usize;
-            let mut sums: Option<(Tensor<1>, Tensor<1>)> = None;
-            let mut steps = 0u64;
-            let mut stopped = false;
-            for batch in train.epoch(order, epoch as u64) {
-                let batch = batch?;
-                images += batch.labels.len();
-                let inputs = step_inputs(
-                    batch,
-                    s,
-                    &schedule,
-                    weights,
-                    self.seed,
-                    state.step,
-                    &self.device,
-                );
-                let (objective, mse) = train_step(&mut state, inputs, lr, clip, &self.device);
-                steps += 1;
-                // The bar shows the loss every tenth step: reading it waits for the device,
-                // which every step would keep the GPU's queue from filling.
-                if let Some(bar) = bar.as_ref().filter(|_| steps % 10 == 1) {
-                    let loss = objective.clone().into_scalar::<f32>();
-                    bar.set_message(format!(
-                        "step {} {} {loss:.4} {:.0} img/s",
-                        state.step,
-                        if weights.is_some() {
-                            "weighted loss"
-                        } else {
-                            "loss"
-                        },
-                        images as f64 / started.elapsed().as_secs_f64()
-                    ));
-                }
-                sums = Some(match sums {
-                    Some((o, m)) => (o + objective, m + mse),
-                    None => (objective, mse),
-                });
-                if self.options.max_steps.is_some_and(|m| state.step >= m) {
-                    stopped = true;
-                    break;
-                }
-            }
-            // Reading the sums waits for the device: the epoch's time includes all its work.
-            let (objective, mse) = match sums {
-                Some((o, m)) => (
-                    o.into_scalar::<f32>() as f64 / steps as f64,
-                    m.into_scalar::<f32>() as f64 / steps as f64,
-                ),
-                None => (f64::NAN, f64::NAN),
-            };
-            let elapsed = started.elapsed().as_secs_f64();
+            let lr = state.learning_rate(s, state.epoch);
+            let pass = self.train_epoch(&mut state, &train, &schedule, lr, bar.as_ref())?;
+            let stopped = pass.stopped;
             if !stopped {
                 state.epoch += 1;
             }
             let mut row = Row {
                 epoch: state.epoch,
                 step: state.step,
-                loss: mse,
-                weighted_loss: objective,
+                loss: pass.mse,
+                weighted_loss: pass.objective,
                 lr,
-                images_per_s: images as f64 / elapsed,
+                images_per_s: pass.images as f64 / pass.seconds,
                 val_loss: None,
                 val_loss_per_class: vec![None; self.data.classes.len()],
             };
             let finished = state.epoch >= epochs || stopped;
-            let mut improved = false;
             let v = &s.training.validation;
-            if let Some(val) = val_data
+            let improved = match val_data
                 .as_ref()
                 .filter(|_| v.enabled && !stopped && (state.epoch % v.frequency == 0 || finished))
             {
-                let (overall, per_class) = validate(
-                    &state.model.valid(),
-                    val,
-                    &schedule,
-                    self.seed,
-                    self.data.classes.len(),
-                    &self.device,
-                )?;
-                row.val_loss = Some(overall);
-                row.val_loss_per_class = per_class;
-                if state.best_val_loss.is_none_or(|b| overall < b) {
-                    state.best_val_loss = Some(overall);
-                    improved = true;
-                }
-            }
-            if let (Scheduler::Plateau(p), Some(plateau), false) =
-                (&s.training.scheduler, state.plateau.as_mut(), stopped)
-            {
-                // As their loop: the validation loss when it ran, else the training loss
-                // (their training loss is the objective, class-weighted or not).
-                let before = plateau.lr;
-                plateau.step(p, row.val_loss.unwrap_or(row.weighted_loss));
-                if plateau.lr < before {
-                    log::info!("plateau: learning rate {before:.3e} -> {:.3e}", plateau.lr);
-                }
+                Some(val) => self.validate_epoch(&mut state, val, &schedule, &mut row)?,
+                None => false,
+            };
+            if !stopped {
+                step_plateau(s, &mut state, &row);
             }
             metrics.write(&row)?;
             // A run stopped by --max-steps mid-epoch has no epoch to chart the partial one at.
@@ -218,17 +159,7 @@ impl Trainer<'_> {
                     b.scalar(&tag, row.epoch as u64, value)?;
                 }
             }
-            log::info!(
-                "epoch {} step {}: loss {:.5} weighted {:.5}{} lr {:.3e} {:.1} img/s",
-                row.epoch,
-                row.step,
-                row.loss,
-                row.weighted_loss,
-                row.val_loss
-                    .map_or(String::new(), |v| format!(" val {v:.5}")),
-                row.lr,
-                row.images_per_s
-            );
+            log_epoch(&row);
             if let Some(bar) = &bar {
                 bar.set_position(state.epoch as u64);
             }
@@ -244,31 +175,8 @@ impl Trainer<'_> {
             if let Some(b) = board.as_mut() {
                 b.flush()?;
             }
-            let c = &s.training.checkpointing;
-            let periodic = !c.save_best_only && state.epoch % c.save_frequency == 0;
-            let mut named: Vec<PathBuf> = Vec::new();
-            if stopped {
-                named.push(
-                    out.checkpoints
-                        .join(format!("checkpoint_step_{:08}.ckpt", state.step)),
-                );
-            } else if periodic || (finished && !c.save_best_only) {
-                named.push(
-                    out.checkpoints
-                        .join(format!("checkpoint_epoch_{:04}.ckpt", state.epoch)),
-                );
-            }
-            if c.save_best_only && improved {
-                named.push(out.checkpoints.join("best.ckpt"));
-            }
-            if !named.is_empty() || c.save_latest || finished {
-                named.push(out.checkpoints.join("latest.ckpt"));
-                let ck = checkpoint(&state, s, self.data, self.seed, c.save_optimizer);
-                for path in &named {
-                    ck.save(path)?;
-                    log::debug!("saved {}", path.display());
-                }
-                summary.checkpoint = named.first().cloned();
+            if let Some(first) = self.save_checkpoints(&state, stopped, finished, improved)? {
+                summary.checkpoint = Some(first);
             }
             summary.last = Some(row);
             if stopped {
@@ -281,6 +189,168 @@ impl Trainer<'_> {
         summary.epochs = state.epoch;
         summary.steps = state.step;
         Ok((state, summary))
+    }
+
+    /// The training and validation feeds, reading the decoded cache when one is given
+    /// (it holds the validation images too).
+    fn open_feeds(&self) -> Result<(Feed, Option<Feed>), TrainError> {
+        let s = self.settings;
+        let cache = match &self.options.cache {
+            Some(path) => Some(Arc::new(Cache::open(
+                path,
+                &self.data.manifest_sha256,
+                s.architecture.image_size as u32,
+            )?)),
+            None => None,
+        };
+        let cached = |d: &Dataset| match &cache {
+            Some(c) => d.clone().with_cache(c.clone()),
+            None => d.clone(),
+        };
+        self.feeds(
+            &cached(&self.data.train),
+            self.data
+                .val
+                .as_ref()
+                .filter(|_| s.training.validation.enabled)
+                .map(cached)
+                .as_ref(),
+        )
+    }
+
+    /// One epoch of training steps (fewer when `--max-steps` is reached).
+    fn train_epoch(
+        &self,
+        state: &mut State,
+        train: &Feed,
+        schedule: &NoiseSchedule,
+        lr: f64,
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> Result<Pass, TrainError> {
+        let s = self.settings;
+        let epoch = state.epoch;
+        let weights = self.data.loss_weights.as_deref();
+        let clip = s.training.optimizer.gradient_clip_norm;
+        let order = self
+            .data
+            .epoch_order(epoch as u64, s.pipeline.shuffle_train)?;
+        let started = Instant::now();
+        let mut images = 0usize;
+        let mut sums: Option<(Tensor<1>, Tensor<1>)> = None;
+        let mut steps = 0u64;
+        let mut stopped = false;
+        for batch in train.epoch(order, epoch as u64) {
+            let batch = batch?;
+            images += batch.labels.len();
+            let inputs = step_inputs(
+                batch,
+                s,
+                schedule,
+                weights,
+                self.seed,
+                state.step,
+                &self.device,
+            );
+            let (objective, mse) = train_step(state, inputs, lr, clip, &self.device);
+            steps += 1;
+            // The bar shows the loss every tenth step: reading it waits for the device,
+            // which every step would keep the GPU's queue from filling.
+            if let Some(bar) = bar.filter(|_| steps % 10 == 1) {
+                let loss = objective.clone().into_scalar::<f32>();
+                bar.set_message(format!(
+                    "step {} {} {loss:.4} {:.0} img/s",
+                    state.step,
+                    if weights.is_some() {
+                        "weighted loss"
+                    } else {
+                        "loss"
+                    },
+                    images as f64 / started.elapsed().as_secs_f64()
+                ));
+            }
+            sums = Some(match sums {
+                Some((o, m)) => (o + objective, m + mse),
+                None => (objective, mse),
+            });
+            if self.options.max_steps.is_some_and(|m| state.step >= m) {
+                stopped = true;
+                break;
+            }
+        }
+        // Reading the sums waits for the device: the epoch's time includes all its work.
+        let (objective, mse) = match sums {
+            Some((o, m)) => (
+                o.into_scalar::<f32>() as f64 / steps as f64,
+                m.into_scalar::<f32>() as f64 / steps as f64,
+            ),
+            None => (f64::NAN, f64::NAN),
+        };
+        Ok(Pass {
+            objective,
+            mse,
+            images,
+            seconds: started.elapsed().as_secs_f64(),
+            stopped,
+        })
+    }
+
+    /// Validates into `row`; whether the validation loss is the best so far.
+    fn validate_epoch(
+        &self,
+        state: &mut State,
+        val: &Feed,
+        schedule: &NoiseSchedule,
+        row: &mut Row,
+    ) -> Result<bool, TrainError> {
+        let (overall, per_class) = validate(
+            &state.model.valid(),
+            val,
+            schedule,
+            self.seed,
+            self.data.classes.len(),
+            &self.device,
+        )?;
+        row.val_loss = Some(overall);
+        row.val_loss_per_class = per_class;
+        let improved = state.best_val_loss.is_none_or(|b| overall < b);
+        if improved {
+            state.best_val_loss = Some(overall);
+        }
+        Ok(improved)
+    }
+
+    /// The epoch's checkpoints (periodic, best, latest, or the step a `--max-steps` run
+    /// stopped at); the first one's path.
+    fn save_checkpoints(
+        &self,
+        state: &State,
+        stopped: bool,
+        finished: bool,
+        improved: bool,
+    ) -> Result<Option<PathBuf>, TrainError> {
+        let s = self.settings;
+        let dir = &s.output.checkpoints;
+        let c = &s.training.checkpointing;
+        let periodic = !c.save_best_only && state.epoch % c.save_frequency == 0;
+        let mut named: Vec<PathBuf> = Vec::new();
+        if stopped {
+            named.push(dir.join(format!("checkpoint_step_{:08}.ckpt", state.step)));
+        } else if periodic || (finished && !c.save_best_only) {
+            named.push(dir.join(format!("checkpoint_epoch_{:04}.ckpt", state.epoch)));
+        }
+        if c.save_best_only && improved {
+            named.push(dir.join("best.ckpt"));
+        }
+        if named.is_empty() && !c.save_latest && !finished {
+            return Ok(None);
+        }
+        named.push(dir.join("latest.ckpt"));
+        let ck = checkpoint(state, s, self.data, self.seed, c.save_optimizer);
+        for path in &named {
+            ck.save(path)?;
+            log::debug!("saved {}", path.display());
+        }
+        Ok(named.first().cloned())
     }
 
     /// The training and validation sets' feeds: on the device while the budget lasts

@@ -31,7 +31,7 @@ class SinusoidalPositionEmbeddings(nn.Module):
 
     def forward(self, t):
         half = self.dim // 2
-        freqs = torch.exp(torch.arange(half) * -(math.log(10000) / max(half - 1, 1)))
+        freqs = torch.exp(torch.arange(half, device=t.device) * -(math.log(10000) / max(half - 1, 1)))
         args = t.float()[:, None] * freqs[None, :]
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
