@@ -1,5 +1,8 @@
 //! `check-leaks`: the same image, or nearly the same, on two sides of a split.
 //!
+//! Over 500 lines on purpose: the job's two stages, clusters and report; hashing, the
+//! index and the confirmation are the modules under it.
+//!
 //! Every distinct image file is decoded once, in parallel ([`look::look_all`]), for its
 //! size, a 64-bit perceptual hash and a tiny colour thumbnail; large JPEGs at a reduced
 //! DCT scale. Only files whose size and hash collide with another one's get the SHA-256 of

@@ -2,6 +2,9 @@
 //! that is not a regular file, always whole or not at all, and no temporary file left
 //! behind by a crash, a kill or a full disk.
 //!
+//! Over 500 lines on purpose: every write's guarantees (destination checks, anonymous
+//! temporaries, signals, stale-file clearing) are one mechanism, tested together.
+//!
 //! Every file the tools write (manifests, caches, charts, checkpoints, sample grids)
 //! goes through [`check_destination`] and [`AtomicFile`].
 //!

@@ -1,5 +1,8 @@
 //! The balance plan: a pure function of (train labels, class names, config, seed).
 //!
+//! Over 500 lines on purpose: the one pure function every manifest comes from, with the
+//! formulas of the three strategies and synthetic augmentation side by side.
+//!
 //! Counts follow the user's formulas in IEEE f64 with truncation, so for two classes they
 //! are exactly their minority/majority rules (and imbalanced-learn's):
 //!

@@ -2,6 +2,9 @@
 //! files out: in ratio and repeated k-fold mode exactly the files their Python writes (bar
 //! `created_at`), and with `split.group_by` splits where no group straddles two lists.
 //!
+//! Over 500 lines on purpose: the job's flow and its two modes' driving (ratio and k-fold,
+//! with and without groups); each computation is in the modules above.
+//!
 //! This file is the job's flow; each step is a module of its own: [`config`] (their YAML),
 //! [`scan`] (the class folders), `membership` (each file's group), `lists` (their
 //! ratio cut and k-fold, our group placement's bins, from [`cut`]'s counts and

@@ -1,6 +1,9 @@
 //! The user's command-line overrides: `CONFIG --dotted.key value ...`, as their pipeline
 //! driver runs every experiment (seeds and balancing strategies as overrides).
 //!
+//! Over 500 lines on purpose: their override rules and the Python-literal reader they
+//! depend on (`ast.literal_eval`'s subset) are one contract, tested together.
+//!
 //! Their rules, from their `parse_override_args`, `infer_type`, `validate_override_keys`
 //! and `merge_configs`:
 //!

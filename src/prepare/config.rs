@@ -1,5 +1,8 @@
 //! The user's data-preparation YAML (`experiment: data_preparation`): `classes` and `split`.
 //!
+//! Over 500 lines on purpose: one YAML's every key, rule and refusal, so that the
+//! messages and their order stay the user's validator's, read in one place.
+//!
 //! Read through a YAML tree rather than derived structs, because the user's own validator
 //! decides by Python type (a ratio may be written `0` or `0.0`, and their file records
 //! it as written; `true` is not an integer) and every message must name the dotted key.

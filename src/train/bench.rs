@@ -1,7 +1,7 @@
 //! `diffusion-train bench`: training steps of the configured model on random data of the
 //! configured shape (held on the device and gathered, flipped and rotated per step as the
-//! trainer's resident images are), timed, for comparison with `../shared/bench/python/unet_ref.py`
-//! (same model, same class-weighted loss with weights [1, 9], Adam at the configured
+//! trainer's resident images are), timed, for comparison with `bench/unet_torch.py` (the
+//! user's UNet, same class-weighted loss with weights [1, 9], Adam at the configured
 //! learning rate, timesteps, label dropout and noise drawn per step, no EMA, no clipping).
 //!
 //! A second pass times each phase of a step (data, forward, backward, optimizer, EMA)
@@ -99,17 +99,7 @@ pub fn run(
         step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device)
     };
     let step = |state: &mut State, i: u64| step::train_step(state, inputs(i), lr, None, device).0;
-    for i in 0..warmup {
-        step(&mut state, i as u64).into_scalar::<f32>();
-    }
-    let started = Instant::now();
-    let mut last = None;
-    for i in 0..steps {
-        last = Some(step(&mut state, (warmup + i) as u64));
-    }
-    // Reading the last loss waits for all queued work.
-    let final_loss = last.map_or(f64::NAN, |l| l.into_scalar::<f32>() as f64);
-    let dt = started.elapsed().as_secs_f64();
+    let (dt, final_loss) = time_steps(&mut state, step, warmup, steps);
 
     let sync = || super::device::sync(device, description);
     if s.training.ema.enabled {
@@ -153,6 +143,26 @@ pub fn run(
         phases_ms,
         ops,
     })
+}
+
+/// Seconds for `steps` steps after `warmup` untimed ones, and the last step's loss.
+fn time_steps(
+    state: &mut State,
+    step: impl Fn(&mut State, u64) -> Tensor<1>,
+    warmup: usize,
+    steps: usize,
+) -> (f64, f64) {
+    for i in 0..warmup {
+        step(state, i as u64).into_scalar::<f32>();
+    }
+    let started = Instant::now();
+    let mut last = None;
+    for i in 0..steps {
+        last = Some(step(state, (warmup + i) as u64));
+    }
+    // Reading the last loss waits for all queued work.
+    let final_loss = last.map_or(f64::NAN, |l| l.into_scalar::<f32>() as f64);
+    (started.elapsed().as_secs_f64(), final_loss)
 }
 
 /// `steps` steps from step `first`, each phase timed on its own (`sync` waits for the
