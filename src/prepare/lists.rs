@@ -13,20 +13,22 @@ pub(super) type Lists = [Vec<(usize, usize)>; 3];
 
 /// One repeat's per-class shuffles (their mode) or group folds (grouped), from which each
 /// fold's lists are cut.
-pub(super) enum Folds<'a> {
+pub(super) struct Folds<'a> {
+    classes: &'a [Class<'a>],
+    val_fraction: f64,
+    cut: FoldCut,
+}
+
+enum FoldCut {
     Theirs {
-        classes: &'a [Class<'a>],
         orders: Vec<Vec<usize>>,
         chunks: Vec<Vec<std::ops::Range<usize>>>,
-        val_fraction: f64,
     },
     Grouped {
-        classes: &'a [Class<'a>],
         n_groups: usize,
         seed: u64,
         k: usize,
         fold_of: Vec<usize>,
-        val_fraction: f64,
     },
 }
 
@@ -38,7 +40,7 @@ impl<'a> Folds<'a> {
         k: usize,
         val_fraction: f64,
     ) -> Folds<'a> {
-        match groups {
+        let cut = match groups {
             None => {
                 let mut rng = PyRandom::new(seed);
                 let orders: Vec<Vec<usize>> = classes
@@ -50,39 +52,32 @@ impl<'a> Folds<'a> {
                     })
                     .collect();
                 let chunks = orders.iter().map(|o| cut::chunks(o.len(), k)).collect();
-                Folds::Theirs {
-                    classes,
-                    orders,
-                    chunks,
-                    val_fraction,
-                }
+                FoldCut::Theirs { orders, chunks }
             }
             Some(n_groups) => {
                 let seed = seed as u64;
                 let share = 1.0 / k as f64;
                 let mut rng = Stream::new(seed, Purpose::SplitGroups, &[0]);
                 let fold_of = place(classes, n_groups, None, &|_| vec![share; k], &mut rng);
-                Folds::Grouped {
-                    classes,
+                FoldCut::Grouped {
                     n_groups,
                     seed,
                     k,
                     fold_of,
-                    val_fraction,
                 }
             }
+        };
+        Folds {
+            classes,
+            val_fraction,
+            cut,
         }
     }
 
     /// Fold `fold`'s lists, and with groups the requested shares per class.
     pub(super) fn fold(&self, fold: usize) -> (Lists, Vec<Option<[f64; 3]>>) {
-        match self {
-            Folds::Theirs {
-                classes,
-                orders,
-                chunks,
-                val_fraction,
-            } => {
+        match &self.cut {
+            FoldCut::Theirs { orders, chunks } => {
                 let mut lists: Lists = Default::default();
                 for (c, order) in orders.iter().enumerate() {
                     let chunks = &chunks[c];
@@ -93,20 +88,26 @@ impl<'a> Folds<'a> {
                         .filter(|&(f, _)| f != fold)
                         .flat_map(|(_, r)| order[r.clone()].iter().copied())
                         .collect();
-                    let val_n = cut::val_count(order.len(), pool.len(), *val_fraction);
+                    let val_n = cut::val_count(order.len(), pool.len(), self.val_fraction);
                     lists[1].extend(pool[..val_n].iter().map(|&i| (c, i)));
                     lists[0].extend(pool[val_n..].iter().map(|&i| (c, i)));
                 }
-                (lists, vec![None; classes.len()])
+                (lists, vec![None; self.classes.len()])
             }
-            Folds::Grouped {
-                classes,
+            FoldCut::Grouped {
                 n_groups,
                 seed,
                 k,
                 fold_of,
-                val_fraction,
-            } => grouped_fold(classes, *n_groups, *seed, *k, fold_of, fold, *val_fraction),
+            } => grouped_fold(
+                self.classes,
+                *n_groups,
+                *seed,
+                *k,
+                fold_of,
+                fold,
+                self.val_fraction,
+            ),
         }
     }
 }

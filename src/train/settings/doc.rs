@@ -83,6 +83,21 @@ impl Doc<'_> {
         Ok(n)
     }
 
+    /// A positive integer no larger than `max`: a size read from the config is bounded
+    /// before anything is allocated for it.
+    pub(super) fn positive_at_most(
+        &self,
+        key: &str,
+        default: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        let n = self.positive(key, default)?;
+        if n > max {
+            return Err(self.invalid(key, format!("expected at most {max}, found {n}")));
+        }
+        Ok(n)
+    }
+
     /// A number in `range` (inclusive).
     pub(super) fn number(
         &self,

@@ -91,13 +91,8 @@ pub(super) fn experiment(d: &Doc) -> Result<(), ConfigError> {
 
 pub(super) fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigError> {
     let key = "model.architecture";
-    let model_channels = d.positive(&format!("{key}.model_channels"), 64)?;
-    if model_channels > MAX_MODEL_CHANNELS {
-        return Err(d.invalid(
-            &format!("{key}.model_channels"),
-            format!("expected at most {MAX_MODEL_CHANNELS}, found {model_channels}"),
-        ));
-    }
+    let model_channels =
+        d.positive_at_most(&format!("{key}.model_channels"), 64, MAX_MODEL_CHANNELS)?;
     if model_channels % 8 != 0 {
         return Err(d.invalid(
             &format!("{key}.model_channels"),
@@ -213,13 +208,7 @@ pub const MAX_CLASSES: usize = 100_000;
 
 pub(super) fn diffusion(d: &Doc) -> Result<Diffusion, ConfigError> {
     let key = "model.diffusion";
-    let num_timesteps = d.positive(&format!("{key}.num_timesteps"), 1000)?;
-    if num_timesteps > MAX_TIMESTEPS {
-        return Err(d.invalid(
-            &format!("{key}.num_timesteps"),
-            format!("expected at most {MAX_TIMESTEPS}, found {num_timesteps}"),
-        ));
-    }
+    let num_timesteps = d.positive_at_most(&format!("{key}.num_timesteps"), 1000, MAX_TIMESTEPS)?;
     let beta_schedule = d.get(&format!("{key}.beta_schedule"), BetaSchedule::Cosine)?;
     let beta_start = d.number(&format!("{key}.beta_start"), 1e-4, 0.0, 1.0)?;
     let beta_end = d.number(&format!("{key}.beta_end"), 0.02, 0.0, 1.0)?;
