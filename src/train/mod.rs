@@ -28,6 +28,8 @@ pub mod generate;
 #[cfg(feature = "train")]
 pub mod job;
 #[cfg(feature = "train")]
+pub mod kernels;
+#[cfg(feature = "train")]
 pub mod loss;
 #[cfg(feature = "train")]
 pub mod optim;
