@@ -65,33 +65,29 @@ def test_ctrl_c_during_work_is_keyboard_interrupt(project):
     open("big.yaml", "w").write(cfg)
     cli(project, "balance", "--config", "big.yaml", "--out", "big.json")
     script = (
-        "import balance_split as bs, signal, sys\n"
+        "import balance_split as bs, sys\n"
         "m = bs.Manifest.open('big.json')\n"
         "s = bs.EpochSampler(m)\n"
         "print('ready', flush=True)\n"
         "try:\n"
         "    s.indices()\n"
         "except KeyboardInterrupt:\n"
-        "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "    print('KeyboardInterrupt', flush=True); sys.exit(0)\n"
         "except BaseException as e:\n"
         "    print(type(e).__name__, e, flush=True); sys.exit(1)\n"
         "print('finished before the signal', flush=True); sys.exit(2)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=project)
+    # The child gets Ctrl-C's default disposition whatever this process inherited: started
+    # in the background of a non-interactive shell (`cmd &` in a script), SIGINT is ignored,
+    # children inherit that, and Python then installs no KeyboardInterrupt handler at all.
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                         cwd=project, preexec_fn=restore)
     assert p.stdout.readline().strip() == "ready"
-    # Ctrl-C, pressed again while the work goes on (once, in one run of the whole suite on a
-    # loaded machine, the child finished as if its first SIGINT, 0.3 s after "ready", had
-    # never come; the draws take seconds). Each is the same question: is it raised as
-    # KeyboardInterrupt, never a PanicException, and does the work stop?
-    sent = 0
-    while p.poll() is None and sent < 40:
-        time.sleep(0.3)
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-            sent += 1
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=120)
-    assert p.returncode == 0, (out, sent)
+    assert p.returncode == 0, out
     assert out.strip() == "KeyboardInterrupt"
 
 
