@@ -9,9 +9,9 @@
 //! `W [O, 9C] @ col_b [9C, HW]`: products of the shapes GEMM is fast at.
 //!
 //! Every result is independent of the number of threads: samples are spread over rayon's
-//! threads, each sample's product runs on one, and the weight gradient's per-sample
-//! partials are summed in sample order, so a resumed run reproduces its bytes on any
-//! machine.
+//! threads, each sample's product runs on one, and the weight gradient's partials (each
+//! over a fixed number of samples) are summed in sample order, so a resumed run
+//! reproduces its bytes on any machine.
 
 use rayon::prelude::*;
 
@@ -138,30 +138,42 @@ pub fn forward(d: &Dims, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec
     out
 }
 
-/// `dweight [O, C, 3, 3]`: the sum over samples of `grad_b [O, HW] @ col_b^T [HW, 9C]`.
+/// Samples per partial weight gradient: a fixed count (never the thread count), so the
+/// summation order, and the bytes, are the same on every machine, while the partials held
+/// at once stay few (one per 4 samples, the largest layer's weight being 2.4 MB).
+const SAMPLES_PER_PARTIAL: usize = 4;
+
+/// `dweight [O, C, 3, 3]`: the sum over samples of `grad_b [O, HW] @ col_b^T [HW, 9C]`,
+/// accumulated in sample order within each group of samples and the groups' partials
+/// summed in order.
 pub fn weight_grad(d: &Dims, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (hw, taps) = (d.hw(), d.taps());
     assert_eq!(grad.len(), d.out_len(), "conv3x3 output gradient");
     assert_eq!(x.len(), d.x_len(), "conv3x3 input");
     let partials: Vec<Vec<f32>> = x
-        .par_chunks(d.cin * hw)
-        .zip(grad.par_chunks(d.cout * hw))
+        .par_chunks(SAMPLES_PER_PARTIAL * d.cin * hw)
+        .zip(grad.par_chunks(SAMPLES_PER_PARTIAL * d.cout * hw))
         .map_init(
             || vec![0f32; taps * hw],
-            |col, (x, grad)| {
-                im2col(d, x, col);
+            |col, (xs, grads)| {
                 let mut partial = vec![0f32; d.weight_len()];
-                matmul(
-                    &mut partial,
-                    View::rows(grad, d.cout, hw),
-                    View::rows(col, taps, hw).transposed(),
-                    false,
-                );
+                for (k, (x, grad)) in xs
+                    .chunks(d.cin * hw)
+                    .zip(grads.chunks(d.cout * hw))
+                    .enumerate()
+                {
+                    im2col(d, x, col);
+                    matmul(
+                        &mut partial,
+                        View::rows(grad, d.cout, hw),
+                        View::rows(col, taps, hw).transposed(),
+                        k > 0,
+                    );
+                }
                 partial
             },
         )
         .collect();
-    // In sample order, whatever the threads: the same bytes on every machine.
     let mut sum = vec![0f32; d.weight_len()];
     for partial in &partials {
         for (s, p) in sum.iter_mut().zip(partial) {
