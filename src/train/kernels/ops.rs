@@ -4,8 +4,9 @@
 //! result is wrapped back (`from_primitive`). Tensors on any other backend (wgpu, CUDA) take
 //! burn's own operation, so the GPU path is what it was.
 
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::TensorData;
+use burn::prelude::*;
 use burn_flex::FlexTensor;
 
 mod conv3x3;
@@ -18,6 +19,16 @@ pub use silu::silu;
 
 /// The trainer's autodiff backend over Flex (no gradient checkpointing).
 type Ad = Autodiff<Flex>;
+
+/// The tensor's primitive on the autodiff backend over Flex, if it lives there.
+fn on_autodiff<const D: usize>(t: &Tensor<D>) -> Option<FloatTensor<Ad>> {
+    t.clone().try_into_primitive::<Ad>().ok()
+}
+
+/// The tensor's primitive on Flex without autodiff, if it lives there.
+fn on_flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    t.clone().try_into_primitive::<Flex>().ok()
+}
 
 /// The tensor's elements in order (a copy only when its layout is strided).
 fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -39,6 +50,26 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 
 #[cfg(test)]
 mod testing {
+    use burn::prelude::*;
+    use proptest::test_runner::TestCaseError;
+
+    /// A tensor's values, in order.
+    pub fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// [`close`] for each named result of ours against burn's.
+    pub fn all_close(
+        what: &[&str],
+        ours: &[Vec<f32>],
+        burns: &[Vec<f32>],
+    ) -> Result<(), TestCaseError> {
+        for ((what, a), b) in what.iter().zip(ours).zip(burns) {
+            close(a, b).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Reproducible values in [-1, 1] (xorshift).
     pub fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed | 1;

@@ -13,7 +13,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::NodeId;
 use burn_flex::FlexTensor;
 
-use super::{contiguous, elements, tensor, Ad};
+use super::{contiguous, elements, on_autodiff, on_flex, tensor, Ad};
 use crate::train::kernels::conv3x3::{self as kernel, Dims};
 
 /// A 3x3 convolution, stride 1, padding 1, one group, as the UNet's residual blocks use
@@ -24,27 +24,13 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Tens
         && weight.dims()[2..] == [3, 3]
         && weight.dims()[1] == x.dims()[1];
     if let (true, Some(bias)) = (ours, &bias) {
-        let on = |x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>| {
-            let ad = (
-                x.clone().try_into_primitive::<Ad>(),
-                w.clone().try_into_primitive::<Ad>(),
-                b.clone().try_into_primitive::<Ad>(),
-            );
-            if let (Ok(x), Ok(w), Ok(b)) = ad {
-                return Some(Tensor::from_primitive::<Ad>(tracked(x, w, b)));
-            }
-            let plain = (
-                x.clone().try_into_primitive::<Flex>(),
-                w.clone().try_into_primitive::<Flex>(),
-                b.clone().try_into_primitive::<Flex>(),
-            );
-            if let (Ok(x), Ok(w), Ok(b)) = plain {
-                return Some(Tensor::from_primitive::<Flex>(forward(&x, &w, &b)));
-            }
-            None
-        };
-        if let Some(out) = on(&x, &weight, bias) {
-            return out;
+        if let (Some(x), Some(w), Some(b)) =
+            (on_autodiff(&x), on_autodiff(&weight), on_autodiff(bias))
+        {
+            return Tensor::from_primitive::<Ad>(tracked(x, w, b));
+        }
+        if let (Some(x), Some(w), Some(b)) = (on_flex(&x), on_flex(&weight), on_flex(bias)) {
+            return Tensor::from_primitive::<Flex>(forward(&x, &w, &b));
         }
     }
     conv2d(x, weight, bias, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
@@ -133,7 +119,7 @@ impl Backward<Flex, 3> for Conv3x3Backward {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{close, values};
+    use super::super::testing::{all_close, close, floats, values};
     use super::*;
     use proptest::prelude::*;
 
@@ -154,16 +140,11 @@ mod tests {
         let out = f(x.clone(), w.clone(), Some(b.clone()));
         let r = Tensor::<4>::from_data(data(out.dims(), 4), device);
         let grads = (out.clone() * r).sum().backward();
-        let v = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
         [
-            v(out),
-            v(x.grad(&grads).unwrap()),
-            v(w.grad(&grads).unwrap()),
-            b.grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
+            floats(out),
+            floats(x.grad(&grads).unwrap()),
+            floats(w.grad(&grads).unwrap()),
+            floats(b.grad(&grads).unwrap()),
         ]
     }
 
@@ -185,9 +166,7 @@ mod tests {
             let shapes = ([b, cin, h, w], [cout, cin, 3, 3]);
             let ours = run(conv3x3, &device, shapes, seed);
             let theirs = run(burns, &device, shapes, seed);
-            for (what, (a, b)) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(ours.iter().zip(&theirs)) {
-                close(a, b).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
-            }
+            all_close(&["output", "input grad", "weight grad", "bias grad"], &ours, &theirs)?;
         }
     }
 
@@ -203,10 +182,6 @@ mod tests {
         let b = Tensor::<1>::from_data(TensorData::new(values(4, 7), [4]), &device);
         let ours = conv3x3(x.clone(), w.clone(), Some(b.clone()));
         let theirs = burns(x, w, Some(b));
-        close(
-            &ours.into_data().try_to_vec::<f32>().unwrap(),
-            &theirs.into_data().try_to_vec::<f32>().unwrap(),
-        )
-        .unwrap();
+        close(&floats(ours), &floats(theirs)).unwrap();
     }
 }

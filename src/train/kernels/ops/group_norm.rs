@@ -12,7 +12,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::NodeId;
 use burn_flex::FlexTensor;
 
-use super::{contiguous, elements, tensor, Ad};
+use super::{contiguous, elements, on_autodiff, on_flex, tensor, Ad};
 use crate::train::kernels::group_norm::{self as kernel, Dims};
 
 /// `GroupNorm::forward` of an affine group norm on `[batch, channels, ..]`, computed by our
@@ -31,21 +31,13 @@ pub fn group_norm<const D: usize>(n: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
     };
     let eps = n.epsilon;
     if x.dtype() == DType::F32 && D >= 2 && dims[1] == n.num_channels {
-        let ad = (
-            x.clone().try_into_primitive::<Ad>(),
-            gamma.clone().try_into_primitive::<Ad>(),
-            beta.clone().try_into_primitive::<Ad>(),
-        );
-        if let (Ok(x), Ok(gamma), Ok(beta)) = ad {
-            return Tensor::from_primitive::<Ad>(tracked(d, eps, x, gamma, beta));
+        if let (Some(x), Some(g), Some(b)) =
+            (on_autodiff(&x), on_autodiff(&gamma), on_autodiff(&beta))
+        {
+            return Tensor::from_primitive::<Ad>(tracked(d, eps, x, g, b));
         }
-        let plain = (
-            x.clone().try_into_primitive::<Flex>(),
-            gamma.clone().try_into_primitive::<Flex>(),
-            beta.clone().try_into_primitive::<Flex>(),
-        );
-        if let (Ok(x), Ok(gamma), Ok(beta)) = plain {
-            return Tensor::from_primitive::<Flex>(forward(&d, eps, x, gamma, beta));
+        if let (Some(x), Some(g), Some(b)) = (on_flex(&x), on_flex(&gamma), on_flex(&beta)) {
+            return Tensor::from_primitive::<Flex>(forward(&d, eps, x, g, b));
         }
     }
     n.forward(x)
@@ -121,7 +113,7 @@ impl Backward<Flex, 3> for GroupNormBackward {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{close, values};
+    use super::super::testing::{all_close, floats, values};
     use super::*;
     use burn::nn::GroupNormConfig;
     use proptest::prelude::*;
@@ -140,16 +132,11 @@ mod tests {
         let r = Tensor::<4>::from_data(data(2), device);
         let y = f(n, x.clone());
         let grads = (y.clone() * r).sum().backward();
-        let v1 = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         [
-            y.into_data().try_to_vec::<f32>().unwrap(),
-            x.grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
-            v1(n.gamma.as_ref().unwrap().val().grad(&grads).unwrap()),
-            v1(n.beta.as_ref().unwrap().val().grad(&grads).unwrap()),
+            floats(y),
+            floats(x.grad(&grads).unwrap()),
+            floats(n.gamma.as_ref().unwrap().val().grad(&grads).unwrap()),
+            floats(n.beta.as_ref().unwrap().val().grad(&grads).unwrap()),
         ]
     }
 
@@ -172,9 +159,7 @@ mod tests {
             n.beta = n.beta.map(|p| p.map(|_| param(4).require_grad()));
             let ours = run(group_norm, &n, &device, [b, channels, h, w], seed);
             let theirs = run(GroupNorm::forward, &n, &device, [b, channels, h, w], seed);
-            for (what, (a, t)) in ["output", "input grad", "scale grad", "shift grad"].iter().zip(ours.iter().zip(&theirs)) {
-                close(a, t).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
-            }
+            all_close(&["output", "input grad", "scale grad", "shift grad"], &ours, &theirs)?;
         }
     }
 }

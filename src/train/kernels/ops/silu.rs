@@ -11,16 +11,16 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::NodeId;
 use burn_flex::FlexTensor;
 
-use super::{contiguous, elements, tensor, Ad};
+use super::{contiguous, elements, on_autodiff, on_flex, tensor, Ad};
 use crate::train::kernels::silu as kernel;
 
 /// `burn::tensor::activation::silu`, computed by our kernel on the CPU.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if x.dtype() == DType::F32 {
-        if let Ok(x) = x.clone().try_into_primitive::<Ad>() {
+        if let Some(x) = on_autodiff(&x) {
             return Tensor::from_primitive::<Ad>(tracked(x));
         }
-        if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
+        if let Some(x) = on_flex(&x) {
             return Tensor::from_primitive::<Flex>(forward(x));
         }
     }
@@ -70,7 +70,7 @@ impl Backward<Flex, 1> for SiluBackward {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{close, values};
+    use super::super::testing::{all_close, floats, values};
     use super::*;
     use proptest::prelude::*;
 
@@ -89,14 +89,7 @@ mod tests {
         let r = Tensor::<3>::from_data(TensorData::new(values(n, seed ^ 5), shape), device);
         let y = f(x.clone());
         let grads = (y.clone() * r).sum().backward();
-        [
-            y.into_data().try_to_vec::<f32>().unwrap(),
-            x.grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        ]
+        [floats(y), floats(x.grad(&grads).unwrap())]
     }
 
     proptest! {
@@ -111,8 +104,7 @@ mod tests {
             let device = Device::flex().autodiff();
             let ours = run(silu, &device, [a, b, c], seed);
             let theirs = run(burn::tensor::activation::silu, &device, [a, b, c], seed);
-            close(&ours[0], &theirs[0]).map_err(|e| TestCaseError::fail(format!("values: {e}")))?;
-            close(&ours[1], &theirs[1]).map_err(|e| TestCaseError::fail(format!("gradient: {e}")))?;
+            all_close(&["values", "gradient"], &ours, &theirs)?;
         }
     }
 }
