@@ -18,32 +18,9 @@ use balance_split::train::unet::state_dict::{load_state_dict, state_dict, Named}
 use balance_split::train::unet::UNet;
 use util::{Dir, Run};
 
-/// The Python with torch; a missing one fails the test, never skips it.
-fn python() -> PathBuf {
-    match std::env::var_os("BALANCE_SPLIT_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "BALANCE_SPLIT_TEST_PYTHON is not set: these tests need a Python with torch, safetensors and tensorboard \
-             (tests/python/requirements.txt); scripts/test sets it to the environment it makes"
-        ),
-    }
-}
-
 /// Runs a subcommand of torch_reference.py and parses its JSON line.
 fn torch(args: &[&str]) -> serde_json::Value {
-    let script = util::repo().join("tests/python/torch_reference.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run the Python of BALANCE_SPLIT_TEST_PYTHON");
-    assert!(
-        out.status.success(),
-        "torch_reference.py {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(stdout.lines().last().expect("one JSON line")).unwrap()
+    util::train::python_json("tests/python/torch_reference.py", args)
 }
 
 fn train(dir: &Dir, args: &[&str]) -> Run {
@@ -537,7 +514,7 @@ fn tensorboard_event_files_hold_every_metric_and_image_as_tensorboard_reads_them
     ];
     train(&d, &args).assert_ok();
     let script = util::repo().join("tests/python/tensorboard_events.py");
-    let out = Command::new(python())
+    let out = Command::new(util::train::python())
         .arg(script)
         .arg(d.join("run/tensorboard"))
         .output()

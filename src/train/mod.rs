@@ -9,12 +9,15 @@ pub mod checkpoint;
 pub mod data;
 pub mod draws;
 pub mod error;
+pub mod gaussian;
 pub mod grid;
 pub mod metrics;
 pub mod plateau;
 pub mod schedule;
 pub mod settings;
 
+#[cfg(feature = "train")]
+pub mod adm;
 #[cfg(feature = "train")]
 pub mod bench;
 #[cfg(feature = "train")]

@@ -119,6 +119,21 @@ pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
     })
 }
 
+/// Opens `path` as a plain `torch.save`d state dict (OpenAI's checkpoints): every tensor
+/// under its own name, nothing unwrapped; whether the names are the model's is the
+/// loader's to judge.
+pub fn open_state_dict(path: &Path) -> Result<Box<dyn Source>, CheckpointError> {
+    File::open(path).map_err(|source| CheckpointError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let reader = pytorch_reader::PytorchReader::new(path)
+        .map_err(|e| format_error(path, format!("not a torch.save file: {e}")))?;
+    Ok(Box::new(PthTensors(
+        reader.into_tensors().into_iter().collect(),
+    )))
+}
+
 fn f32_values(bytes: &[u8], f64_wide: bool, le: bool) -> Vec<f32> {
     let conv4 = |c: &[u8]| {
         let b = c.try_into().expect("4 bytes");

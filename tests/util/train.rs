@@ -1,5 +1,8 @@
 //! What the trainer's tests read back from burn: a model's weights, a feed's batches.
 
+use std::path::PathBuf;
+use std::process::Command;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
@@ -36,4 +39,32 @@ pub fn batches(
             (b.x0.into_data().try_to_vec::<f32>().unwrap(), b.labels)
         })
         .collect()
+}
+
+/// The Python with torch; a missing one fails the test, never skips it.
+pub fn python() -> PathBuf {
+    match std::env::var_os("BALANCE_SPLIT_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "BALANCE_SPLIT_TEST_PYTHON is not set: these tests need a Python with torch, safetensors and tensorboard \
+             (tests/python/requirements.txt); scripts/test sets it to the environment it makes"
+        ),
+    }
+}
+
+/// Runs the repository's Python `script` (a path from the repository's root) with `args`
+/// and parses the JSON of its last line.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(super::repo().join(script))
+        .args(args)
+        .output()
+        .expect("run the Python of BALANCE_SPLIT_TEST_PYTHON");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("one JSON line")).unwrap()
 }

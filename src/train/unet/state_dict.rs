@@ -114,7 +114,7 @@ pub fn buffers(s: &NoiseSchedule) -> Vec<Named> {
 
 /// What a walk does with each parameter: `transposed` marks a linear weight, whose
 /// PyTorch shape is the reverse of burn's.
-trait Visit {
+pub(crate) trait Visit {
     fn param<const D: usize>(
         &mut self,
         name: String,
@@ -123,10 +123,22 @@ trait Visit {
     ) -> Result<(), StateDictError>;
 }
 
-type Walked = Result<(), StateDictError>;
+pub(crate) type Walked = Result<(), StateDictError>;
+
+/// A model whose parameters a walk visits under their PyTorch names, in their order:
+/// export, strict import and the pretrained load all go through it.
+pub(crate) trait Walk {
+    fn walk<V: Visit>(&mut self, v: &mut V) -> Walked;
+}
+
+impl Walk for UNet {
+    fn walk<V: Visit>(&mut self, v: &mut V) -> Walked {
+        walk(self, v)
+    }
+}
 
 /// A layer's `weight` and optional `bias`, the shape of linear and conv layers alike.
-fn weight_bias<const D: usize>(
+pub(crate) fn weight_bias<const D: usize>(
     v: &mut impl Visit,
     name: &str,
     weight: &mut Param<Tensor<D>>,
@@ -140,15 +152,15 @@ fn weight_bias<const D: usize>(
     }
 }
 
-fn linear(v: &mut impl Visit, name: &str, l: &mut Linear) -> Walked {
+pub(crate) fn linear(v: &mut impl Visit, name: &str, l: &mut Linear) -> Walked {
     weight_bias(v, name, &mut l.weight, l.bias.as_mut(), true)
 }
 
-fn conv(v: &mut impl Visit, name: &str, c: &mut Conv2d) -> Walked {
+pub(crate) fn conv(v: &mut impl Visit, name: &str, c: &mut Conv2d) -> Walked {
     weight_bias(v, name, &mut c.weight, c.bias.as_mut(), false)
 }
 
-fn norm(v: &mut impl Visit, name: &str, n: &mut GroupNorm) -> Walked {
+pub(crate) fn norm(v: &mut impl Visit, name: &str, n: &mut GroupNorm) -> Walked {
     if let Some(g) = &mut n.gamma {
         v.param(format!("{name}.weight"), g, false)?;
     }
@@ -158,7 +170,7 @@ fn norm(v: &mut impl Visit, name: &str, n: &mut GroupNorm) -> Walked {
     }
 }
 
-fn embedding(v: &mut impl Visit, name: &str, e: &mut Embedding) -> Walked {
+pub(crate) fn embedding(v: &mut impl Visit, name: &str, e: &mut Embedding) -> Walked {
     v.param(format!("{name}.weight"), &mut e.weight, false)
 }
 
@@ -220,7 +232,7 @@ fn walk(u: &mut UNet, v: &mut impl Visit) -> Walked {
     conv(v, "model.conv_out.2", &mut u.out_conv)
 }
 
-fn torch_shape(dims: &[usize], transposed: bool) -> Vec<usize> {
+pub(crate) fn torch_shape(dims: &[usize], transposed: bool) -> Vec<usize> {
     let mut s = dims.to_vec();
     if transposed {
         s.reverse();
@@ -253,9 +265,30 @@ impl Visit for Export {
 
 /// The model's parameters under the user's names and shapes, in their order.
 pub fn state_dict(model: &UNet) -> Vec<Named> {
+    export(model)
+}
+
+/// A model's parameters under its PyTorch names and shapes, in their order.
+pub(crate) fn export<M: Walk + Clone>(model: &M) -> Vec<Named> {
     let mut e = Export(Vec::new());
-    walk(&mut model.clone(), &mut e).expect("exporting cannot fail");
+    model.clone().walk(&mut e).expect("exporting cannot fail");
     e.0
+}
+
+/// Replaces `p` by `values` (in PyTorch's `shape`, row-major), keeping whether it takes
+/// gradients.
+pub(crate) fn set_param<const D: usize>(
+    p: &mut Param<Tensor<D>>,
+    values: Vec<f32>,
+    shape: Vec<usize>,
+    transposed: bool,
+) {
+    *p = p.clone().map(|old| {
+        let device = old.device();
+        let torch = Tensor::<D>::from_data(TensorData::new(values, shape), &device);
+        let value = if transposed { torch.transpose() } else { torch };
+        value.set_require_grad(old.is_require_grad())
+    });
 }
 
 struct Import<'a> {
@@ -287,12 +320,7 @@ impl Visit for Import<'_> {
                 format!("{} values for shape {expected:?}", values.len()),
             ));
         }
-        *p = p.clone().map(|old| {
-            let device = old.device();
-            let torch = Tensor::<D>::from_data(TensorData::new(values, expected), &device);
-            let value = if t { torch.transpose() } else { torch };
-            value.set_require_grad(old.is_require_grad())
-        });
+        set_param(p, values, expected, t);
         self.seen.insert(name);
         Ok(())
     }
@@ -303,16 +331,26 @@ impl Visit for Import<'_> {
 /// shape, and a name the model lacks is refused; the schedule buffers are accepted and
 /// not read (they follow from `model.diffusion`).
 pub fn load_state_dict(model: UNet, source: &dyn Source) -> Result<UNet, StateDictError> {
+    import(model, source, &BUFFERS)
+}
+
+/// `model` with every parameter replaced by the source's tensor of the same name, as
+/// `load_state_dict(strict=True)`; names in `ignored` may be in the source and are not read.
+pub(crate) fn import<M: Walk>(
+    model: M,
+    source: &dyn Source,
+    ignored: &[&str],
+) -> Result<M, StateDictError> {
     let mut model = model;
     let mut import = Import {
         source,
         seen: HashSet::new(),
     };
-    walk(&mut model, &mut import)?;
+    model.walk(&mut import)?;
     let mut extra: Vec<String> = source
         .names()
         .into_iter()
-        .filter(|n| !import.seen.contains(n) && !BUFFERS.contains(&n.as_str()))
+        .filter(|n| !import.seen.contains(n) && !ignored.contains(&n.as_str()))
         .collect();
     extra.sort();
     match extra.into_iter().next() {
