@@ -166,7 +166,7 @@ impl ResBlock {
         let e = e.reshape([b, c2, 1, 1]);
         let (scale, shift) = (e.clone().narrow(1, 0, c), e.narrow(1, c, c));
         let h = norm(&self.out_norm, h) * scale.add_scalar(1.0) + shift;
-        let h = op("dropout", &self.dropout, act(h), Dropout::forward);
+        let h = op("dropout", &self.dropout, act(h), kernels::dropout);
         let h = conv3(&self.out_conv, h);
         let skip = match &self.skip {
             Some(s) => op("conv 1x1", s, x, pointwise),

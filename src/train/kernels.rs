@@ -5,9 +5,10 @@
 //! operations are burn's.
 
 mod conv3x3;
+mod dropout;
 mod gemm;
 mod group_norm;
 mod ops;
 mod silu;
 
-pub use ops::{conv3x3, group_norm, silu};
+pub use ops::{conv3x3, dropout, group_norm, silu};

@@ -157,7 +157,7 @@ impl ResBlock {
         let [b, ch] = e.dims();
         let h = act(h + e.reshape([b, ch, 1, 1]));
         let h = norm(&self.norm2, conv3(&self.conv2, h));
-        let h = op("dropout", &self.dropout, h, Dropout::forward);
+        let h = op("dropout", &self.dropout, h, kernels::dropout);
         let skip = match &self.skip {
             Some(s) => conv1(s, x),
             None => x,

@@ -10,10 +10,12 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 
 mod conv3x3;
+mod dropout;
 mod group_norm;
 mod silu;
 
 pub use conv3x3::conv3x3;
+pub use dropout::dropout;
 pub use group_norm::group_norm;
 pub use silu::silu;
 
