@@ -80,46 +80,68 @@ mod tests {
     use super::super::testing::{floats, values};
     use super::*;
     use burn::nn::DropoutConfig;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     /// Values and input gradient through the autodiff backend: every element is 0 or
-    /// `x / (1 - p)`, the gradient `r / (1 - p)` exactly where the value was kept, about a
-    /// fraction `p` dropped, and the same masks again after the device is seeded again.
-    #[test]
-    fn values_and_gradient_share_one_mask_that_follows_the_device_seed() {
+    /// `x / (1 - p)`, the gradient `r / (1 - p)` exactly where the value was kept, and the
+    /// same masks again after the device is seeded again.
+    fn check(shape: [usize; 3], p: f64, seed: u64) -> Result<usize, TestCaseError> {
         let device = Device::flex().autodiff();
-        let d = DropoutConfig::new(0.25).init();
-        let shape = [4, 8, 40, 40];
+        let d = DropoutConfig::new(p).init();
         let n: usize = shape.iter().product();
+        let (x, r) = (values(n, seed), values(n, seed ^ 5));
         let run = || {
-            device.seed(9);
-            let x = Tensor::<4>::from_data(
-                TensorData::new(values(n, 3).iter().map(|v| v + 2.0).collect(), shape),
-                &device,
-            )
-            .require_grad();
-            let r = Tensor::<4>::from_data(TensorData::new(values(n, 5), shape), &device);
+            device.seed(seed);
+            let xs = x.iter().map(|v| v + 2.0).collect();
+            let x = Tensor::<3>::from_data(TensorData::new(xs, shape), &device).require_grad();
+            let rt = Tensor::<3>::from_data(TensorData::new(r.clone(), shape), &device);
             let y = dropout(&d, x.clone());
-            let grads = (y.clone() * r).sum().backward();
+            let grads = (y.clone() * rt).sum().backward();
             (floats(y), floats(x.grad(&grads).unwrap()))
         };
         let (y, dx) = run();
-        let (x, r) = (values(n, 3), values(n, 5));
+        let keep = (1.0 - p) as f32;
         let mut kept = 0;
         for i in 0..n {
             if y[i] == 0.0 {
-                assert_eq!(dx[i], 0.0, "element {i}");
+                prop_assert_eq!(dx[i], 0.0, "element {}", i);
             } else {
                 kept += 1;
-                assert!(
-                    (y[i] - (x[i] + 2.0) / 0.75).abs() <= 1e-6 * y[i].abs(),
-                    "element {i}"
+                prop_assert!(
+                    (y[i] - (x[i] + 2.0) / keep).abs() <= 1e-6 * y[i].abs(),
+                    "element {}",
+                    i
                 );
-                assert!((dx[i] - r[i] / 0.75).abs() <= 1e-6, "element {i}");
+                prop_assert!(
+                    (dx[i] - r[i] / keep).abs() <= 1e-6 * (1.0 / keep),
+                    "element {}",
+                    i
+                );
             }
         }
+        prop_assert!(run() == (y, dx), "the same seed, other masks");
+        Ok(kept)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn values_and_gradient_share_one_mask_that_follows_the_device_seed(
+            a in 1usize..4, b in 1usize..20, c in 1usize..900, p in 0.05f64..0.9, seed in any::<u64>(),
+        ) {
+            check([a, b, c], p, seed)?;
+        }
+    }
+
+    /// About a fraction `p` is dropped.
+    #[test]
+    fn the_drop_rate_is_the_probability() {
+        let n = 4 * 8 * 1600;
+        let kept = check([4, 8, 1600], 0.25, 9).unwrap();
         let fraction = kept as f64 / n as f64;
         assert!((fraction - 0.75).abs() < 0.01, "{fraction}");
-        assert_eq!(run(), (y, dx), "the same seed, the same masks");
     }
 
     #[test]
