@@ -8,17 +8,17 @@
 //! Parameters carry guided-diffusion's names (`state_dict`), so OpenAI's file loads by name
 //! and our weights export to the user's `AdmDdpmModel`.
 
-use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear,
-    LinearConfig, PaddingConfig2d,
+    LinearConfig,
 };
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::kernels;
 use super::profile::op;
-use super::unet::{pointwise, same3x3};
+use super::unet::{act, conv, conv3, norm, pointwise};
 
 pub mod hybrid;
 pub mod state_dict;
@@ -79,24 +79,6 @@ fn norm32(ch: usize, device: &Device) -> GroupNorm {
     GroupNormConfig::new(32, ch).init(device)
 }
 
-fn conv3x3(cin: usize, cout: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([cin, cout], [3, 3])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init(device)
-}
-
-fn norm<const D: usize>(n: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
-    op("group norm", n, x, kernels::group_norm)
-}
-
-fn act<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    op("SiLU", &(), x, |_, x| kernels::silu(x))
-}
-
-fn conv3(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    op("conv 3x3", c, x, same3x3)
-}
-
 /// Average pooling over 2x2 windows (their `avg_pool2d(2)`, which drops an odd last row
 /// or column), as a reshape and a mean so it differentiates on every backend.
 fn down2(x: Tensor<4>) -> Tensor<4> {
@@ -137,12 +119,12 @@ impl ResBlock {
     fn new(cin: usize, cout: usize, f: &AdmFlags, resample: (bool, bool), d: &Device) -> Self {
         ResBlock {
             in_norm: norm32(cin, d),
-            in_conv: conv3x3(cin, cout, d),
+            in_conv: conv(cin, cout, 3, 1, d),
             emb: LinearConfig::new(f.embed_dim(), 2 * cout).init(d),
             out_norm: norm32(cout, d),
             dropout: DropoutConfig::new(f.dropout).init(),
-            out_conv: conv3x3(cout, cout, d),
-            skip: (cin != cout).then(|| Conv2dConfig::new([cin, cout], [1, 1]).init(d)),
+            out_conv: conv(cout, cout, 3, 1, d),
+            skip: (cin != cout).then(|| conv(cin, cout, 1, 1, d)),
             up: resample.0,
             down: resample.1,
         }
@@ -303,7 +285,7 @@ impl AdmUNet {
         let mc = f.model_channels;
         let emb = f.embed_dim();
         let mut input_blocks = vec![Block {
-            conv: Some(conv3x3(f.in_channels, mc, d)),
+            conv: Some(conv(f.in_channels, mc, 3, 1, d)),
             ..block(None, None, None)
         }];
         let (mut chans, mut ch, mut ds) = (vec![mc], mc, 1);
@@ -355,7 +337,7 @@ impl AdmUNet {
             middle,
             output_blocks,
             out_norm: norm32(ch, d),
-            out_conv: conv3x3(ch, f.out_channels, d),
+            out_conv: conv(ch, f.out_channels, 3, 1, d),
             model_channels: mc,
         }
     }

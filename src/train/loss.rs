@@ -7,12 +7,13 @@ use burn::prelude::*;
 
 /// The per-sample MSE, mean over C, H and W: `[B]`.
 pub fn per_sample_mse(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
-    let [b, c, h, w] = pred.dims();
-    (pred - target)
-        .powi_scalar(2)
-        .reshape([b, c * h * w])
-        .mean_dim(1)
-        .reshape([b])
+    mean_flat((pred - target).powi_scalar(2))
+}
+
+/// The mean over all but the batch dimension: `[B]`.
+pub fn mean_flat(x: Tensor<4>) -> Tensor<1> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c * h * w]).mean_dim(1).reshape([b])
 }
 
 /// The batch loss: `mean_i(w[y_i] * mse_i)` with `weights` the per-sample weights

@@ -66,14 +66,20 @@ pub struct Imported {
     pub ema: Option<Box<dyn Source>>,
 }
 
+/// A missing or unreadable file is said as such, not as a format the file is not.
+fn readable(path: &Path) -> Result<(), CheckpointError> {
+    File::open(path)
+        .map(drop)
+        .map_err(|source| CheckpointError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Opens `path`: a `.safetensors` file by its extension, anything else as a `torch.save`
 /// file (their checkpoint dict with `model_state_dict`, or a bare `state_dict`).
 pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
-    // A missing or unreadable file is said as such, not as a format the file is not.
-    File::open(path).map_err(|source| CheckpointError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    readable(path)?;
     let is_safetensors = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
@@ -123,10 +129,7 @@ pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
 /// under its own name, nothing unwrapped; whether the names are the model's is the
 /// loader's to judge.
 pub fn open_state_dict(path: &Path) -> Result<Box<dyn Source>, CheckpointError> {
-    File::open(path).map_err(|source| CheckpointError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    readable(path)?;
     let reader = pytorch_reader::PytorchReader::new(path)
         .map_err(|e| format_error(path, format!("not a torch.save file: {e}")))?;
     Ok(Box::new(PthTensors(

@@ -27,7 +27,7 @@ const HEADS: usize = 4;
 /// Dropout inside residual blocks.
 const DROPOUT: f64 = 0.1;
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
@@ -40,7 +40,7 @@ fn group_norm(ch: usize, device: &Device) -> GroupNorm {
 
 // Every layer call goes through `profile::op`, which names its kind for
 // `diffusion-train bench --ops` and is the plain call otherwise.
-fn conv3(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn conv3(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     op("conv 3x3", c, x, same3x3)
 }
 
@@ -94,11 +94,11 @@ pub fn pointwise(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     y.reshape([b, cout, h, w])
 }
 
-fn norm(n: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn norm(n: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
     op("group norm", n, x, kernels::group_norm)
 }
 
-fn act<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(crate) fn act<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     op("SiLU", &(), x, |_, x| kernels::silu(x))
 }
 

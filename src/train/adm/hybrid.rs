@@ -13,17 +13,12 @@ use std::f64::consts::LN_2;
 use burn::prelude::*;
 
 use crate::train::gaussian::Process;
+use crate::train::loss::{mean_flat, per_sample_mse};
 
 /// `table[t_i]` per sample as `[B, 1, 1, 1]` f32, as their `_extract_into_tensor` does.
 fn column(table: &[f64], t: &[usize], device: &Device) -> Tensor<4> {
     let v: Vec<f32> = t.iter().map(|&i| table[i] as f32).collect();
     Tensor::<1>::from_floats(v.as_slice(), device).reshape([t.len(), 1, 1, 1])
-}
-
-/// Mean over all but the batch dimension: `[B]`.
-fn mean_flat(x: Tensor<4>) -> Tensor<1> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c * h * w]).mean_dim(1).reshape([b])
 }
 
 /// The model's epsilon and variance halves.
@@ -119,7 +114,7 @@ pub fn terms(
 ) -> Terms {
     let d = x0.device();
     let (eps, v) = split(out);
-    let mse = mean_flat((noise - eps.clone()).powi_scalar(2));
+    let mse = per_sample_mse(eps.clone(), noise);
     let true_mean = column(&p.posterior_mean_coef1, t, &d) * x0.clone()
         + column(&p.posterior_mean_coef2, t, &d) * x_t.clone();
     let true_log_var = column(&p.posterior_log_variance_clipped, t, &d);

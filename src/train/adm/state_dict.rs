@@ -152,7 +152,6 @@ pub struct Loaded {
 struct Pretrained<'a> {
     source: &'a dyn Source,
     seen: HashSet<String>,
-    matched: usize,
     missing: Vec<String>,
 }
 
@@ -180,7 +179,6 @@ impl Visit for Pretrained<'_> {
             .map_err(|e| StateDictError::Read(name.clone(), e))?;
         set_param(p, values, expected, t);
         self.seen.insert(name);
-        self.matched += 1;
         Ok(())
     }
 }
@@ -196,15 +194,15 @@ pub fn load_pretrained(
     let mut v = Pretrained {
         source,
         seen: HashSet::new(),
-        matched: 0,
         missing: Vec::new(),
     };
     model.walk(&mut v)?;
-    let total = v.matched + v.missing.len();
+    let matched = v.seen.len();
+    let total = matched + v.missing.len();
     let names = source.names();
-    if v.matched * 2 < total {
+    if matched * 2 < total {
         return Err(PretrainedError::TooFew {
-            matched: v.matched,
+            matched,
             total,
             hint: wrapped_hint(&names),
         });
@@ -216,7 +214,7 @@ pub fn load_pretrained(
     Ok((
         model,
         Loaded {
-            matched: v.matched,
+            matched,
             missing: v.missing,
             unexpected,
         },
