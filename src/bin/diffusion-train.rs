@@ -349,7 +349,14 @@ fn bench(args: BenchArgs, overrides: &Overrides) -> anyhow::Result<()> {
     let c = args.common;
     let settings = job::load_settings(&c.config, overrides, c.device, None)?;
     init_logging(None, c.quiet)?;
-    for t in job::bench(&settings, &args.batch, args.steps, args.warmup, args.ops)? {
+    for t in job::bench(
+        &settings,
+        &c.config,
+        &args.batch,
+        args.steps,
+        args.warmup,
+        args.ops,
+    )? {
         out::line(serde_json::to_string(&t)?)?;
     }
     Ok(())

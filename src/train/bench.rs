@@ -20,9 +20,9 @@ use crate::rng::{Purpose, Stream};
 
 use super::ema::Ema;
 use super::error::TrainError;
+use super::family::Process;
 use super::feed::Resident;
 use super::profile::{self, KindTime};
-use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
 use super::state::{self, State};
 use super::step;
@@ -60,8 +60,10 @@ pub struct Phases {
 
 /// Times `steps` optimizer steps at batch size `batch` after `warmup` untimed ones, then
 /// `steps` more phase by phase, then (with `ops`) every layer call alone, `steps` times.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     s: &TrainSettings,
+    config: &std::path::Path,
     device: &Device,
     description: &str,
     batch: usize,
@@ -72,8 +74,8 @@ pub fn run(
     let a = &s.architecture;
     let k = s.conditioning.as_ref().map_or(1, |c| c.num_classes);
     let weights: Vec<f64> = (0..k).map(|i| if i == 1 { 9.0 } else { 1.0 }).collect();
-    let schedule = NoiseSchedule::new(&s.diffusion);
-    let mut state: State = state::fresh(s, 0, device);
+    let process = Process::of(s);
+    let mut state: State = state::freeze(state::fresh(s, 0, device), s, config)?;
     // The reference keeps no average; timing ours with one would compare different work.
     state.ema = None;
     let mut data = Stream::fast(0, Purpose::Generation, &[u64::MAX]);
@@ -96,9 +98,11 @@ pub fn run(
             step: 1,
         };
         let b = resident.batch(&positions, slots, 0);
-        step::step_inputs(b, s, &schedule, Some(&weights), 0, i, device)
+        step::step_inputs(b, s, &process, Some(&weights), 0, i, device)
     };
-    let step = |state: &mut State, i: u64| step::train_step(state, inputs(i), lr, None, device).0;
+    let step = |state: &mut State, i: u64| {
+        step::train_step(state, &process, inputs(i), lr, None, device).0
+    };
     let (dt, final_loss) = time_steps(&mut state, step, warmup, steps);
 
     let sync = || super::device::sync(device, description);
@@ -110,6 +114,7 @@ pub fn run(
     }
     let phases = time_phases(
         &mut state,
+        &process,
         &inputs,
         warmup + steps,
         steps,
@@ -119,7 +124,8 @@ pub fn run(
     )?;
     let ops = ops
         .then(|| {
-            let (_, calls) = profile::record(|| step::forward_loss(&state, inputs(0), device));
+            let (_, calls) =
+                profile::record(|| step::forward_loss(&state, &process, inputs(0), device));
             profile::by_kind(&calls, device, steps)
         })
         .transpose()?;
@@ -169,6 +175,7 @@ fn time_steps(
 /// device after each); seconds per phase in total.
 fn time_phases(
     state: &mut State,
+    process: &Process,
     inputs: &dyn Fn(u64) -> step::StepInputs,
     first: usize,
     steps: usize,
@@ -187,7 +194,7 @@ fn time_phases(
         let x = inputs((first + i) as u64);
         timed(&mut phases.data, at)?;
         let at = Instant::now();
-        let (objective, _) = step::forward_loss(state, x, device);
+        let (objective, _) = step::forward_loss(state, process, x, device);
         timed(&mut phases.forward, at)?;
         let at = Instant::now();
         let grads = step::gradients(state, &objective);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::plateau::PlateauState;
-use super::settings::{Architecture, Diffusion};
+use super::settings::{AdmModel, Architecture, Diffusion};
 use crate::output::AtomicFile;
 
 const MAGIC: &[u8; 8] = b"BSDDPM\0\x01";
@@ -75,6 +75,10 @@ pub struct Meta {
     /// The `plateau` scheduler's state (absent in other runs and older checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plateau: Option<PlateauState>,
+    /// The ADM's source and noise schedule (`experiment: diffusion_pretrained`); absent for
+    /// the DDPM, whose checkpoints stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adm: Option<AdmModel>,
 }
 
 /// A parsed checkpoint.
@@ -283,6 +287,7 @@ mod tests {
                 best_val_loss: None,
                 betas_sha256: None,
                 plateau: None,
+                adm: None,
             },
             sections: vec![("model".into(), vec![1, 2, 3]), ("ema".into(), vec![])],
         }

@@ -7,20 +7,25 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 
-use super::unet::UNet;
+use super::family::Net;
 
 /// The averaged model.
 #[derive(Clone, Debug)]
-pub struct Ema<M = UNet> {
+pub struct Ema<M = Net> {
     pub model: M,
     pub decay: f64,
 }
 
-/// Every parameter's current value, flattened, without autodiff.
+/// Every trained parameter's current value, flattened, without autodiff. A frozen one
+/// (the ADM's backbone) never moves, so its average is its value: skipping it saves the
+/// blend of hundreds of millions of weights per step.
 struct Collect(HashMap<ParamId, Tensor<1>>);
 
 impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if !p.is_require_grad() {
+            return;
+        }
         let v = p.val().without_autodiff();
         let n = v.shape().num_elements();
         self.0.insert(p.id, v.reshape([n]));

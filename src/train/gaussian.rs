@@ -15,7 +15,8 @@ use thiserror::Error;
 /// `model.diffusion.noise_schedule` of their ADM path. guided-diffusion names two; their
 /// config validator also lets `quadratic` and `sigmoid` through, which guided-diffusion then
 /// rejects (`NotImplementedError`): refused here at the config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AdmSchedule {
     Linear,
     Cosine,

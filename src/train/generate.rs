@@ -1,4 +1,5 @@
-//! DDPM ancestral sampling with classifier-free guidance.
+//! Ancestral sampling with classifier-free guidance: the DDPM's, and the ADM's over its
+//! respaced process (the variance from the conditional pass).
 //!
 //! Each step predicts the noise twice, with the class label and with the unconditional
 //! row, in one batched forward pass, and mixes them:
@@ -14,6 +15,9 @@ use burn::prelude::*;
 
 use crate::rng::{Purpose, Stream};
 
+use super::adm::{hybrid, AdmUNet};
+use super::family::{Net, Process};
+use super::gaussian;
 use super::schedule::NoiseSchedule;
 use super::settings::Threshold;
 use super::unet::UNet;
@@ -29,6 +33,27 @@ pub fn guided_eps(
     num_classes: usize,
     scale: f64,
 ) -> Tensor<4> {
+    let forward = |x, t, y| model.forward(x, t, y);
+    let labels = labels.filter(|_| model.is_conditional());
+    guided(&forward, x, t, labels, num_classes, scale, None)
+}
+
+/// The model's forward pass: `(x, timesteps, labels)` to its output.
+type Forward<'a> = dyn Fn(Tensor<4>, Tensor<1>, Option<Tensor<1, Int>>) -> Tensor<4> + 'a;
+
+/// Classifier-free guidance around `forward`: the conditional and unconditional passes in
+/// one batch, `uncond + s (cond - uncond)` over the output's first `eps_channels` channels
+/// (all when `None`); the rest of the output (the ADM's variance interpolation) is the
+/// conditional pass's, as the user's `AdmDdpmModel.sample` takes it.
+fn guided(
+    forward: &Forward,
+    x: Tensor<4>,
+    t: usize,
+    labels: Option<&[u32]>,
+    num_classes: usize,
+    scale: f64,
+    eps_channels: Option<usize>,
+) -> Tensor<4> {
     let device = x.device();
     let n = x.dims()[0];
     let times = |k: usize| Tensor::<1>::full([k], t as f32, &device);
@@ -36,22 +61,30 @@ pub fn guided_eps(
         let k = v.len();
         Tensor::<1, Int>::from_data(TensorData::new(v, [k]), &device)
     };
-    let Some(labels) = labels.filter(|_| model.is_conditional()) else {
-        return model.forward(x, times(n), None);
+    let Some(labels) = labels else {
+        return forward(x, times(n), None);
     };
     let cond: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
     if scale == 0.0 || scale == 1.0 {
-        return model.forward(x, times(n), Some(ints(cond)));
+        return forward(x, times(n), Some(ints(cond)));
     }
     let uncond = vec![num_classes as i64; n];
-    let both = model.forward(
+    let both = forward(
         Tensor::cat(vec![x.clone(), x], 0),
         times(2 * n),
         Some(ints([cond, uncond].concat())),
     );
-    let eps_c = both.clone().narrow(0, 0, n);
-    let eps_u = both.narrow(0, n, n);
-    eps_u.clone() + (eps_c - eps_u).mul_scalar(scale)
+    let out_c = both.clone().narrow(0, 0, n);
+    let out_u = both.narrow(0, n, n);
+    let channels = out_c.dims()[1];
+    let c = eps_channels.unwrap_or(channels);
+    let eps_c = out_c.clone().narrow(1, 0, c);
+    let eps_u = out_u.narrow(1, 0, c);
+    let eps = eps_u.clone() + (eps_c - eps_u).mul_scalar(scale);
+    if c == channels {
+        return eps;
+    }
+    Tensor::cat(vec![eps, out_c.narrow(1, c, channels - c)], 1)
 }
 
 /// `torch.quantile(|x|.flatten(1), q, dim=1)`: per sample, the linear interpolation
@@ -103,28 +136,83 @@ pub struct Request<'a> {
 }
 
 /// Generated samples as `[B, C, H, W]` floats in [-1, 1], and the requested snapshots
-/// of `x_t` (each `[B, C, H, W]`), from the noisiest.
+/// of `x_t` (each `[B, C, H, W]`), from the noisiest: the DDPM's ancestral sampler over
+/// all `T` steps, or the ADM's over its respaced process (snapshots by the respaced
+/// index).
 pub fn sample(
-    model: &UNet,
-    schedule: &NoiseSchedule,
+    model: &Net,
+    process: &Process,
     req: &Request,
     device: &Device,
 ) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
-    sample_with(
-        |x, t| {
-            guided_eps(
-                model,
-                x,
-                t,
-                Some(req.labels),
-                req.num_classes,
-                req.guidance_scale,
-            )
-        },
-        schedule,
-        req,
-        device,
-    )
+    match (model, process) {
+        (Net::Ddpm(m), Process::Ddpm(schedule)) => sample_with(
+            |x, t| {
+                guided_eps(
+                    m,
+                    x,
+                    t,
+                    Some(req.labels),
+                    req.num_classes,
+                    req.guidance_scale,
+                )
+            },
+            schedule,
+            req,
+            device,
+        ),
+        (Net::Adm(m), Process::Adm { sample, .. }) => sample_adm(m, sample, req, device),
+        _ => unreachable!("the model and its process come from the same settings"),
+    }
+}
+
+/// The ADM's sampler (`p_sample_loop` with `clip_denoised`, as the user's
+/// `AdmDdpmModel.sample`): from noise, one ancestral step of the respaced process `p` per
+/// index, the model given the original timestep `timestep_map[i]`; no noise is drawn at the
+/// last step, whose sample is the mean.
+fn sample_adm(
+    model: &AdmUNet,
+    p: &gaussian::Process,
+    req: &Request,
+    device: &Device,
+) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
+    let n = req.labels.len();
+    let shape = [n, req.channels, req.size, req.size];
+    let len = shape.iter().product();
+    let mut stream = Stream::fast(req.seed, Purpose::Generation, &[req.batch]);
+    let mut noise = vec![0f32; len];
+    stream.fill_normal(&mut noise);
+    let mut x = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
+    let forward = |x, t, y| model.forward(x, t, y);
+    let labels = model.label_rows().map(|_| req.labels);
+    let mut snaps = Vec::new();
+    for i in (0..p.len()).rev() {
+        if req.snapshots.contains(&i) {
+            snaps.push((i, x.to_data().try_to_vec::<f32>().expect("f32 samples")));
+        }
+        let out = guided(
+            &forward,
+            x.clone(),
+            p.timestep_map[i],
+            labels,
+            req.num_classes,
+            req.guidance_scale,
+            Some(req.channels),
+        );
+        let z = if i > 0 {
+            stream.fill_normal(&mut noise);
+            Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device)
+        } else {
+            x.zeros_like()
+        };
+        x = hybrid::p_sample(p, x, i, out, z, true);
+    }
+    let out = x
+        .clamp(-1.0, 1.0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 samples");
+    (out, snaps)
 }
 
 /// [`sample`] with any noise predictor `eps(x_t, t)`.

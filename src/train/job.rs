@@ -8,12 +8,12 @@ use super::checkpoint::Checkpoint;
 use super::data::{SourceCheck, TrainData};
 use super::device;
 use super::error::TrainError;
+use super::family::{Net, Process};
 use super::schedule::NoiseSchedule;
 use super::settings::{DeviceChoice, TrainSettings};
 use super::state;
 use super::torch_files;
 use super::trainer::{RunOptions, Summary, Trainer};
-use super::unet::UNet;
 use super::visualize;
 
 /// A training request from the command line.
@@ -226,6 +226,36 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             }
         );
     }
+    if let Some(adm) = s
+        .adm
+        .as_ref()
+        .filter(|_| !r.enabled && s.training.init_from.is_none())
+    {
+        let file = pretrained_file(req, adm)?;
+        let (st, loaded) = state::pretrained(state, &file)?;
+        state = st;
+        log::info!(
+            "loaded {} of the ADM's backbone tensors from {}{}{}; the label head ({} rows) is new",
+            loaded.matched,
+            file.display(),
+            if loaded.missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} missing (first {})",
+                    loaded.missing.len(),
+                    loaded.missing[0]
+                )
+            },
+            if loaded.unexpected > 0 {
+                format!(", {} of its tensors unused", loaded.unexpected)
+            } else {
+                String::new()
+            },
+            s.conditioning.as_ref().map_or(0, |c| c.num_classes + 1),
+        );
+    }
+    state = state::freeze(state, s, &req.config)?;
     let t = Trainer {
         settings: s,
         data: &data,
@@ -235,6 +265,26 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     };
     let (_, summary) = t.run(state)?;
     Ok(summary)
+}
+
+/// OpenAI's checkpoint as `model.pretrained` places it (under `--root`). Nothing is
+/// downloaded here: a missing file is one line naming the URL and where to put it.
+fn pretrained_file(req: &TrainRequest, adm: &super::settings::Adm) -> Result<PathBuf, TrainError> {
+    let file = crate::input::under(&req.root, &adm.checkpoint);
+    if file.exists() {
+        return Ok(file);
+    }
+    Err(TrainError::Config(crate::config::ConfigError::Invalid {
+        path: req.config.clone(),
+        key: adm.checkpoint_key.into(),
+        message: format!(
+            "{} does not exist; diffusion-train downloads nothing: fetch {} and put it there",
+            file.display(),
+            adm.checkpoint_url
+                .as_deref()
+                .unwrap_or("OpenAI's 64x64_diffusion.pt (guided-diffusion's README)")
+        ),
+    }))
 }
 
 /// A generation request from the command line.
@@ -276,7 +326,13 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
     }
     let chosen = choose_device(s)?;
     log::info!("device: {}", chosen.description);
-    let model = UNet::new(&m.architecture, m.num_classes, &chosen.device);
+    let process = checkpoint_process(m, s, &path)?;
+    let model = Net::new(
+        &m.architecture,
+        m.num_classes,
+        m.adm.as_ref(),
+        &chosen.device,
+    );
     let use_ema = s.generation.use_ema;
     if use_ema && ck.section("ema").is_none() {
         log::warn!(
@@ -285,13 +341,12 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
         );
     }
     let model = state::load_weights(model, &ck, &path, use_ema)?;
-    let schedule = NoiseSchedule::new(&m.diffusion);
     let mut settings = s.clone();
     settings.architecture = m.architecture.clone();
     let seed = state::training_seed(s);
     let ctx = visualize::Context {
         model: &model,
-        schedule: &schedule,
+        process: &process,
         settings: &settings,
         classes: &m.class_names,
         seed,
@@ -313,9 +368,39 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
     Ok(written)
 }
 
+/// The process a checkpoint's model samples with: the DDPM's from its record; the ADM's
+/// respaced as the config's `sample_timestep_respacing` says, which must be an ADM config.
+fn checkpoint_process(
+    m: &super::checkpoint::Meta,
+    s: &TrainSettings,
+    path: &Path,
+) -> Result<Process, TrainError> {
+    let Some(model) = &m.adm else {
+        return Ok(Process::new(&m.diffusion, None));
+    };
+    let Some(adm) = &s.adm else {
+        return Err(TrainError::Mismatch(format!(
+            "{}: an ADM checkpoint (experiment: diffusion_pretrained); generate with that experiment's config",
+            path.display()
+        )));
+    };
+    super::gaussian::respacing(m.diffusion.num_timesteps, &adm.respacing).map_err(|e| {
+        TrainError::Mismatch(format!(
+            "{}: model.diffusion.sample_timestep_respacing for the checkpoint's {} steps: {e}",
+            path.display(),
+            m.diffusion.num_timesteps
+        ))
+    })?;
+    Ok(Process::new(
+        &m.diffusion,
+        Some((model, adm.respacing.as_str())),
+    ))
+}
+
 /// `diffusion-train bench`: timed training steps per batch size.
 pub fn bench(
     s: &TrainSettings,
+    config: &Path,
     batches: &[usize],
     steps: usize,
     warmup: usize,
@@ -325,7 +410,18 @@ pub fn bench(
     let device = chosen.device.autodiff();
     batches
         .iter()
-        .map(|&b| super::bench::run(s, &device, &chosen.description, b, steps, warmup, ops))
+        .map(|&b| {
+            super::bench::run(
+                s,
+                config,
+                &device,
+                &chosen.description,
+                b,
+                steps,
+                warmup,
+                ops,
+            )
+        })
         .collect()
 }
 
@@ -375,13 +471,23 @@ pub fn export(
     };
     let m = &ck.meta;
     let device = burn::prelude::Device::flex();
-    let model = UNet::new(&m.architecture, m.num_classes, &device);
+    let model = Net::new(&m.architecture, m.num_classes, m.adm.as_ref(), &device);
     let model = state::load_weights(model, &ck, checkpoint, ema)?;
-    let params = super::unet::state_dict::state_dict(&model);
-    let tensors: Vec<_> = super::unet::state_dict::buffers(&NoiseSchedule::new(&m.diffusion))
-        .into_iter()
-        .chain(params)
-        .collect();
+    // The DDPM as their DDPMModel (`model.` and the schedule's buffers), the ADM as their
+    // AdmDdpmModel (`unet.`, no buffers: its processes are not modules).
+    let (tensors, prefix): (Vec<_>, &str) = match &model {
+        Net::Ddpm(u) => (
+            super::unet::state_dict::buffers(&NoiseSchedule::new(&m.diffusion))
+                .into_iter()
+                .chain(super::unet::state_dict::state_dict(u))
+                .collect(),
+            "model.",
+        ),
+        Net::Adm(a) => (
+            super::adm::state_dict::for_user(a),
+            super::adm::state_dict::EXPORT_PREFIX,
+        ),
+    };
     let metadata = [
         ("format", "pt".to_owned()),
         ("config", s.text.clone()),
@@ -405,7 +511,7 @@ pub fn export(
         tensors: tensors.len(),
         parameters: tensors
             .iter()
-            .filter(|t| t.name.starts_with("model."))
+            .filter(|t| t.name.starts_with(prefix))
             .map(|t| t.values.len())
             .sum(),
         ema,

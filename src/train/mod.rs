@@ -9,6 +9,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod draws;
 pub mod error;
+#[cfg(feature = "train")]
+pub mod family;
 pub mod gaussian;
 pub mod grid;
 pub mod metrics;

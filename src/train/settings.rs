@@ -16,12 +16,14 @@ use crate::images::settings::PipelineSettings;
 
 mod doc;
 mod model;
+mod pretrained;
 mod training;
 
 use doc::{ignored_keys, Doc};
 pub use model::{
     MAX_CLASSES, MAX_IMAGE_SIZE, MAX_MODEL_CHANNELS, MAX_MULTIPLIER, MAX_STAGES, MAX_TIMESTEPS,
 };
+pub use pretrained::{Adm, AdmModel, AdmSource, Trainable};
 
 /// Where the model runs (`compute.device`, or `--device`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,8 +319,12 @@ pub struct TrainSettings {
     pub generate_mode: bool,
     /// `data.split_file`: where the default manifest is found.
     pub split_file: Option<String>,
+    /// The DDPM's architecture; for the ADM, its image size and the source's widths.
     pub architecture: Architecture,
+    /// The DDPM's process; for the ADM, its step count and guided-diffusion's betas named.
     pub diffusion: Diffusion,
+    /// `experiment: diffusion_pretrained`: the ADM fine-tuning's settings.
+    pub adm: Option<Adm>,
     /// `None` when `model.conditioning.type` is null (unconditional).
     pub conditioning: Option<Conditioning>,
     pub pipeline: PipelineSettings,
@@ -370,24 +376,40 @@ impl TrainSettings {
             message: crate::config::yaml::clarify(&e.to_string()),
         })?;
         let d = Doc { root, path };
-        model::experiment(&d)?;
+        let experiment = model::experiment(&d)?;
         let data = crate::config::Config::parse(text, path)?;
         let (seed, device, generate_mode) = compute(&d)?;
         let split_file = d.opt::<String>("data.split_file")?;
-        let architecture = model::architecture(&d, &pipeline)?;
-        let diffusion = model::diffusion(&d)?;
         let conditioning = model::conditioning(&d)?;
-        let parameters = architecture.parameters(conditioning.as_ref().map(|c| c.num_classes));
-        if parameters > MAX_PARAMETERS {
-            return Err(d.invalid(
-                "model.architecture",
-                format!(
-                    "this model would have {parameters} parameters; at most {MAX_PARAMETERS} are trained here (the user's default has 12,817,859)"
-                ),
-            ));
+        let (architecture, diffusion, adm) = match experiment {
+            model::Experiment::Ddpm => {
+                let architecture = model::architecture(&d, &pipeline)?;
+                let parameters =
+                    architecture.parameters(conditioning.as_ref().map(|c| c.num_classes));
+                if parameters > MAX_PARAMETERS {
+                    return Err(d.invalid(
+                        "model.architecture",
+                        format!(
+                            "this model would have {parameters} parameters; at most {MAX_PARAMETERS} are trained here (the user's default has 12,817,859)"
+                        ),
+                    ));
+                }
+                (architecture, model::diffusion(&d)?, None)
+            }
+            model::Experiment::Adm => {
+                let (adm, architecture, diffusion) =
+                    pretrained::adm(&d, &pipeline, conditioning.as_ref())?;
+                (architecture, diffusion, Some(adm))
+            }
+        };
+        let mut training = training::training(&d)?;
+        let mut generation = training::generation(&d, conditioning.as_ref())?;
+        if adm.is_some() {
+            let v = &mut training.visualization;
+            v.threshold = pretrained::clip_threshold(&d, "training.visualization", v.threshold)?;
+            generation.threshold =
+                pretrained::clip_threshold(&d, "generation.sampling", generation.threshold)?;
         }
-        let training = training::training(&d)?;
-        let generation = training::generation(&d, conditioning.as_ref())?;
         let output = output(&d)?;
         let tensorboard = TensorBoard {
             enabled: d.get("logging.metrics.tensorboard.enabled", false)?,
@@ -404,6 +426,7 @@ impl TrainSettings {
             split_file,
             architecture,
             diffusion,
+            adm,
             conditioning,
             pipeline,
             training,

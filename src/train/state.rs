@@ -8,22 +8,23 @@ use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
+use super::adm::state_dict as adm_dict;
 use super::checkpoint::{Checkpoint, CheckpointError, Meta, FORMAT_VERSION};
 use super::data::TrainData;
 use super::ema::Ema;
 use super::error::TrainError;
+use super::family::{self, Net};
 use super::optim;
 use super::plateau::PlateauState;
 use super::schedule::learning_rate;
 use super::schedule::NoiseSchedule;
-use super::settings::{Scheduler, TrainSettings};
+use super::settings::{Scheduler, TrainSettings, Trainable};
 use super::torch_files::Imported;
 use super::unet::state_dict::{buffers, check_buffers, load_state_dict, StateDictError};
-use super::unet::UNet;
 
 /// The model, its optimizer, its average and where the run stands.
 pub struct State {
-    pub model: UNet,
+    pub model: Net,
     pub optim: ModuleOptimizer,
     pub ema: Option<Ema>,
     /// Epochs completed.
@@ -59,7 +60,7 @@ impl State {
     }
 
     /// The model samples are drawn from: the EMA when there is one and `use_ema`.
-    pub fn sampling_model(&self, use_ema: bool) -> UNet {
+    pub fn sampling_model(&self, use_ema: bool) -> Net {
         match (&self.ema, use_ema) {
             (Some(e), true) => e.model.clone(),
             _ => self.model.valid(),
@@ -96,9 +97,10 @@ impl burn::module::ModuleVisitor for Materialize {
 /// A fresh model and optimizer on `device`, initialised from `seed`.
 pub fn fresh(s: &TrainSettings, seed: u64, device: &Device) -> State {
     device.seed(seed);
-    let model = UNet::new(
+    let model = Net::new(
         &s.architecture,
         s.conditioning.as_ref().map(|c| c.num_classes),
+        s.adm.as_ref().map(|a| &a.model),
         device,
     );
     model.visit(&mut Materialize);
@@ -126,18 +128,37 @@ fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     })
 }
 
-fn module_bytes(m: &UNet) -> Vec<u8> {
-    m.clone()
-        .into_record()
-        .into_bytes()
-        .expect("an in-memory record always serialises")
-        .to_vec()
+/// The record of the family's own module (not of the [`Net`] around it), so a DDPM's
+/// checkpoint bytes are what they were before there were two families.
+fn module_bytes(m: &Net) -> Vec<u8> {
+    fn bytes<M: Module>(m: &M) -> Vec<u8> {
+        m.clone()
+            .into_record()
+            .into_bytes()
+            .expect("an in-memory record always serialises")
+            .to_vec()
+    }
+    match m {
+        Net::Ddpm(u) => bytes(u),
+        Net::Adm(a) => bytes(a),
+    }
 }
 
-fn load_module(m: UNet, bytes: &[u8], path: &Path) -> Result<UNet, TrainError> {
-    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| record_error(path, e))?;
-    m.try_load_record(record).map_err(|e| record_error(path, e))
+fn load_module(m: Net, bytes: &[u8], path: &Path) -> Result<Net, TrainError> {
+    fn load<M: Module>(m: M, bytes: &[u8], path: &Path) -> Result<M, TrainError> {
+        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| record_error(path, e))?;
+        m.try_load_record(record).map_err(|e| record_error(path, e))
+    }
+    Ok(match m {
+        Net::Ddpm(u) => Net::Ddpm(load(u, bytes, path)?),
+        Net::Adm(a) => Net::Adm(load(a, bytes, path)?),
+    })
+}
+
+/// The ADM's model record of the settings, `None` for the DDPM.
+fn adm_model(s: &TrainSettings) -> Option<&super::settings::AdmModel> {
+    s.adm.as_ref().map(|a| &a.model)
 }
 
 /// The checkpoint of `state`.
@@ -174,8 +195,9 @@ pub fn checkpoint(
             diffusion: s.diffusion.clone(),
             schedule_start: state.schedule_start,
             best_val_loss: state.best_val_loss,
-            betas_sha256: Some(NoiseSchedule::new(&s.diffusion).betas_sha256()),
+            betas_sha256: Some(family::betas_sha256(&s.diffusion, adm_model(s))),
             plateau: state.plateau.clone(),
+            adm: adm_model(s).cloned(),
         },
         sections,
     }
@@ -184,11 +206,11 @@ pub fn checkpoint(
 /// Loads the model weights (the EMA's when `use_ema` and present) of a checkpoint into
 /// `model`, which must have the checkpoint's architecture.
 pub fn load_weights(
-    model: UNet,
+    model: Net,
     ck: &Checkpoint,
     path: &Path,
     use_ema: bool,
-) -> Result<UNet, TrainError> {
+) -> Result<Net, TrainError> {
     let section = if use_ema && ck.section("ema").is_some() {
         "ema"
     } else {
@@ -204,6 +226,22 @@ pub fn load_weights(
 /// config's.
 pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), TrainError> {
     let num_classes = s.conditioning.as_ref().map(|c| c.num_classes);
+    if m.adm.as_ref() != adm_model(s) {
+        let family = |a: Option<&super::settings::AdmModel>| match a {
+            None => "the DDPM (experiment: diffusion)".to_owned(),
+            Some(a) => format!(
+                "the ADM {} with the {} schedule (experiment: diffusion_pretrained)",
+                a.source.name(),
+                family::schedule_name(a.noise_schedule)
+            ),
+        };
+        return Err(TrainError::Mismatch(format!(
+            "{}: the checkpoint's model is {}, the config's {}",
+            path.display(),
+            family(m.adm.as_ref()),
+            family(adm_model(s))
+        )));
+    }
     if m.architecture != s.architecture
         || m.num_classes != num_classes
         || m.diffusion != s.diffusion
@@ -226,7 +264,7 @@ pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), 
 /// (the cosine schedule's clip was aligned with the user's [1e-4, 0.9999]; before, it was
 /// [0, 0.999]); one too old to record them is used with a warning.
 pub fn check_betas(m: &Meta, path: &Path) -> Result<(), TrainError> {
-    let now = NoiseSchedule::new(&m.diffusion).betas_sha256();
+    let now = family::betas_sha256(&m.diffusion, m.adm.as_ref());
     match &m.betas_sha256 {
         Some(h) if *h == now => Ok(()),
         Some(_) => Err(TrainError::Mismatch(format!(
@@ -246,27 +284,114 @@ pub fn check_betas(m: &Meta, path: &Path) -> Result<(), TrainError> {
 
 /// `state` with the weights of a user's file (`training.init_from`): the model's, and
 /// the EMA's from the file's EMA when it has one, else from the model's new weights.
-/// The optimizer and the position stay fresh.
+/// The optimizer and the position stay fresh. The DDPM's names are their `DDPMModel`'s
+/// (schedule buffers checked against `model.diffusion`); the ADM's their `AdmDdpmModel`'s
+/// (`unet.` first), whose EMA shadow holds the tensors that trained, the others starting at
+/// the model's.
 pub fn init_from(
     state: State,
     imported: &Imported,
     s: &TrainSettings,
 ) -> Result<State, TrainError> {
     let err = |e: StateDictError| TrainError::Mismatch(format!("{}: {e}", imported.path.display()));
-    let expected = buffers(&NoiseSchedule::new(&s.diffusion));
-    check_buffers(imported.model.as_ref(), &expected).map_err(err)?;
-    let model = load_state_dict(state.model, imported.model.as_ref()).map_err(err)?;
-    let ema = match (state.ema, &imported.ema) {
-        (Some(e), Some(src)) => Some(Ema {
-            model: load_state_dict(e.model, src.as_ref()).map_err(err)?,
-            decay: e.decay,
-        }),
-        (Some(e), None) => Some(Ema::new(&model, e.decay)),
-        (None, _) => None,
+    let ema = |e: Option<Ema>, model: &Net, load: &dyn Fn(Net) -> Result<Net, StateDictError>| {
+        Ok::<_, TrainError>(match (e, &imported.ema) {
+            (Some(e), Some(_)) => Some(Ema {
+                model: load(e.model).map_err(err)?,
+                decay: e.decay,
+            }),
+            (Some(e), None) => Some(Ema::new(model, e.decay)),
+            (None, _) => None,
+        })
+    };
+    let (model, ema) = match state.model {
+        Net::Ddpm(m) => {
+            let expected = buffers(&NoiseSchedule::new(&s.diffusion));
+            check_buffers(imported.model.as_ref(), &expected).map_err(err)?;
+            let model = Net::Ddpm(load_state_dict(m, imported.model.as_ref()).map_err(err)?);
+            let ema = ema(state.ema, &model, &|e| match (e, &imported.ema) {
+                (Net::Ddpm(e), Some(src)) => load_state_dict(e, src.as_ref()).map(Net::Ddpm),
+                (e, _) => Ok(e),
+            })?;
+            (model, ema)
+        }
+        Net::Adm(m) => {
+            let source = adm_dict::Prefixed(imported.model.as_ref());
+            let model = Net::Adm(adm_dict::load_state_dict(m, &source).map_err(err)?);
+            let ema = ema(state.ema, &model, &|_| {
+                let (Net::Adm(start), Some(src)) = (model.valid(), &imported.ema) else {
+                    unreachable!("an ADM model and a file with an EMA")
+                };
+                let (e, _) = adm_dict::load_present(start, &adm_dict::Prefixed(src.as_ref()))?;
+                Ok(Net::Adm(e))
+            })?;
+            (model, ema)
+        }
     };
     Ok(State {
         model,
         ema,
+        ..state
+    })
+}
+
+/// `state` with the ADM's backbone from OpenAI's file (`model.pretrained`): loaded by name
+/// under their guard, the label head kept fresh for the user's classes, and the EMA
+/// starting at the loaded weights. What the load did is returned for the log.
+pub fn pretrained(state: State, file: &Path) -> Result<(State, adm_dict::Loaded), TrainError> {
+    let Net::Adm(m) = state.model else {
+        unreachable!("model.pretrained belongs to the ADM's settings")
+    };
+    let source = super::torch_files::open_state_dict(file)?;
+    let (m, loaded) = adm_dict::load_pretrained(m, source.as_ref())
+        .map_err(|e| TrainError::Mismatch(format!("{}: {e}", file.display())))?;
+    let model = Net::Adm(m);
+    let ema = state.ema.map(|e| Ema::new(&model, e.decay));
+    Ok((
+        State {
+            model,
+            ema,
+            ..state
+        },
+        loaded,
+    ))
+}
+
+/// The ADM with only the tensors `model.initialization` trains taking gradients (so the
+/// others get no optimizer state and never move); applied after every load. The DDPM,
+/// and full fine-tuning, train everything. `config` names the file in messages.
+pub fn freeze(state: State, s: &TrainSettings, config: &Path) -> Result<State, TrainError> {
+    let (Net::Adm(m), Some(adm)) = (&state.model, &s.adm) else {
+        return Ok(state);
+    };
+    let patterns: Vec<String> = match &adm.trainable {
+        Trainable::All => return Ok(state),
+        Trainable::Heads => adm_dict::HEADS.iter().map(|p| p.to_string()).collect(),
+        Trainable::Patterns(p) => p.clone(),
+    };
+    let names = adm_dict::names(m);
+    let chosen = adm_dict::trainable(&names, &patterns).map_err(|e| {
+        TrainError::Config(crate::config::ConfigError::Invalid {
+            path: config.to_owned(),
+            key: match adm.trainable {
+                Trainable::Heads => "model.initialization.freeze_backbone",
+                _ => "model.initialization.trainable_layers",
+            }
+            .into(),
+            message: e.to_string(),
+        })
+    })?;
+    log::info!(
+        "training {} of the ADM's {} tensors ({})",
+        chosen.len(),
+        names.len(),
+        patterns.join(", ")
+    );
+    let Net::Adm(m) = state.model else {
+        unreachable!("matched above")
+    };
+    Ok(State {
+        model: Net::Adm(adm_dict::freeze(m, &chosen)),
         ..state
     })
 }

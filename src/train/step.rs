@@ -6,29 +6,12 @@ use burn::prelude::*;
 
 use super::draws;
 use super::error::TrainError;
+use super::family::{Net, Process};
 use super::feed::{DeviceBatch, Feed};
 use super::loss;
 use super::optim;
-use super::schedule::NoiseSchedule;
 use super::settings::TrainSettings;
 use super::state::State;
-use super::unet::UNet;
-
-/// Per-sample forward-process coefficients, `[B, 1, 1, 1]` each.
-fn coefficients(schedule: &NoiseSchedule, t: &[usize], device: &Device) -> (Tensor<4>, Tensor<4>) {
-    let (a, b): (Vec<f32>, Vec<f32>) = t
-        .iter()
-        .map(|&t| {
-            let (a, b) = schedule.forward_coefficients(t);
-            (a as f32, b as f32)
-        })
-        .unzip();
-    let n = t.len();
-    (
-        Tensor::<1>::from_floats(a.as_slice(), device).reshape([n, 1, 1, 1]),
-        Tensor::<1>::from_floats(b.as_slice(), device).reshape([n, 1, 1, 1]),
-    )
-}
 
 fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
@@ -41,22 +24,24 @@ fn noised(
     x0: Tensor<4>,
     noise: Vec<f32>,
     timesteps: &[usize],
-    schedule: &NoiseSchedule,
+    process: &Process,
     device: &Device,
 ) -> (Tensor<4>, Tensor<4>, Tensor<1>) {
     let shape = x0.dims();
     let noise = Tensor::<4>::from_data(TensorData::new(noise, shape), device);
-    let (a, b) = coefficients(schedule, timesteps, device);
-    let x_t = x0 * a + noise.clone() * b;
+    let x_t = process.noised(x0, noise.clone(), timesteps);
     let t: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
     (x_t, noise, Tensor::<1>::from_floats(t.as_slice(), device))
 }
 
 /// The tensors of one training step.
 pub struct StepInputs {
+    /// The clean images (the ADM's variational bound needs them).
+    pub x0: Tensor<4>,
     pub x_t: Tensor<4>,
     pub noise: Tensor<4>,
     pub t: Tensor<1>,
+    pub timesteps: Vec<usize>,
     pub cond: Option<Tensor<1, Int>>,
     /// Per-sample weights of the true labels, when the loss is class-weighted.
     pub weights: Option<Tensor<1>>,
@@ -68,7 +53,7 @@ pub struct StepInputs {
 pub fn step_inputs(
     batch: DeviceBatch,
     s: &TrainSettings,
-    schedule: &NoiseSchedule,
+    process: &Process,
     loss_weights: Option<&[f64]>,
     seed: u64,
     step: u64,
@@ -80,14 +65,16 @@ pub fn step_inputs(
         step,
         &batch.labels,
         c * h * w,
-        schedule.len(),
+        process.len(),
         s.conditioning.as_ref(),
     );
-    let (x_t, noise, t) = noised(batch.x0, d.noise, &d.timesteps, schedule, device);
+    let (x_t, noise, t) = noised(batch.x0.clone(), d.noise, &d.timesteps, process, device);
     StepInputs {
+        x0: batch.x0,
         x_t,
         noise,
         t,
+        timesteps: d.timesteps,
         cond: d.cond_labels.map(|l| labels_tensor(&l, device)),
         weights: loss_weights.map(|w| loss::sample_weights(w, &batch.labels, device)),
         device_seed: d.device_seed,
@@ -98,26 +85,37 @@ pub fn step_inputs(
 /// as device scalars, not read back, so the GPU queue keeps flowing.
 pub fn train_step(
     state: &mut State,
+    process: &Process,
     inputs: StepInputs,
     lr: f64,
     clip: Option<f64>,
     device: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
-    let (objective, mse) = forward_loss(state, inputs, device);
+    let (objective, mse) = forward_loss(state, process, inputs, device);
     let grads = gradients(state, &objective);
     apply(state, grads, lr, clip);
     update_ema(state);
     (objective.detach(), mse)
 }
 
-/// The forward pass and the loss: (objective, unweighted MSE). The phases of a step are
-/// separate functions so `diffusion-train bench` can time each one.
-pub fn forward_loss(state: &State, inputs: StepInputs, device: &Device) -> (Tensor<1>, Tensor<1>) {
+/// The forward pass and the loss: (objective, unweighted epsilon MSE). The objective is
+/// the family's per-sample loss (the DDPM's MSE, the ADM's hybrid `mse + vb`), each
+/// sample's term times its class weight when the loss is class-weighted, averaged over the
+/// batch. The phases of a step are separate functions so `diffusion-train bench` can time
+/// each one.
+pub fn forward_loss(
+    state: &State,
+    process: &Process,
+    inputs: StepInputs,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
     device.seed(inputs.device_seed);
-    let pred = state.model.forward(inputs.x_t, inputs.t, inputs.cond);
-    let per = loss::per_sample_mse(pred, inputs.noise);
-    let mse = per.clone().mean().detach();
-    (loss::weighted_mse(per, inputs.weights), mse)
+    let out = state
+        .model
+        .forward(inputs.x_t.clone(), inputs.t, inputs.cond);
+    let l = process.losses(out, inputs.x0, inputs.x_t, inputs.noise, &inputs.timesteps);
+    let mse = l.mse.mean().detach();
+    (loss::weighted_mse(l.per_sample, inputs.weights), mse)
 }
 
 /// The backward pass: the objective's gradients for every parameter.
@@ -143,14 +141,14 @@ pub fn update_ema(state: &mut State) {
     }
 }
 
-/// Validation MSE (unweighted) over all of `val` and per class: no augmentation, no
+/// Validation loss (unweighted: the DDPM's MSE, the ADM's hybrid loss) over all of `val` and per class: no augmentation, no
 /// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
 /// comparable across epochs. `val` must be made with the validation loader config
 /// (`PipelineSettings::loader(seed, false)`): a feed applies its config's augmentation.
 pub fn validate(
-    model: &UNet,
+    model: &Net,
     val: &Feed,
-    schedule: &NoiseSchedule,
+    process: &Process,
     seed: u64,
     num_classes: usize,
     device: &Device,
@@ -160,12 +158,15 @@ pub fn validate(
     for (k, batch) in val.epoch((0..val.len()).collect(), 0).enumerate() {
         let DeviceBatch { x0, labels } = batch?;
         let [n, c, h, w] = x0.dims();
-        let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, schedule.len());
-        let (x_t, noise, tt) = noised(x0, noise, &t, schedule, device);
+        let (t, noise) = draws::validation_batch(seed, k as u64, n, c * h * w, process.len());
+        let (x_t, noise, tt) = noised(x0.clone(), noise, &t, process, device);
         let y = model
             .is_conditional()
             .then(|| labels_tensor(&labels, device));
-        let per = loss::per_sample_mse(model.forward(x_t, tt, y), noise)
+        let out = model.forward(x_t.clone(), tt, y);
+        let per = process
+            .losses(out, x0, x_t, noise, &t)
+            .per_sample
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32 losses");

@@ -110,12 +110,15 @@ pub fn open(path: &Path) -> Result<Imported, CheckpointError> {
     }
     let model = if !model.is_empty() {
         model
-    } else if bare.keys().any(|k| k.starts_with("model.")) {
+    } else if bare
+        .keys()
+        .any(|k| k.starts_with("model.") || k.starts_with("unet."))
+    {
         bare
     } else {
         return Err(format_error(
             path,
-            "no model_state_dict and no model.* tensors: expected the user's checkpoint or a state_dict",
+            "no model_state_dict and no model.* (DDPMModel) or unet.* (AdmDdpmModel) tensors: expected the user's checkpoint or a state_dict",
         ));
     };
     Ok(Imported {

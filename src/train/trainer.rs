@@ -15,8 +15,8 @@ use super::feed::{self, Feed};
 
 use super::data::TrainData;
 use super::error::TrainError;
+use super::family::Process;
 use super::metrics::{Metrics, Row};
-use super::schedule::NoiseSchedule;
 use super::settings::{Scheduler, TrainSettings};
 use super::state::{checkpoint, State};
 use super::step::{step_inputs, train_step, validate};
@@ -107,7 +107,7 @@ impl Trainer<'_> {
     pub fn run(&self, mut state: State) -> Result<(State, Summary), TrainError> {
         let s = self.settings;
         let epochs = self.options.epochs.unwrap_or(s.training.epochs);
-        let schedule = NoiseSchedule::new(&s.diffusion);
+        let process = Process::of(s);
         let (train, val_data) = self.open_feeds()?;
         let out = &s.output;
         let mut metrics = Metrics::open(&out.base_dir.join("metrics.csv"), &self.data.classes)?;
@@ -125,7 +125,7 @@ impl Trainer<'_> {
         let bar = self.progress_bar(epochs, state.epoch);
         while state.epoch < epochs {
             let lr = state.learning_rate(s, state.epoch);
-            let pass = self.train_epoch(&mut state, &train, &schedule, lr, bar.as_ref())?;
+            let pass = self.train_epoch(&mut state, &train, &process, lr, bar.as_ref())?;
             let stopped = pass.stopped;
             if !stopped {
                 state.epoch += 1;
@@ -146,7 +146,7 @@ impl Trainer<'_> {
                 .as_ref()
                 .filter(|_| v.enabled && !stopped && (state.epoch % v.frequency == 0 || finished))
             {
-                Some(val) => self.validate_epoch(&mut state, val, &schedule, &mut row)?,
+                Some(val) => self.validate_epoch(&mut state, val, &process, &mut row)?,
                 None => false,
             };
             if !stopped {
@@ -164,7 +164,7 @@ impl Trainer<'_> {
                 bar.set_position(state.epoch as u64);
             }
             if !stopped {
-                let images = self.visualize(&state, &schedule)?;
+                let images = self.visualize(&state, &process)?;
                 if let Some(b) = board.as_mut().filter(|_| s.tensorboard.images) {
                     for path in &images {
                         tensorboard::png_file(b, path, state.epoch as u64)?;
@@ -223,7 +223,7 @@ impl Trainer<'_> {
         &self,
         state: &mut State,
         train: &Feed,
-        schedule: &NoiseSchedule,
+        process: &Process,
         lr: f64,
         bar: Option<&indicatif::ProgressBar>,
     ) -> Result<Pass, TrainError> {
@@ -245,13 +245,13 @@ impl Trainer<'_> {
             let inputs = step_inputs(
                 batch,
                 s,
-                schedule,
+                process,
                 weights,
                 self.seed,
                 state.step,
                 &self.device,
             );
-            let (objective, mse) = train_step(state, inputs, lr, clip, &self.device);
+            let (objective, mse) = train_step(state, process, inputs, lr, clip, &self.device);
             steps += 1;
             // The bar shows the loss every tenth step: reading it waits for the device,
             // which every step would keep the GPU's queue from filling.
@@ -299,13 +299,13 @@ impl Trainer<'_> {
         &self,
         state: &mut State,
         val: &Feed,
-        schedule: &NoiseSchedule,
+        process: &Process,
         row: &mut Row,
     ) -> Result<bool, TrainError> {
         let (overall, per_class) = validate(
             &state.model.valid(),
             val,
-            schedule,
+            process,
             self.seed,
             self.data.classes.len(),
             &self.device,
@@ -386,11 +386,7 @@ impl Trainer<'_> {
     }
 
     /// The epoch's sample grid and denoising strip, when due.
-    fn visualize(
-        &self,
-        state: &State,
-        schedule: &NoiseSchedule,
-    ) -> Result<Vec<PathBuf>, TrainError> {
+    fn visualize(&self, state: &State, process: &Process) -> Result<Vec<PathBuf>, TrainError> {
         let v = &self.settings.training.visualization;
         let epoch = state.epoch;
         let grid = due(v.log_images_interval, epoch);
@@ -403,7 +399,7 @@ impl Trainer<'_> {
         let mut written = Vec::new();
         let ctx = visualize::Context {
             model: &model,
-            schedule,
+            process,
             settings: self.settings,
             classes: &self.data.classes,
             seed: self.seed,

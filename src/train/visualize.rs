@@ -7,17 +7,16 @@ use burn::prelude::*;
 use image::RgbImage;
 
 use super::error::TrainError;
+use super::family::{Net, Process};
 use super::generate::{self, Request};
 use super::grid::{self, GridRow};
-use super::schedule::NoiseSchedule;
 use super::settings::{Threshold, TrainSettings};
-use super::unet::UNet;
 
 /// A model ready to sample, and what it is sampled for.
 pub struct Context<'a> {
     /// A validation copy (no autodiff), on `device`.
-    pub model: &'a UNet,
-    pub schedule: &'a NoiseSchedule,
+    pub model: &'a Net,
+    pub process: &'a Process,
     pub settings: &'a TrainSettings,
     /// Class names by label.
     pub classes: &'a [String],
@@ -70,7 +69,7 @@ impl Context<'_> {
                 batch: first_batch.wrapping_add(k as u64),
                 snapshots: &[],
             };
-            let (flat, _) = generate::sample(self.model, self.schedule, &req, self.device);
+            let (flat, _) = generate::sample(self.model, self.process, &req, self.device);
             out.extend(self.images(&flat, chunk.len()));
         }
         out
@@ -122,7 +121,8 @@ pub fn sample_grid(
     grid::save(&grid::grid(&title, &grid_rows), path).map_err(write_err)
 }
 
-/// Columns shown in a denoising strip: eight timesteps from the noisiest to the last.
+/// Columns shown in a denoising strip: eight of the sampler's `t` steps, from the noisiest
+/// to the last.
 pub fn strip_timesteps(t: usize) -> Vec<usize> {
     let cols = 8.min(t);
     (0..cols)
@@ -141,7 +141,7 @@ pub fn denoising_strip(
     let rows = ctx.rows(None);
     let labels: Vec<u32> = rows.iter().map(|(l, _)| *l).collect();
     let a = &ctx.settings.architecture;
-    let steps = strip_timesteps(ctx.schedule.len());
+    let steps = strip_timesteps(ctx.process.sampling_len());
     let req = Request {
         labels: &labels,
         num_classes: ctx.classes.len(),
@@ -153,7 +153,7 @@ pub fn denoising_strip(
         batch: VIS_BATCH + 512,
         snapshots: &steps,
     };
-    let (last, snaps) = generate::sample(ctx.model, ctx.schedule, &req, ctx.device);
+    let (last, snaps) = generate::sample(ctx.model, ctx.process, &req, ctx.device);
     let n = labels.len();
     let columns: Vec<Vec<RgbImage>> = snaps
         .iter()
@@ -168,7 +168,10 @@ pub fn denoising_strip(
             images: columns.iter().map(|c| c[i].clone()).collect(),
         })
         .collect();
-    let ts: Vec<String> = steps.iter().map(|t| t.to_string()).collect();
+    let ts: Vec<String> = steps
+        .iter()
+        .map(|&i| ctx.process.original_timestep(i).to_string())
+        .collect();
     let title = format!(
         "epoch {epoch}: x_t at t = {}, then the sample",
         ts.join(", ")

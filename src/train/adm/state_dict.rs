@@ -11,8 +11,8 @@ use burn::prelude::*;
 
 use super::{AdmUNet, Attention, Block, ResBlock};
 use crate::train::unet::state_dict::{
-    conv, embedding, export, import, linear, norm, set_param, torch_shape, weight_bias, Named,
-    Source, StateDictError, Visit, Walk, Walked,
+    conv, embedding, export, import, import_present, linear, norm, set_param, torch_shape,
+    weight_bias, Named, Source, StateDictError, Visit, Walk, Walked,
 };
 
 /// The label embedding: re-initialised for the user's classes, never loaded from OpenAI's
@@ -108,6 +108,39 @@ pub fn for_user(model: &AdmUNet) -> Vec<Named> {
 /// (as `load_state_dict(strict=True)`): our own weights, or a reference's.
 pub fn load_state_dict(model: AdmUNet, source: &dyn Source) -> Result<AdmUNet, StateDictError> {
     import(model, source, &[])
+}
+
+/// `model` with the tensors `source` has (an EMA's shadow: their EMA keeps the trained
+/// tensors only); the others keep their values. Returns how many were read.
+pub fn load_present(
+    model: AdmUNet,
+    source: &dyn Source,
+) -> Result<(AdmUNet, usize), StateDictError> {
+    import_present(model, source)
+}
+
+/// A [`Source`] under the user's `AdmDdpmModel` names (`unet.` before guided-diffusion's),
+/// seen by guided-diffusion's names. A name without the prefix stays as it is, so a strict
+/// load refuses it.
+pub struct Prefixed<'a>(pub &'a dyn Source);
+
+impl Source for Prefixed<'_> {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.0.shape(&format!("{EXPORT_PREFIX}{name}"))
+    }
+    fn values(&self, name: &str) -> Result<Vec<f32>, String> {
+        self.0.values(&format!("{EXPORT_PREFIX}{name}"))
+    }
+    fn names(&self) -> Vec<String> {
+        self.0
+            .names()
+            .into_iter()
+            .map(|n| match n.strip_prefix(EXPORT_PREFIX) {
+                Some(rest) => rest.to_owned(),
+                None => n,
+            })
+            .collect()
+    }
 }
 
 /// The parameter names, in order.

@@ -9,9 +9,10 @@ use crate::config::ConfigError;
 use crate::images::settings::PipelineSettings;
 
 /// The experiments `diffusion-train` trains: the user's DDPM (`experiment: diffusion`, or a
-/// config without the key, as ours are). Anything else (their `diffusion_pretrained` ADM,
-/// a classifier) is refused rather than trained as a DDPM the user did not ask for.
-const EXPERIMENTS: [&str; 1] = ["diffusion"];
+/// config without the key, as ours are) and their ADM fine-tuning (`diffusion_pretrained`).
+/// Anything else (a classifier) is refused rather than trained as a model the user did not
+/// ask for.
+const EXPERIMENTS: [&str; 2] = ["diffusion", "diffusion_pretrained"];
 
 /// `model.*` sections and keys of the user's DDPM config (their `create_ddpm` reads these
 /// and no others): a key beyond them would change which model is trained in their code's
@@ -37,7 +38,16 @@ const MODEL_KEYS: [(&str, &[&str]); 3] = [
     ),
 ];
 
-pub(super) fn experiment(d: &Doc) -> Result<(), ConfigError> {
+/// Which model family a config trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Experiment {
+    Ddpm,
+    Adm,
+}
+
+/// `experiment`, and every `model.*` key checked against what that experiment's code reads.
+pub(super) fn experiment(d: &Doc) -> Result<Experiment, ConfigError> {
+    let mut which = Experiment::Ddpm;
     if d.has("experiment") {
         let name: Value = d.get("experiment", Value::Null)?;
         if !name.as_str().is_some_and(|n| EXPERIMENTS.contains(&n)) {
@@ -50,25 +60,40 @@ pub(super) fn experiment(d: &Doc) -> Result<(), ConfigError> {
             return Err(d.invalid(
                 "experiment",
                 format!(
-                    "{shown} is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion){}",
-                    if name.as_str() == Some("diffusion_pretrained") {
-                        " (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"
-                    } else {
-                        ""
-                    }
+                    "{shown} is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) and their ADM fine-tuning (experiment: diffusion_pretrained)"
                 ),
             ));
         }
+        if name.as_str() == Some("diffusion_pretrained") {
+            which = Experiment::Adm;
+        }
     }
+    // (sections, whose config, whose code reads the keys)
+    let (keys_of, config, reader): (&[(&str, &[&str])], &str, &str) = match which {
+        Experiment::Ddpm => (
+            &MODEL_KEYS,
+            "the user's DDPM config",
+            "the user's DDPM (their create_ddpm",
+        ),
+        Experiment::Adm => (
+            &super::pretrained::MODEL_KEYS,
+            "the user's diffusion_pretrained config",
+            "the user's diffusion_pretrained config (their build_adm_model",
+        ),
+    };
     let Some(Value::Mapping(model)) = d.value("model") else {
-        return Ok(());
+        return Ok(which);
     };
     for (section, v) in model {
         let name = section.as_str().unwrap_or_default();
-        let Some((_, keys)) = MODEL_KEYS.iter().find(|(s, _)| *s == name) else {
+        let Some((_, keys)) = keys_of.iter().find(|(s, _)| *s == name) else {
+            let sections: Vec<String> = keys_of.iter().map(|(s, _)| format!("model.{s}")).collect();
             return Err(d.invalid(
                 &format!("model.{name}"),
-                "not a section of the user's DDPM config (model.architecture, model.diffusion, model.conditioning); diffusion-train does not implement it",
+                format!(
+                    "not a section of {config} ({}); diffusion-train does not implement it",
+                    sections.join(", ")
+                ),
             ));
         };
         if let Value::Mapping(m) = v {
@@ -78,7 +103,7 @@ pub(super) fn experiment(d: &Doc) -> Result<(), ConfigError> {
                     return Err(d.invalid(
                         &format!("model.{name}.{key}"),
                         format!(
-                            "not a key of the user's DDPM (their create_ddpm reads {} here); it would change nothing in their model, so it is refused rather than ignored",
+                            "not a key of {reader} reads {} here); it would change nothing in their model, so it is refused rather than ignored",
                             keys.join(", ")
                         ),
                     ));
@@ -86,7 +111,7 @@ pub(super) fn experiment(d: &Doc) -> Result<(), ConfigError> {
             }
         }
     }
-    Ok(())
+    Ok(which)
 }
 
 pub(super) fn architecture(d: &Doc, p: &PipelineSettings) -> Result<Architecture, ConfigError> {

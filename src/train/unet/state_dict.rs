@@ -47,7 +47,7 @@ pub enum StateDictError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("{0}: not a parameter of the configured model (their DDPMModel would refuse it too, with strict=True)")]
+    #[error("{0}: not a parameter of the configured model (the user's model would refuse it too, with strict=True)")]
     Unexpected(String),
     #[error("{0}: {1}")]
     Read(String, String),
@@ -294,15 +294,19 @@ pub(crate) fn set_param<const D: usize>(
 struct Import<'a> {
     source: &'a dyn Source,
     seen: HashSet<String>,
+    /// A name the source lacks keeps its value (an EMA's shadow of the trained tensors
+    /// only) instead of being refused.
+    partial: bool,
 }
 
 impl Visit for Import<'_> {
     fn param<const D: usize>(&mut self, name: String, p: &mut Param<Tensor<D>>, t: bool) -> Walked {
         let expected = torch_shape(&p.val().dims(), t);
-        let found = self
-            .source
-            .shape(&name)
-            .ok_or_else(|| StateDictError::Missing(name.clone(), expected.clone()))?;
+        let found = match self.source.shape(&name) {
+            Some(found) => found,
+            None if self.partial => return Ok(()),
+            None => return Err(StateDictError::Missing(name.clone(), expected.clone())),
+        };
         if found != expected {
             return Err(StateDictError::Shape {
                 name,
@@ -341,10 +345,29 @@ pub(crate) fn import<M: Walk>(
     source: &dyn Source,
     ignored: &[&str],
 ) -> Result<M, StateDictError> {
+    import_some(model, source, ignored, false).map(|(m, _)| m)
+}
+
+/// [`import`] where the source may lack some of the model's names (they keep their
+/// values); a name the model lacks is still refused. Returns how many were read.
+pub(crate) fn import_present<M: Walk>(
+    model: M,
+    source: &dyn Source,
+) -> Result<(M, usize), StateDictError> {
+    import_some(model, source, &[], true)
+}
+
+fn import_some<M: Walk>(
+    model: M,
+    source: &dyn Source,
+    ignored: &[&str],
+    partial: bool,
+) -> Result<(M, usize), StateDictError> {
     let mut model = model;
     let mut import = Import {
         source,
         seen: HashSet::new(),
+        partial,
     };
     model.walk(&mut import)?;
     let mut extra: Vec<String> = source
@@ -355,7 +378,7 @@ pub(crate) fn import<M: Walk>(
     extra.sort();
     match extra.into_iter().next() {
         Some(n) => Err(StateDictError::Unexpected(n)),
-        None => Ok(model),
+        None => Ok((model, import.seen.len())),
     }
 }
 
