@@ -291,8 +291,10 @@ fn overrides_apply_to_the_trainers_config_and_a_typo_is_refused() {
     );
 }
 
+/// Their pretrained config as it comes, tried as a new user would (device cpu): not a
+/// DDPM trained instead, but one line saying where OpenAI's file goes, exit 2.
 #[test]
-fn the_users_pretrained_adm_config_is_refused_not_trained_as_a_ddpm() {
+fn the_users_pretrained_adm_config_asks_for_openais_file() {
     let d = project();
     std::fs::copy(
         util::repo().join("configs/diffusion-pretrained.yaml"),
@@ -302,7 +304,7 @@ fn the_users_pretrained_adm_config_is_refused_not_trained_as_a_ddpm() {
     let r = train_steps(&d, "adm.yaml", "1");
     assert_eq!(
         r.assert_bad_input(),
-        "error: adm.yaml: experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"
+        "error: adm.yaml: model.pretrained.cache_path: models/adm/64x64_diffusion.pt does not exist; diffusion-train downloads nothing: fetch https://openaipublic.blob.core.windows.net/diffusion/jul-2021/64x64_diffusion.pt and put it there"
     );
     assert!(!d.exists("run"));
 }

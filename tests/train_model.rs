@@ -387,8 +387,10 @@ fn training_on_the_example_lowers_the_validation_loss() {
     let (val, _, _) = Feed::new(val, val_cfg, u64::MAX, &device).unwrap();
     assert!(val.is_resident());
     let state = fresh(&s, 0, &device);
-    let schedule = balance_split::train::schedule::NoiseSchedule::new(&s.diffusion);
-    let loss = |m: &UNet| validate(&m.valid(), &val, &schedule, 0, 2, &device).unwrap();
+    let process = balance_split::train::family::Process::of(&s);
+    let loss = |m: &balance_split::train::family::Net| {
+        validate(&m.valid(), &val, &process, 0, 2, &device).unwrap()
+    };
     let (before, _) = loss(&state.model);
     let t = Trainer {
         settings: &s,

@@ -12,6 +12,7 @@ use std::process::Command;
 use burn::prelude::*;
 
 use balance_split::train::checkpoint::Checkpoint;
+use balance_split::train::family::Net;
 use balance_split::train::state;
 use balance_split::train::torch_files;
 use balance_split::train::unet::state_dict::{load_state_dict, state_dict, Named};
@@ -155,7 +156,11 @@ fn a_trained_model_exported_loads_into_their_ddpm_model_strictly_and_predicts_th
     // Our prediction on fixed inputs, from the checkpoint's EMA (what was exported).
     let ck_path = d.join("run/checkpoints/latest.ckpt");
     let ck = Checkpoint::load(&ck_path).unwrap();
-    let model = state::load_weights(tiny_unet(), &ck, &ck_path, true).unwrap();
+    let Net::Ddpm(model) =
+        state::load_weights(Net::Ddpm(tiny_unet()), &ck, &ck_path, true).unwrap()
+    else {
+        panic!("a DDPM checkpoint")
+    };
     let x = f32s(3 * 3 * 16 * 16, 1);
     let (t, y) = ([0.0, 17.0, 99.0], [0, 1, 2]);
     let eps = predict(&model, &x, &t, &y);

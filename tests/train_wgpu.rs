@@ -15,8 +15,8 @@ use burn::prelude::*;
 
 use balance_split::train::data::TrainData;
 use balance_split::train::device;
+use balance_split::train::family::Process;
 use balance_split::train::feed::{DeviceBatch, Feed};
-use balance_split::train::schedule::NoiseSchedule;
 use balance_split::train::settings::{DeviceChoice, TrainSettings};
 use balance_split::train::state::fresh;
 use balance_split::train::step::{step_inputs, train_step};
@@ -99,7 +99,7 @@ fn wgpu_matches_the_cpu_and_trains() {
 
     // Training steps on one repeated batch: the loss of that batch must fall.
     let mut state = fresh(&s, 0, &device);
-    let schedule = NoiseSchedule::new(&s.diffusion);
+    let process = Process::of(&s);
     let batch = || DeviceBatch {
         x0: Tensor::<4>::from_data(
             TensorData::new(
@@ -113,8 +113,8 @@ fn wgpu_matches_the_cpu_and_trains() {
     let mut losses = Vec::new();
     for _ in 0..12 {
         // The same draws every step (step 0's), so only the weights change.
-        let inputs = step_inputs(batch(), &s, &schedule, Some(&[1.0, 2.0]), 0, 0, &device);
-        let (objective, _) = train_step(&mut state, inputs, 2e-3, Some(1.0), &device);
+        let inputs = step_inputs(batch(), &s, &process, Some(&[1.0, 2.0]), 0, 0, &device);
+        let (objective, _) = train_step(&mut state, &process, inputs, 2e-3, Some(1.0), &device);
         losses.push(objective.into_scalar::<f32>());
     }
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
@@ -152,7 +152,7 @@ fn resident_feed_matches_the_host_pipeline(s: &TrainSettings, gpu: &Device) {
     assert_eq!((h.len(), r.len()), (3, 3));
     assert!(h == r, "resident and host batches differ");
     let device = gpu.clone().autodiff();
-    let schedule = NoiseSchedule::new(&s.diffusion);
+    let process = Process::of(&s);
     let losses = |feed: &Feed| {
         let mut state = fresh(&s, 0, &device);
         feed.epoch(order.clone(), 0)
@@ -162,13 +162,13 @@ fn resident_feed_matches_the_host_pipeline(s: &TrainSettings, gpu: &Device) {
                 let inputs = step_inputs(
                     b.unwrap(),
                     &s,
-                    &schedule,
+                    &process,
                     Some(&[1.0, 9.0]),
                     0,
                     k as u64,
                     &device,
                 );
-                train_step(&mut state, inputs, 2e-3, Some(1.0), &device)
+                train_step(&mut state, &process, inputs, 2e-3, Some(1.0), &device)
                     .0
                     .into_scalar::<f32>()
             })

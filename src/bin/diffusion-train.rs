@@ -235,6 +235,40 @@ fn init_logging(file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
     CombinedLogger::init(loggers).context("cannot install the logger")
 }
 
+/// The log file of a run and the directories made for it, so a run refused for bad input
+/// leaves nothing behind: what the user already had stays, a directory holding anything
+/// else stays.
+struct FreshLog {
+    file: Option<PathBuf>,
+    /// The directories that did not exist, deepest first.
+    dirs: Vec<PathBuf>,
+}
+
+impl FreshLog {
+    fn before(file: &Path) -> FreshLog {
+        let dirs = file
+            .ancestors()
+            .skip(1)
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        FreshLog {
+            file: (!file.exists()).then(|| file.to_path_buf()),
+            dirs,
+        }
+    }
+
+    fn discard(&self) {
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+        for d in &self.dirs {
+            // Only an empty directory goes.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     let c = args.common;
     let req = TrainRequest {
@@ -269,8 +303,14 @@ fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     inputs.extend(req.options.cache.as_deref());
     inputs.extend(settings.training.init_from.as_deref());
     job::check_outputs(&settings, true, &inputs)?;
-    init_logging(Some(&settings.output.logs.join("train.log")), c.quiet)?;
-    let summary = job::train(&req, &settings)?;
+    let log = settings.output.logs.join("train.log");
+    let fresh_log = FreshLog::before(&log);
+    init_logging(Some(&log), c.quiet)?;
+    let summary = job::train(&req, &settings).inspect_err(|e| {
+        if e.exit_code() == 2 {
+            fresh_log.discard();
+        }
+    })?;
     if let Some(last) = &summary.last {
         out::line(format_args!(
             "trained {} epochs ({} steps): loss {:.5}, weighted loss {:.5}, {:.1} images/s",

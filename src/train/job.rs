@@ -154,6 +154,14 @@ fn check_amp(s: &TrainSettings, chosen: &device::Chosen, config: &Path) -> Resul
 
 /// Runs training as `req` and the config say.
 pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainError> {
+    // OpenAI's file is needed unless the weights come from a checkpoint; a missing one is
+    // said before anything else is read.
+    let pretrained = match &s.adm {
+        Some(adm) if !s.training.resume.enabled && s.training.init_from.is_none() => {
+            Some(pretrained_file(req, adm)?)
+        }
+        _ => None,
+    };
     let manifest = manifest_path(req, s)?;
     let data = TrainData::load(&manifest, &req.root, s)?;
     match &data.source_check {
@@ -226,12 +234,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
             }
         );
     }
-    if let Some(adm) = s
-        .adm
-        .as_ref()
-        .filter(|_| !r.enabled && s.training.init_from.is_none())
-    {
-        let file = pretrained_file(req, adm)?;
+    if let Some(file) = pretrained {
         let (st, loaded) = state::pretrained(state, &file)?;
         state = st;
         log::info!(

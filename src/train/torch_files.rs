@@ -47,8 +47,9 @@ pub fn write_safetensors(
             (t.name.as_str(), view)
         })
         .collect::<Vec<_>>();
-    let encoded = safetensors::serialize(views, Some(metadata))
+    let mut encoded = safetensors::serialize(views, Some(metadata))
         .map_err(|e| format_error(path, format!("cannot encode safetensors: {e}")))?;
+    sort_metadata(&mut encoded);
     let write_err = |source| CheckpointError::Write {
         path: path.to_owned(),
         source,
@@ -56,6 +57,24 @@ pub fn write_safetensors(
     let file = AtomicFile::create(path).map_err(write_err)?;
     file.file().write_all(&encoded).map_err(write_err)?;
     file.commit(true).map_err(write_err)
+}
+
+/// Puts the header's `__metadata__` in key order. safetensors keeps it in a `HashMap`, so
+/// its order (and the file's bytes) changed from run to run; the same weights and
+/// metadata now make the same file. The header keeps its length (only the order moves),
+/// so the tensors' offsets stay valid.
+fn sort_metadata(encoded: &mut [u8]) {
+    let n = u64::from_le_bytes(encoded[..8].try_into().expect("8 bytes")) as usize;
+    let header = &encoded[8..8 + n];
+    let mut v: serde_json::Value =
+        serde_json::from_slice(header).expect("safetensors wrote a JSON header");
+    if let Some(m) = v.get_mut("__metadata__").and_then(|m| m.as_object_mut()) {
+        m.sort_keys();
+    }
+    let mut sorted = serde_json::to_vec(&v).expect("a JSON value serialises");
+    assert!(sorted.len() <= n, "reordering keeps the header's length");
+    sorted.resize(n, b' ');
+    encoded[8..8 + n].copy_from_slice(&sorted);
 }
 
 /// Weights read from a file: the model's, and an EMA's when the file has one (their

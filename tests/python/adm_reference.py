@@ -16,6 +16,13 @@ in OpenAI's format (a plain dict, torch.save) and the user's AdmDdpmModel loads 
         loss, one respaced sampling step and respacings (DIR/process.safetensors, JSON)
     adm_reference.py check-export WEIGHTS.safetensors CASE.safetensors --flags F --rows N
         our export loaded into the reference with strict=True; its forward on the case
+    adm_reference.py files DIR --flags F --rows N
+        beside DIR/weights.pt (from `model`): the same dict wrapped (DIR/wrapped.pt), with one
+        tensor of another shape (DIR/reshaped.pt), and a checkpoint of the user's trainer for
+        their AdmDdpmModel of N label rows (DIR/theirs.pt: model_state_dict under `unet.`,
+        ema_state_dict.shadow of the heads it trains)
+    adm_reference.py check-trained EXPORT.safetensors WEIGHTS.pt --flags F --rows N
+        our export loaded with strict=True; which tensors are bit-identical to WEIGHTS.pt
 """
 import argparse
 import json
@@ -348,6 +355,43 @@ def check_export(args):
                       "scale": out.abs().max().item()}))
 
 
+HEADS = ("label_emb.weight", "out.0.weight", "out.0.bias", "out.2.weight", "out.2.bias")
+
+
+def files(args):
+    sd = torch.load(f"{args.dir}/weights.pt")
+    torch.save({"model_state_dict": sd, "epoch": 3}, f"{args.dir}/wrapped.pt")
+    reshaped = dict(sd)
+    w = reshaped["out.2.weight"]
+    reshaped["out.2.weight"] = torch.zeros((w.shape[0], w.shape[1] // 2, 3, 3))
+    torch.save(reshaped, f"{args.dir}/reshaped.pt")
+    model = build(args.flags, args.rows)
+    randomize(model, 7)
+    theirs = {f"unet.{k}": v for k, v in model.state_dict().items()}
+    shadow = {f"unet.{k}": v + 0.5 for k, v in model.state_dict().items() if k in HEADS}
+    torch.save({"epoch": 10, "model_state_dict": theirs,
+                "ema_state_dict": {"decay": 0.9999, "shadow": shadow}},
+               f"{args.dir}/theirs.pt")
+    print(json.dumps({"tensors": len(sd), "theirs": len(theirs), "shadow": len(shadow)}))
+
+
+def check_trained(args):
+    model = build(args.flags, args.rows)
+    state = {k[len("unet."):]: v for k, v in load_file(args.export).items()}
+    model.load_state_dict(state, strict=True)
+    original = torch.load(args.weights)
+    identical, changed, other = [], [], []
+    for name, value in model.state_dict().items():
+        if original[name].shape != value.shape:
+            other.append(name)
+        elif torch.equal(original[name], value):
+            identical.append(name)
+        else:
+            changed.append(name)
+    print(json.dumps({"identical": len(identical), "changed": sorted(changed),
+                      "other_shape": sorted(other)}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -363,9 +407,19 @@ def main():
     c.add_argument("case")
     c.add_argument("--flags", choices=FLAGS, required=True)
     c.add_argument("--rows", type=int, required=True)
+    f = sub.add_parser("files")
+    f.add_argument("dir")
+    f.add_argument("--flags", choices=FLAGS, required=True)
+    f.add_argument("--rows", type=int, required=True)
+    ct = sub.add_parser("check-trained")
+    ct.add_argument("export")
+    ct.add_argument("weights")
+    ct.add_argument("--flags", choices=FLAGS, required=True)
+    ct.add_argument("--rows", type=int, required=True)
     args = p.parse_args()
     torch.set_num_threads(2)
-    {"model": model_case, "process": process_case, "check-export": check_export}[args.cmd](args)
+    {"model": model_case, "process": process_case, "check-export": check_export,
+     "files": files, "check-trained": check_trained}[args.cmd](args)
 
 
 if __name__ == "__main__":

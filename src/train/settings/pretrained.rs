@@ -238,3 +238,6 @@ pub(super) fn clip_threshold(
     }
     Ok(Threshold::Clip)
 }
+
+#[cfg(test)]
+mod tests;

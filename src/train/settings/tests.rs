@@ -109,19 +109,6 @@ fn the_time_embedding_is_256_at_every_width() {
     }
 }
 
-/// Their newest config (OpenAI's ADM fine-tuned) is refused in one line, not trained as a
-/// DDPM; so is the same with its checkpoint file missing.
-#[test]
-fn the_users_pretrained_config_is_refused() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/diffusion-pretrained.yaml");
-    let err = TrainSettings::load(&path).unwrap_err().to_string();
-    assert!(
-        err.ends_with("experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)"),
-        "{err}"
-    );
-}
-
 #[test]
 fn every_bad_value_names_its_key() {
     let cases = [
@@ -198,10 +185,6 @@ fn every_bad_value_names_its_key() {
             "c.yaml: model.conditioning.num_classes: set while model.conditioning.type is null: the user's create_ddpm then builds class-embedding layers that training never uses, a model diffusion-train does not make; set num_classes: null for the unconditional model (the same training), or type: class",
         ),
         (
-            "experiment: diffusion_pretrained\n",
-            "c.yaml: experiment: \"diffusion_pretrained\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) (OpenAI's ADM fine-tuning, their diffusion_pretrained, is not implemented here yet)",
-        ),
-        (
             "model:\n  architecture:\n    model_channels: 8192\n",
             "c.yaml: model.architecture.model_channels: expected at most 4096, found 8192",
         ),
@@ -223,7 +206,7 @@ fn every_bad_value_names_its_key() {
         ),
         (
             "experiment: classifier\n",
-            "c.yaml: experiment: \"classifier\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion)",
+            "c.yaml: experiment: \"classifier\" is not trained by diffusion-train; it trains the user's DDPM (experiment: diffusion) and their ADM fine-tuning (experiment: diffusion_pretrained)",
         ),
         (
             "model:\n  pretrained:\n    checkpoint_path: adm.pt\n",
