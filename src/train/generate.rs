@@ -253,3 +253,42 @@ pub fn sample_with(
         .expect("f32 samples");
     (out, snaps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in model whose output is the label (plus 10 in the variance channels), so
+    /// what guidance mixes and what it takes from which pass can be read off.
+    fn by_label(x: Tensor<4>, _t: Tensor<1>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let [n, _, h, w] = x.dims();
+        let y: Vec<i64> = y.unwrap().into_data().to_vec().unwrap();
+        let mut v = Vec::new();
+        for l in y {
+            v.extend(std::iter::repeat_n(l as f32, 2 * h * w));
+            v.extend(std::iter::repeat_n(l as f32 + 10.0, 2 * h * w));
+        }
+        Tensor::from_data(TensorData::new(v, [n, 4, h, w]), &x.device())
+    }
+
+    #[test]
+    fn adm_guidance_mixes_epsilon_and_keeps_the_conditional_variance() {
+        let device = Device::flex();
+        let x = Tensor::<4>::zeros([2, 2, 1, 1], &device);
+        let calls = std::cell::Cell::new(0);
+        let forward = |x, t, y| {
+            calls.set(calls.get() + 1);
+            by_label(x, t, y)
+        };
+        let out = guided(&forward, x.clone(), 5, Some(&[0, 1]), 2, 3.0, Some(2));
+        assert_eq!(calls.get(), 1, "both passes in one batched forward");
+        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        // eps = u + 3 (c - u) with u = 2 (the unconditional row): 2 + 3 (0 - 2) = -4 for
+        // label 0, 2 + 3 (1 - 2) = -1 for label 1; the variance the conditional pass's.
+        assert_eq!(v, [-4.0, -4.0, 10.0, 10.0, -1.0, -1.0, 11.0, 11.0]);
+        // Guidance 0: the conditional pass alone, as the user's sampler.
+        let out = guided(&forward, x, 5, Some(&[0, 1]), 2, 0.0, Some(2));
+        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        assert_eq!(v, [0.0, 0.0, 10.0, 10.0, 1.0, 1.0, 11.0, 11.0]);
+    }
+}
