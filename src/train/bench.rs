@@ -173,6 +173,7 @@ fn time_steps(
 
 /// `steps` steps from step `first`, each phase timed on its own (`sync` waits for the
 /// device after each); seconds per phase in total.
+#[allow(clippy::too_many_arguments)]
 fn time_phases(
     state: &mut State,
     process: &Process,

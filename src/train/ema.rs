@@ -23,10 +23,12 @@ struct Collect(HashMap<ParamId, Tensor<1>>);
 
 impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if !p.is_require_grad() {
+        // (Off autodiff nothing requires a gradient, and everything is averaged.)
+        let v = p.val();
+        if v.is_autodiff() && !v.is_require_grad() {
             return;
         }
-        let v = p.val().without_autodiff();
+        let v = v.without_autodiff();
         let n = v.shape().num_elements();
         self.0.insert(p.id, v.reshape([n]));
     }

@@ -17,6 +17,8 @@ use super::settings::{AdmModel, AdmSource, Architecture, Diffusion};
 use super::unet::UNet;
 
 /// The model being trained or sampled.
+// Both variants are kilobytes of layer handles and one exists per run (and its EMA).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     Ddpm(UNet),
@@ -76,6 +78,8 @@ impl Net {
 
 /// A family's diffusion process: training's (all `T` steps) and, for the ADM, the respaced
 /// one sampling walks.
+// One per run or per generation; the ADM's tables are a few kilobytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Process {
     Ddpm(NoiseSchedule),

@@ -262,7 +262,12 @@ mod tests {
     /// what guidance mixes and what it takes from which pass can be read off.
     fn by_label(x: Tensor<4>, _t: Tensor<1>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
         let [n, _, h, w] = x.dims();
-        let y: Vec<i64> = y.unwrap().into_data().to_vec().unwrap();
+        let y: Vec<i64> = y
+            .unwrap()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
         let mut v = Vec::new();
         for l in y {
             v.extend(std::iter::repeat_n(l as f32, 2 * h * w));
@@ -282,13 +287,13 @@ mod tests {
         };
         let out = guided(&forward, x.clone(), 5, Some(&[0, 1]), 2, 3.0, Some(2));
         assert_eq!(calls.get(), 1, "both passes in one batched forward");
-        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        let v: Vec<f32> = out.into_data().try_to_vec::<f32>().unwrap();
         // eps = u + 3 (c - u) with u = 2 (the unconditional row): 2 + 3 (0 - 2) = -4 for
         // label 0, 2 + 3 (1 - 2) = -1 for label 1; the variance the conditional pass's.
         assert_eq!(v, [-4.0, -4.0, 10.0, 10.0, -1.0, -1.0, 11.0, 11.0]);
         // Guidance 0: the conditional pass alone, as the user's sampler.
         let out = guided(&forward, x, 5, Some(&[0, 1]), 2, 0.0, Some(2));
-        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        let v: Vec<f32> = out.into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(v, [0.0, 0.0, 10.0, 10.0, 1.0, 1.0, 11.0, 11.0]);
     }
 }
