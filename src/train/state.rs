@@ -365,7 +365,13 @@ pub fn freeze(state: State, s: &TrainSettings, config: &Path) -> Result<State, T
         return Ok(state);
     };
     let patterns: Vec<String> = match &adm.trainable {
-        Trainable::All => return Ok(state),
+        Trainable::All => {
+            log::info!(
+                "training all of the ADM's {} tensors (freeze_backbone: false, no trainable_layers)",
+                adm_dict::names(m).len()
+            );
+            return Ok(state);
+        }
         Trainable::Heads => adm_dict::HEADS.iter().map(|p| p.to_string()).collect(),
         Trainable::Patterns(p) => p.clone(),
     };
