@@ -363,4 +363,63 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
         "error: ddpm/checkpoints/latest.ckpt: the checkpoint's model is the DDPM (experiment: diffusion), the config's the ADM adm_tiny with the cosine schedule (experiment: diffusion_pretrained)"
     );
     assert!(!d.exists("x.safetensors"));
+    let r = train(
+        &d,
+        &[
+            "generate",
+            "--config",
+            "adm.yaml",
+            "--checkpoint",
+            "ddpm/checkpoints/latest.ckpt",
+            "--device",
+            "cpu",
+            "--out",
+            "gen",
+            "-q",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: ddpm/checkpoints/latest.ckpt: a DDPM checkpoint (experiment: diffusion); generate with that experiment's config (this one's sampler is the ADM's)"
+    );
+    assert!(!d.exists("gen/generated"));
+    // Their DDPMModel's weights given to the ADM config, and the other way round.
+    train(
+        &d,
+        &[
+            "export",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            "ddpm/checkpoints/latest.ckpt",
+            "--out",
+            "ddpm.safetensors",
+        ],
+    )
+    .assert_ok();
+    assert_eq!(
+        bad(&["--init-from", "ddpm.safetensors"]),
+        "error: ddpm.safetensors: no unet.* tensors: expected a checkpoint of their AdmDdpmModel (a DDPMModel's names start with model.)"
+    );
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "run",
+            "-q",
+            "--init-from",
+            "models/adm/theirs.pt",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: models/adm/theirs.pt: a checkpoint of their AdmDdpmModel (unet.* names); the config trains the DDPM (experiment: diffusion)"
+    );
+    assert!(!d.exists("run"));
 }

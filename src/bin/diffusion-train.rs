@@ -19,7 +19,7 @@ use balance_split::train::trainer::RunOptions;
 #[command(
     name = "diffusion-train",
     version,
-    about = "Train the class-conditional DDPM of a config on a balanced manifest (burn + wgpu), and generate from it",
+    about = "Train the diffusion model of a config (the user's class-conditional DDPM, or their fine-tuning of OpenAI's ADM) on a balanced manifest (burn + wgpu), and generate from it",
     after_help = "Without a command, `diffusion-train --config FILE ...` trains."
 )]
 struct Cli {
@@ -69,8 +69,8 @@ enum Command {
     Train(TrainArgs),
     /// Generate samples per class from a checkpoint (generation section of the config).
     Generate(GenerateArgs),
-    /// Write a checkpoint's weights as safetensors under the user's PyTorch names, with the
-    /// noise-schedule buffers, for their DDPMModel.load_state_dict(strict=True).
+    /// Write a checkpoint's weights as safetensors under the user's PyTorch names, for their
+    /// DDPMModel (with the noise-schedule buffers) or AdmDdpmModel .load_state_dict(strict=True).
     Export(ExportArgs),
     /// Time training steps of the configured model on random data (one JSON line per batch size).
     Bench(BenchArgs),
@@ -306,8 +306,11 @@ fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     let log = settings.output.logs.join("train.log");
     let fresh_log = FreshLog::before(&log);
     init_logging(Some(&log), c.quiet)?;
-    let summary = job::train(&req, &settings).inspect_err(|e| {
-        if e.exit_code() == 2 {
+    // A run refused before its first step leaves nothing; one that fails later keeps its
+    // log beside the checkpoints and metrics it wrote.
+    let started = std::cell::Cell::new(false);
+    let summary = job::train(&req, &settings, || started.set(true)).inspect_err(|e| {
+        if e.exit_code() == 2 && !started.get() {
             fresh_log.discard();
         }
     })?;

@@ -2,18 +2,23 @@
 //! (`experiment: diffusion`, [`UNet`] with the epsilon MSE) and their ADM fine-tuning
 //! (`experiment: diffusion_pretrained`, guided-diffusion's [`AdmUNet`] with the hybrid loss
 //! and a respaced sampler). The loop, EMA, checkpoints, validation, generation, export
-//! and TensorBoard are written once against [`Net`] and [`Process`]; each match below is
-//! where the families differ, and nowhere else.
+//! and TensorBoard are written once against [`Net`] and [`Process`]. What differs by family
+//! is here (the model, its record, its export, its process and loss), in the sampler
+//! (`generate::sample`), and in what only one family has: OpenAI's file, freezing and their
+//! `AdmDdpmModel` checkpoints (`state/adm.rs`), the DDPM's schedule buffers
+//! (`state::init_from`).
 
 use burn::module::Module;
 use burn::prelude::*;
 
 use super::adm::hybrid;
+use super::adm::state_dict as adm_dict;
 use super::adm::{AdmFlags, AdmUNet};
-use super::gaussian::{self, AdmSchedule};
+use super::gaussian;
 use super::loss;
 use super::schedule::NoiseSchedule;
 use super::settings::{AdmModel, AdmSource, Architecture, Diffusion};
+use super::unet::state_dict::{self as unet_dict, Named};
 use super::unet::UNet;
 
 /// The model being trained or sampled.
@@ -67,11 +72,50 @@ impl Net {
         }
     }
 
-    /// The family's name in messages.
-    pub fn family(&self) -> &'static str {
+    /// The family's own module's record (not the [`Net`] around it), so a DDPM's
+    /// checkpoint bytes are what they were before there were two families.
+    pub fn record_bytes(&self) -> Vec<u8> {
+        fn bytes<M: Module>(m: &M) -> Vec<u8> {
+            m.clone()
+                .into_record()
+                .into_bytes()
+                .expect("an in-memory record always serialises")
+                .to_vec()
+        }
         match self {
-            Net::Ddpm(_) => "the DDPM",
-            Net::Adm(_) => "the ADM",
+            Net::Ddpm(u) => bytes(u),
+            Net::Adm(a) => bytes(a),
+        }
+    }
+
+    /// The model with the weights of a record written by [`Net::record_bytes`].
+    pub fn load_record_bytes(self, bytes: &[u8]) -> Result<Net, String> {
+        fn load<M: Module>(m: M, bytes: &[u8]) -> Result<M, String> {
+            let record = burn::store::ModuleRecord::from_bytes(
+                burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()),
+            )
+            .map_err(|e| e.to_string())?;
+            m.try_load_record(record).map_err(|e| e.to_string())
+        }
+        Ok(match self {
+            Net::Ddpm(u) => Net::Ddpm(load(u, bytes)?),
+            Net::Adm(a) => Net::Adm(load(a, bytes)?),
+        })
+    }
+
+    /// The weights under the user's names, and the prefix of the model's parameters among
+    /// them: the DDPM as their `DDPMModel` (`model.`, with the schedule's buffers), the ADM
+    /// as their `AdmDdpmModel` (`unet.`, no buffers: its processes are not modules).
+    pub fn export_tensors(&self, diffusion: &Diffusion) -> (Vec<Named>, &'static str) {
+        match self {
+            Net::Ddpm(u) => (
+                unet_dict::buffers(&NoiseSchedule::new(diffusion))
+                    .into_iter()
+                    .chain(unet_dict::state_dict(u))
+                    .collect(),
+                "model.",
+            ),
+            Net::Adm(a) => (adm_dict::for_user(a), adm_dict::EXPORT_PREFIX),
         }
     }
 }
@@ -89,27 +133,15 @@ pub enum Process {
     },
 }
 
-/// The betas a model was trained under (checkpoints record their hash).
-pub fn betas(diffusion: &Diffusion, adm: Option<&AdmModel>) -> Vec<f64> {
-    match adm {
-        None => NoiseSchedule::new(diffusion).betas,
-        Some(m) => gaussian::betas(m.noise_schedule, diffusion.num_timesteps),
-    }
-}
-
-/// SHA-256 of the betas' little-endian bytes (the DDPM's is
-/// [`NoiseSchedule::betas_sha256`], unchanged).
+/// SHA-256 of the betas a model was trained under (checkpoints record it): the DDPM's
+/// [`NoiseSchedule::betas_sha256`], or guided-diffusion's named schedule's.
 pub fn betas_sha256(diffusion: &Diffusion, adm: Option<&AdmModel>) -> String {
     match adm {
         None => NoiseSchedule::new(diffusion).betas_sha256(),
-        Some(_) => {
-            use sha2::{Digest, Sha256};
-            let mut h = Sha256::new();
-            for b in betas(diffusion, adm) {
-                h.update(b.to_le_bytes());
-            }
-            format!("{:x}", h.finalize())
-        }
+        Some(m) => crate::train::schedule::sha256_le(&gaussian::betas(
+            m.noise_schedule,
+            diffusion.num_timesteps,
+        )),
     }
 }
 
@@ -157,14 +189,6 @@ impl Process {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// The DDPM's schedule (its sampler and exports read it directly).
-    pub fn ddpm(&self) -> Option<&NoiseSchedule> {
-        match self {
-            Process::Ddpm(s) => Some(s),
-            Process::Adm { .. } => None,
-        }
     }
 
     /// `x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) noise` per sample.
@@ -231,13 +255,5 @@ impl Process {
             Process::Ddpm(s) => s.len(),
             Process::Adm { sample, .. } => sample.len(),
         }
-    }
-}
-
-/// guided-diffusion's schedule name, for messages.
-pub fn schedule_name(s: AdmSchedule) -> &'static str {
-    match s {
-        AdmSchedule::Cosine => "cosine",
-        AdmSchedule::Linear => "linear",
     }
 }

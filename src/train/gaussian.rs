@@ -22,6 +22,16 @@ pub enum AdmSchedule {
     Cosine,
 }
 
+impl AdmSchedule {
+    /// The name in their config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdmSchedule::Linear => "linear",
+            AdmSchedule::Cosine => "cosine",
+        }
+    }
+}
+
 /// The betas of `get_named_beta_schedule(name, steps)`.
 ///
 /// - linear: `linspace(1e-4 * 1000/T, 0.02 * 1000/T, T)` (numpy's: the last is exact);

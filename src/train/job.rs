@@ -9,7 +9,6 @@ use super::data::{SourceCheck, TrainData};
 use super::device;
 use super::error::TrainError;
 use super::family::{Net, Process};
-use super::schedule::NoiseSchedule;
 use super::settings::{DeviceChoice, TrainSettings};
 use super::state;
 use super::torch_files;
@@ -152,8 +151,13 @@ fn check_amp(s: &TrainSettings, chosen: &device::Chosen, config: &Path) -> Resul
     }))
 }
 
-/// Runs training as `req` and the config say.
-pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainError> {
+/// Runs training as `req` and the config say. `on_start` is called once everything is
+/// checked and loaded, before the first step: an error before it is the input's alone.
+pub fn train(
+    req: &TrainRequest,
+    s: &TrainSettings,
+    on_start: impl FnOnce(),
+) -> Result<Summary, TrainError> {
     // OpenAI's file is needed unless the weights come from a checkpoint; a missing one is
     // said before anything else is read.
     let pretrained = match &s.adm {
@@ -162,6 +166,7 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
         }
         _ => None,
     };
+    state::check_trainable(s, &req.config)?;
     let manifest = manifest_path(req, s)?;
     let data = TrainData::load(&manifest, &req.root, s)?;
     match &data.source_check {
@@ -237,26 +242,9 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
     if let Some(file) = pretrained {
         let (st, loaded) = state::pretrained(state, &file)?;
         state = st;
-        log::info!(
-            "loaded {} of the ADM's backbone tensors from {}{}{}; the label head ({} rows) is new",
-            loaded.matched,
-            file.display(),
-            if loaded.missing.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", {} missing (first {})",
-                    loaded.missing.len(),
-                    loaded.missing[0]
-                )
-            },
-            if loaded.unexpected > 0 {
-                format!(", {} of its tensors unused", loaded.unexpected)
-            } else {
-                String::new()
-            },
-            s.conditioning.as_ref().map_or(0, |c| c.num_classes + 1),
-        );
+        if let Some(loaded) = loaded {
+            log_pretrained(&loaded, &file, s);
+        }
     }
     state = state::freeze(state, s, &req.config)?;
     let t = Trainer {
@@ -266,8 +254,28 @@ pub fn train(req: &TrainRequest, s: &TrainSettings) -> Result<Summary, TrainErro
         seed,
         options: req.options.clone(),
     };
+    on_start();
     let (_, summary) = t.run(state)?;
     Ok(summary)
+}
+
+/// What loading OpenAI's file did.
+fn log_pretrained(loaded: &super::adm::state_dict::Loaded, file: &Path, s: &TrainSettings) {
+    log::info!(
+        "loaded {} of the ADM's backbone tensors from {}{}{}; the label head ({} rows) is new",
+        loaded.matched,
+        file.display(),
+        match loaded.missing.first() {
+            None => String::new(),
+            Some(first) => format!(", {} missing (first {first})", loaded.missing.len()),
+        },
+        if loaded.unexpected > 0 {
+            format!(", {} of its tensors unused", loaded.unexpected)
+        } else {
+            String::new()
+        },
+        s.conditioning.as_ref().map_or(0, |c| c.num_classes + 1),
+    );
 }
 
 /// OpenAI's checkpoint as `model.pretrained` places it (under `--root`). Nothing is
@@ -379,6 +387,12 @@ fn checkpoint_process(
     path: &Path,
 ) -> Result<Process, TrainError> {
     let Some(model) = &m.adm else {
+        if s.adm.is_some() {
+            return Err(TrainError::Mismatch(format!(
+                "{}: a DDPM checkpoint (experiment: diffusion); generate with that experiment's config (this one's sampler is the ADM's)",
+                path.display()
+            )));
+        }
         return Ok(Process::new(&m.diffusion, None));
     };
     let Some(adm) = &s.adm else {
@@ -449,9 +463,9 @@ pub struct Exported {
     pub step: u64,
 }
 
-/// `diffusion-train export`: a checkpoint's weights under the user's `state_dict` names,
-/// with their noise-schedule buffers, as safetensors their `DDPMModel.load_state_dict`
-/// takes with `strict=True`.
+/// `diffusion-train export`: a checkpoint's weights under the user's `state_dict` names
+/// (their `DDPMModel`'s with its noise-schedule buffers, or their `AdmDdpmModel`'s), as
+/// safetensors their `load_state_dict` takes with `strict=True`.
 pub fn export(
     s: &TrainSettings,
     checkpoint: &Path,
@@ -476,21 +490,7 @@ pub fn export(
     let device = burn::prelude::Device::flex();
     let model = Net::new(&m.architecture, m.num_classes, m.adm.as_ref(), &device);
     let model = state::load_weights(model, &ck, checkpoint, ema)?;
-    // The DDPM as their DDPMModel (`model.` and the schedule's buffers), the ADM as their
-    // AdmDdpmModel (`unet.`, no buffers: its processes are not modules).
-    let (tensors, prefix): (Vec<_>, &str) = match &model {
-        Net::Ddpm(u) => (
-            super::unet::state_dict::buffers(&NoiseSchedule::new(&m.diffusion))
-                .into_iter()
-                .chain(super::unet::state_dict::state_dict(u))
-                .collect(),
-            "model.",
-        ),
-        Net::Adm(a) => (
-            super::adm::state_dict::for_user(a),
-            super::adm::state_dict::EXPORT_PREFIX,
-        ),
-    };
+    let (tensors, prefix) = model.export_tensors(&m.diffusion);
     let metadata = [
         ("format", "pt".to_owned()),
         ("config", s.text.clone()),

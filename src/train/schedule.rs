@@ -77,12 +77,7 @@ impl NoiseSchedule {
     /// A digest of the betas, recorded in checkpoints so a checkpoint trained under other
     /// betas than the code now computes from the same `model.diffusion` is noticed.
     pub fn betas_sha256(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for b in &self.betas {
-            h.update(b.to_le_bytes());
-        }
-        format!("{:x}", h.finalize())
+        sha256_le(&self.betas)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -238,4 +233,14 @@ mod tests {
         assert_eq!(lrs, [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
         assert_eq!(learning_rate(0.3, &Scheduler::Constant, 99), 0.3);
     }
+}
+
+/// SHA-256 (hex) of values' little-endian bytes: a schedule's fingerprint in checkpoints.
+pub fn sha256_le(values: &[f64]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for b in values {
+        h.update(b.to_le_bytes());
+    }
+    format!("{:x}", h.finalize())
 }

@@ -8,7 +8,6 @@ use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
-use super::adm::state_dict as adm_dict;
 use super::checkpoint::{Checkpoint, CheckpointError, Meta, FORMAT_VERSION};
 use super::data::TrainData;
 use super::ema::Ema;
@@ -18,9 +17,13 @@ use super::optim;
 use super::plateau::PlateauState;
 use super::schedule::learning_rate;
 use super::schedule::NoiseSchedule;
-use super::settings::{Scheduler, TrainSettings, Trainable};
+use super::settings::{Scheduler, TrainSettings};
 use super::torch_files::Imported;
 use super::unet::state_dict::{buffers, check_buffers, load_state_dict, StateDictError};
+use super::unet::UNet;
+
+mod adm;
+pub use adm::{check_trainable, freeze, pretrained};
 
 /// The model, its optimizer, its average and where the run stands.
 pub struct State {
@@ -128,32 +131,9 @@ fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     })
 }
 
-/// The record of the family's own module (not of the [`Net`] around it), so a DDPM's
-/// checkpoint bytes are what they were before there were two families.
-fn module_bytes(m: &Net) -> Vec<u8> {
-    fn bytes<M: Module>(m: &M) -> Vec<u8> {
-        m.clone()
-            .into_record()
-            .into_bytes()
-            .expect("an in-memory record always serialises")
-            .to_vec()
-    }
-    match m {
-        Net::Ddpm(u) => bytes(u),
-        Net::Adm(a) => bytes(a),
-    }
-}
-
 fn load_module(m: Net, bytes: &[u8], path: &Path) -> Result<Net, TrainError> {
-    fn load<M: Module>(m: M, bytes: &[u8], path: &Path) -> Result<M, TrainError> {
-        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-            .map_err(|e| record_error(path, e))?;
-        m.try_load_record(record).map_err(|e| record_error(path, e))
-    }
-    Ok(match m {
-        Net::Ddpm(u) => Net::Ddpm(load(u, bytes, path)?),
-        Net::Adm(a) => Net::Adm(load(a, bytes, path)?),
-    })
+    m.load_record_bytes(bytes)
+        .map_err(|e| record_error(path, e))
 }
 
 /// The ADM's model record of the settings, `None` for the DDPM.
@@ -169,7 +149,7 @@ pub fn checkpoint(
     seed: u64,
     with_optimizer: bool,
 ) -> Checkpoint {
-    let mut sections = vec![("model".to_string(), module_bytes(&state.model))];
+    let mut sections = vec![("model".to_string(), state.model.record_bytes())];
     if with_optimizer {
         let o = state
             .optim
@@ -178,7 +158,7 @@ pub fn checkpoint(
         sections.push(("optimizer".to_string(), o.to_vec()));
     }
     if let Some(e) = &state.ema {
-        sections.push(("ema".to_string(), module_bytes(&e.model)));
+        sections.push(("ema".to_string(), e.model.record_bytes()));
     }
     Checkpoint {
         meta: Meta {
@@ -232,7 +212,7 @@ pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), 
             Some(a) => format!(
                 "the ADM {} with the {} schedule (experiment: diffusion_pretrained)",
                 a.source.name(),
-                family::schedule_name(a.noise_schedule)
+                a.noise_schedule.name()
             ),
         };
         return Err(TrainError::Mismatch(format!(
@@ -284,49 +264,15 @@ pub fn check_betas(m: &Meta, path: &Path) -> Result<(), TrainError> {
 
 /// `state` with the weights of a user's file (`training.init_from`): the model's, and
 /// the EMA's from the file's EMA when it has one, else from the model's new weights.
-/// The optimizer and the position stay fresh. The DDPM's names are their `DDPMModel`'s
-/// (schedule buffers checked against `model.diffusion`); the ADM's their `AdmDdpmModel`'s
-/// (`unet.` first), whose EMA shadow holds the tensors that trained, the others starting at
-/// the model's.
+/// The optimizer and the position stay fresh.
 pub fn init_from(
     state: State,
     imported: &Imported,
     s: &TrainSettings,
 ) -> Result<State, TrainError> {
-    let err = |e: StateDictError| TrainError::Mismatch(format!("{}: {e}", imported.path.display()));
-    let ema = |e: Option<Ema>, model: &Net, load: &dyn Fn(Net) -> Result<Net, StateDictError>| {
-        Ok::<_, TrainError>(match (e, &imported.ema) {
-            (Some(e), Some(_)) => Some(Ema {
-                model: load(e.model).map_err(err)?,
-                decay: e.decay,
-            }),
-            (Some(e), None) => Some(Ema::new(model, e.decay)),
-            (None, _) => None,
-        })
-    };
     let (model, ema) = match state.model {
-        Net::Ddpm(m) => {
-            let expected = buffers(&NoiseSchedule::new(&s.diffusion));
-            check_buffers(imported.model.as_ref(), &expected).map_err(err)?;
-            let model = Net::Ddpm(load_state_dict(m, imported.model.as_ref()).map_err(err)?);
-            let ema = ema(state.ema, &model, &|e| match (e, &imported.ema) {
-                (Net::Ddpm(e), Some(src)) => load_state_dict(e, src.as_ref()).map(Net::Ddpm),
-                (e, _) => Ok(e),
-            })?;
-            (model, ema)
-        }
-        Net::Adm(m) => {
-            let source = adm_dict::Prefixed(imported.model.as_ref());
-            let model = Net::Adm(adm_dict::load_state_dict(m, &source).map_err(err)?);
-            let ema = ema(state.ema, &model, &|_| {
-                let (Net::Adm(start), Some(src)) = (model.valid(), &imported.ema) else {
-                    unreachable!("an ADM model and a file with an EMA")
-                };
-                let (e, _) = adm_dict::load_present(start, &adm_dict::Prefixed(src.as_ref()))?;
-                Ok(Net::Adm(e))
-            })?;
-            (model, ema)
-        }
+        Net::Ddpm(m) => init_from_ddpm(m, state.ema, imported, s)?,
+        Net::Adm(m) => adm::init_from(m, state.ema, imported)?,
     };
     Ok(State {
         model,
@@ -335,71 +281,34 @@ pub fn init_from(
     })
 }
 
-/// `state` with the ADM's backbone from OpenAI's file (`model.pretrained`): loaded by name
-/// under their guard, the label head kept fresh for the user's classes, and the EMA
-/// starting at the loaded weights. What the load did is returned for the log.
-pub fn pretrained(state: State, file: &Path) -> Result<(State, adm_dict::Loaded), TrainError> {
-    let Net::Adm(m) = state.model else {
-        unreachable!("model.pretrained belongs to the ADM's settings")
+/// The DDPM from their `DDPMModel`'s names, its schedule buffers checked against
+/// `model.diffusion`.
+fn init_from_ddpm(
+    m: UNet,
+    ema: Option<Ema>,
+    imported: &Imported,
+    s: &TrainSettings,
+) -> Result<(Net, Option<Ema>), TrainError> {
+    let path = &imported.path;
+    let err = |e: StateDictError| TrainError::Mismatch(format!("{}: {e}", path.display()));
+    if adm::is_adm_file(imported.model.as_ref()) {
+        return Err(TrainError::Mismatch(format!(
+            "{}: a checkpoint of their AdmDdpmModel (unet.* names); the config trains the DDPM (experiment: diffusion)",
+            path.display()
+        )));
+    }
+    let expected = buffers(&NoiseSchedule::new(&s.diffusion));
+    check_buffers(imported.model.as_ref(), &expected).map_err(err)?;
+    let model = load_state_dict(m, imported.model.as_ref()).map_err(err)?;
+    let ema = match (ema.map(|e| (e.model, e.decay)), &imported.ema) {
+        (Some((Net::Ddpm(shadow), decay)), Some(src)) => Some(Ema {
+            model: Net::Ddpm(load_state_dict(shadow, src.as_ref()).map_err(err)?),
+            decay,
+        }),
+        (Some((_, decay)), _) => Some(Ema::new(&Net::Ddpm(model.clone()), decay)),
+        (None, _) => None,
     };
-    let source = super::torch_files::open_state_dict(file)?;
-    let (m, loaded) = adm_dict::load_pretrained(m, source.as_ref())
-        .map_err(|e| TrainError::Mismatch(format!("{}: {e}", file.display())))?;
-    let model = Net::Adm(m);
-    let ema = state.ema.map(|e| Ema::new(&model, e.decay));
-    Ok((
-        State {
-            model,
-            ema,
-            ..state
-        },
-        loaded,
-    ))
-}
-
-/// The ADM with only the tensors `model.initialization` trains taking gradients (so the
-/// others get no optimizer state and never move); applied after every load. The DDPM,
-/// and full fine-tuning, train everything. `config` names the file in messages.
-pub fn freeze(state: State, s: &TrainSettings, config: &Path) -> Result<State, TrainError> {
-    let (Net::Adm(m), Some(adm)) = (&state.model, &s.adm) else {
-        return Ok(state);
-    };
-    let patterns: Vec<String> = match &adm.trainable {
-        Trainable::All => {
-            log::info!(
-                "training all of the ADM's {} tensors (freeze_backbone: false, no trainable_layers)",
-                adm_dict::names(m).len()
-            );
-            return Ok(state);
-        }
-        Trainable::Heads => adm_dict::HEADS.iter().map(|p| p.to_string()).collect(),
-        Trainable::Patterns(p) => p.clone(),
-    };
-    let names = adm_dict::names(m);
-    let chosen = adm_dict::trainable(&names, &patterns).map_err(|e| {
-        TrainError::Config(crate::config::ConfigError::Invalid {
-            path: config.to_owned(),
-            key: match adm.trainable {
-                Trainable::Heads => "model.initialization.freeze_backbone",
-                _ => "model.initialization.trainable_layers",
-            }
-            .into(),
-            message: e.to_string(),
-        })
-    })?;
-    log::info!(
-        "training {} of the ADM's {} tensors ({})",
-        chosen.len(),
-        names.len(),
-        patterns.join(", ")
-    );
-    let Net::Adm(m) = state.model else {
-        unreachable!("matched above")
-    };
-    Ok(State {
-        model: Net::Adm(adm_dict::freeze(m, &chosen)),
-        ..state
-    })
+    Ok((Net::Ddpm(model), ema))
 }
 
 /// Restores `state` from a checkpoint written by [`checkpoint`]. `reset_optimizer` keeps

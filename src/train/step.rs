@@ -141,9 +141,9 @@ pub fn update_ema(state: &mut State) {
     }
 }
 
-/// Validation loss (unweighted: the DDPM's MSE, the ADM's hybrid loss) over all of `val` and per class: no augmentation, no
-/// resampling, true labels, and timesteps and noise fixed per batch, so the numbers are
-/// comparable across epochs. `val` must be made with the validation loader config
+/// Validation loss (unweighted: the DDPM's MSE, the ADM's hybrid loss) over all of `val`
+/// and per class: no augmentation, no resampling, true labels, and timesteps and noise
+/// fixed per batch, so the numbers are comparable across epochs. `val` must be made with the validation loader config
 /// (`PipelineSettings::loader(seed, false)`): a feed applies its config's augmentation.
 pub fn validate(
     model: &Net,

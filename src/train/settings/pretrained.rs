@@ -179,10 +179,7 @@ pub(super) fn adm(
             format!("expected cosine or linear, found {other:?}"),
         )),
     };
-    let respacing: String = d.get(
-        &format!("{key}.sample_timestep_respacing"),
-        "250".to_owned(),
-    )?;
+    let respacing = respacing(d, &format!("{key}.sample_timestep_respacing"))?;
     gaussian::respacing(num_timesteps, &respacing)
         .map_err(|e| d.invalid(&format!("{key}.sample_timestep_respacing"), e.to_string()))?;
     let patterns: Option<Vec<String>> = d.opt("model.initialization.trainable_layers")?;
@@ -220,6 +217,25 @@ pub(super) fn adm(
         trainable,
     };
     Ok((adm, architecture, diffusion))
+}
+
+/// `sample_timestep_respacing`: a string, as their validator requires (`"250"` when the key
+/// is absent, their example's); `null` or a number (YAML reads `250` unquoted as one) is
+/// refused with the quoting that fixes it.
+fn respacing(d: &Doc, key: &str) -> Result<String, ConfigError> {
+    if !d.has(key) {
+        return Ok("250".to_owned());
+    }
+    match d.value(key) {
+        Some(serde_yaml_ng::Value::String(s)) => Ok(s.clone()),
+        found => Err(d.invalid(
+            key,
+            format!(
+                "expected a string (their validator requires one: \"250\", \"ddim50\", \"\" for the full chain), found {}; quote it",
+                found.map_or_else(|| "null".to_owned(), super::doc::show)
+            ),
+        )),
+    }
 }
 
 /// The ADM samples with `clip_denoised`, as the user's `AdmDdpmModel.sample` always does;

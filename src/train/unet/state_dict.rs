@@ -47,7 +47,7 @@ pub enum StateDictError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("{0}: not a parameter of the configured model (the user's model would refuse it too, with strict=True)")]
+    #[error("{0}: not a parameter of the configured model (their DDPMModel would refuse it too, with strict=True)")]
     Unexpected(String),
     #[error("{0}: {1}")]
     Read(String, String),

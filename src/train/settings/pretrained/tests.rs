@@ -157,6 +157,16 @@ fn bad_pretrained_configs_are_refused() {
         parse(&unconditional).unwrap_err(),
         "c.yaml: model.conditioning.type: null: the user's AdmDdpmModel always has num_classes + 1 label rows (the last the unconditional token); set type: class"
     );
+    for (value, shown) in [("250", "250"), ("null", "null")] {
+        let s = USERS.replace(
+            "sample_timestep_respacing: \"250\"",
+            &format!("sample_timestep_respacing: {value}"),
+        );
+        assert_eq!(
+            parse(&s).unwrap_err(),
+            format!("c.yaml: model.diffusion.sample_timestep_respacing: expected a string (their validator requires one: \"250\", \"ddim50\", \"\" for the full chain), found {shown}; quote it")
+        );
+    }
     let section = USERS.replace(
         "  initialization:",
         "  schedule:\n    x: 1\n  initialization:",

@@ -141,7 +141,7 @@ fn loading_refuses_a_wrong_shape_a_missing_name_and_an_unexpected_one() {
     });
     assert_eq!(
         load_state_dict(tiny(2), &extra).unwrap_err().to_string(),
-        "model.downs.9.attention.qkv.weight: not a parameter of the configured model (the user's model would refuse it too, with strict=True)"
+        "model.downs.9.attention.qkv.weight: not a parameter of the configured model (their DDPMModel would refuse it too, with strict=True)"
     );
     // The buffers alone are accepted.
     extra.pop();
