@@ -132,6 +132,16 @@ pub fn learning_rate(base: f64, s: &Scheduler, epoch: usize) -> f64 {
     }
 }
 
+/// SHA-256 (hex) of values' little-endian bytes: a schedule's fingerprint in checkpoints.
+pub fn sha256_le(values: &[f64]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for b in values {
+        h.update(b.to_le_bytes());
+    }
+    format!("{:x}", h.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,14 +243,4 @@ mod tests {
         assert_eq!(lrs, [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
         assert_eq!(learning_rate(0.3, &Scheduler::Constant, 99), 0.3);
     }
-}
-
-/// SHA-256 (hex) of values' little-endian bytes: a schedule's fingerprint in checkpoints.
-pub fn sha256_le(values: &[f64]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for b in values {
-        h.update(b.to_le_bytes());
-    }
-    format!("{:x}", h.finalize())
 }

@@ -41,6 +41,9 @@ pub fn pretrained(state: State, file: &Path) -> Result<(State, Option<Loaded>), 
     ))
 }
 
+/// Trained tensor names and the patterns that chose them.
+type Chosen = (HashSet<String>, Vec<String>);
+
 /// The names `model.initialization` trains, with the patterns that chose them; `None` when
 /// everything trains (the DDPM, or full fine-tuning). A list matching nothing is refused,
 /// naming the key in `config`.
@@ -48,7 +51,7 @@ fn trained_names(
     s: &TrainSettings,
     names: &[String],
     config: &Path,
-) -> Result<Option<(HashSet<String>, Vec<String>)>, TrainError> {
+) -> Result<Option<Chosen>, TrainError> {
     let Some(adm) = &s.adm else {
         return Ok(None);
     };
