@@ -334,6 +334,10 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
         "error: models/adm/reshaped.pt: out.2.weight: expected shape [6, 32, 3, 3] for the configured model, found [6, 16, 3, 3]"
     );
     assert_eq!(
+        bad(&["--model.pretrained.checkpoint_path", "models/adm/nan.pt"]),
+        "error: models/adm/nan.pt: out.2.weight: holds NaN: expected finite weights"
+    );
+    assert_eq!(
         bad(&["--model.initialization.trainable_layers", "[\"decoder.*\"]"]),
         "error: adm.yaml: model.initialization.trainable_layers: [\"decoder.*\"] match no parameter of the model (names like \"input_blocks.0.0.weight\", \"out.2.bias\")"
     );
@@ -341,7 +345,27 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
         bad(&["--model.diffusion.sample_timestep_respacing", "ddim33"]),
         "error: adm.yaml: model.diffusion.sample_timestep_respacing: \"ddim33\": cannot take exactly 33 steps of 100 with an integer stride"
     );
-    // A DDPM checkpoint given to the ADM config.
+    // A checkpoint of other steps, and a DDPM checkpoint, given to the ADM config.
+    steps(&d, "1", &[]).assert_ok();
+    let r = train(
+        &d,
+        &[
+            "export",
+            "--config",
+            "adm.yaml",
+            "--checkpoint",
+            "run/checkpoints/latest.ckpt",
+            "--out",
+            "x.safetensors",
+            "--model.diffusion.num_timesteps",
+            "50",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: run/checkpoints/latest.ckpt: the checkpoint's model differs from the config's: model.diffusion.num_timesteps is 100 in the checkpoint, 50 in the config"
+    );
+    std::fs::remove_dir_all(d.join("run")).unwrap();
     train(
         &d,
         &[
@@ -382,7 +406,7 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
         r.assert_bad_input(),
         "error: ddpm/checkpoints/latest.ckpt: a DDPM checkpoint (experiment: diffusion); generate with that experiment's config (this one's sampler is the ADM's)"
     );
-    assert!(!d.exists("gen/generated"));
+    assert!(!d.exists("gen"), "a refused generation leaves no log");
     // Their DDPMModel's weights given to the ADM config, and the other way round.
     train(
         &d,

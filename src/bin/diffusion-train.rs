@@ -341,8 +341,16 @@ fn generate_with(
     let mut inputs = vec![req.config.as_path()];
     inputs.extend(checkpoint.as_deref());
     job::check_outputs(settings, false, &inputs)?;
-    init_logging(Some(&settings.output.logs.join("generate.log")), quiet)?;
-    for p in job::generate(req, settings)? {
+    let log = settings.output.logs.join("generate.log");
+    let fresh_log = FreshLog::before(&log);
+    init_logging(Some(&log), quiet)?;
+    let started = std::cell::Cell::new(false);
+    let written = job::generate(req, settings, || started.set(true)).inspect_err(|e| {
+        if e.exit_code() == 2 && !started.get() {
+            fresh_log.discard();
+        }
+    })?;
+    for p in written {
         out::line(p.display())?;
     }
     Ok(())

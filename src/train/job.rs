@@ -312,7 +312,12 @@ pub struct GenerateRequest {
 /// Generation mode: samples per class from a checkpoint, written as PNGs. The model's
 /// shape and noise schedule come from the checkpoint; the sampling settings from the
 /// config's `generation` section.
-pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>, TrainError> {
+/// `on_start` is called before the first sample is drawn, as [`train`]'s.
+pub fn generate(
+    req: &GenerateRequest,
+    s: &TrainSettings,
+    on_start: impl FnOnce(),
+) -> Result<Vec<PathBuf>, TrainError> {
     let path = req
         .checkpoint
         .clone()
@@ -370,6 +375,7 @@ pub fn generate(req: &GenerateRequest, s: &TrainSettings) -> Result<Vec<PathBuf>
         m.epoch,
         s.generation.guidance_scale
     );
+    on_start();
     let written = visualize::generation(&ctx, &s.output.generated, &title)?;
     log::info!(
         "wrote {} files to {}",

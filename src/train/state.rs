@@ -202,8 +202,75 @@ pub fn load_weights(
     load_module(model, bytes, path)
 }
 
+/// The first config key whose value the checkpoint's model does not share, with both
+/// values as the config writes them. The ADM's widths and betas follow from its source and
+/// step count, which come first.
+fn first_difference(
+    m: &Meta,
+    s: &TrainSettings,
+    num_classes: Option<usize>,
+) -> Option<(&'static str, String, String)> {
+    let classes = |n: Option<usize>| n.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    let schedule = |b| format!("{b:?}").to_lowercase();
+    let (a, b) = (&m.architecture, &s.architecture);
+    let (x, y) = (&m.diffusion, &s.diffusion);
+    let pairs = [
+        (
+            "model.conditioning.num_classes",
+            classes(m.num_classes),
+            classes(num_classes),
+        ),
+        (
+            "model.architecture.image_size",
+            a.image_size.to_string(),
+            b.image_size.to_string(),
+        ),
+        (
+            "model.architecture.in_channels",
+            a.in_channels.to_string(),
+            b.in_channels.to_string(),
+        ),
+        (
+            "model.diffusion.num_timesteps",
+            x.num_timesteps.to_string(),
+            y.num_timesteps.to_string(),
+        ),
+        (
+            "model.architecture.model_channels",
+            a.model_channels.to_string(),
+            b.model_channels.to_string(),
+        ),
+        (
+            "model.architecture.channel_multipliers",
+            format!("{:?}", a.channel_multipliers),
+            format!("{:?}", b.channel_multipliers),
+        ),
+        (
+            "model.architecture.use_attention",
+            format!("{:?}", a.use_attention),
+            format!("{:?}", b.use_attention),
+        ),
+        (
+            "model.diffusion.beta_schedule",
+            schedule(x.beta_schedule),
+            schedule(y.beta_schedule),
+        ),
+        (
+            "model.diffusion.beta_start",
+            x.beta_start.to_string(),
+            y.beta_start.to_string(),
+        ),
+        (
+            "model.diffusion.beta_end",
+            x.beta_end.to_string(),
+            y.beta_end.to_string(),
+        ),
+    ];
+    pairs.into_iter().find(|(_, theirs, ours)| theirs != ours)
+}
+
 /// Refuses a checkpoint whose model (architecture, classes, noise schedule) is not the
-/// config's.
+/// config's, naming the first key that differs.
 pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), TrainError> {
     let num_classes = s.conditioning.as_ref().map(|c| c.num_classes);
     if m.adm.as_ref() != adm_model(s) {
@@ -222,19 +289,10 @@ pub fn check_same_model(m: &Meta, s: &TrainSettings, path: &Path) -> Result<(), 
             family(adm_model(s))
         )));
     }
-    if m.architecture != s.architecture
-        || m.num_classes != num_classes
-        || m.diffusion != s.diffusion
-    {
+    if let Some((key, theirs, ours)) = first_difference(m, s, num_classes) {
         return Err(TrainError::Mismatch(format!(
-            "{}: the checkpoint's model ({:?}, {:?}, {:?} classes) differs from the config's ({:?}, {:?}, {:?} classes)",
-            path.display(),
-            m.architecture,
-            m.diffusion,
-            m.num_classes,
-            s.architecture,
-            s.diffusion,
-            num_classes
+            "{}: the checkpoint's model differs from the config's: {key} is {theirs} in the checkpoint, {ours} in the config",
+            path.display()
         )));
     }
     check_betas(m, path)

@@ -18,7 +18,7 @@ in OpenAI's format (a plain dict, torch.save) and the user's AdmDdpmModel loads 
         our export loaded into the reference with strict=True; its forward on the case
     adm_reference.py files DIR --flags F --rows N
         beside DIR/weights.pt (from `model`): the same dict wrapped (DIR/wrapped.pt), with one
-        tensor of another shape (DIR/reshaped.pt), and a checkpoint of the user's trainer for
+        tensor of another shape (DIR/reshaped.pt), with a NaN in one (DIR/nan.pt), and a checkpoint of the user's trainer for
         their AdmDdpmModel of N label rows (DIR/theirs.pt: model_state_dict under `unet.`,
         ema_state_dict.shadow of the heads it trains)
     adm_reference.py check-trained EXPORT.safetensors WEIGHTS.pt --flags F --rows N
@@ -365,6 +365,10 @@ def files(args):
     w = reshaped["out.2.weight"]
     reshaped["out.2.weight"] = torch.zeros((w.shape[0], w.shape[1] // 2, 3, 3))
     torch.save(reshaped, f"{args.dir}/reshaped.pt")
+    damaged = dict(sd)
+    damaged["out.2.weight"] = sd["out.2.weight"].clone()
+    damaged["out.2.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(damaged, f"{args.dir}/nan.pt")
     model = build(args.flags, args.rows)
     randomize(model, 7)
     theirs = {f"unet.{k}": v for k, v in model.state_dict().items()}

@@ -210,6 +210,13 @@ impl Visit for Pretrained<'_> {
             .source
             .values(&name)
             .map_err(|e| StateDictError::Read(name.clone(), e))?;
+        // A damaged download would otherwise train to NaN without a word.
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(StateDictError::Read(
+                name,
+                format!("holds {v}: expected finite weights"),
+            ));
+        }
         set_param(p, values, expected, t);
         self.seen.insert(name);
         Ok(())

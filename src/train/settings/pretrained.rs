@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::doc::Doc;
-use super::model::MAX_TIMESTEPS;
+use super::model::{MAX_IMAGE_SIZE, MAX_TIMESTEPS};
 use super::{Architecture, BetaSchedule, Conditioning, Diffusion, Threshold};
 use crate::config::ConfigError;
 use crate::images::settings::PipelineSettings;
@@ -158,6 +158,15 @@ pub(super) fn adm(
             ),
         ));
     }
+    if p.image_size > MAX_IMAGE_SIZE {
+        return Err(d.invalid(
+            "model.architecture.image_size",
+            format!(
+                "expected at most {MAX_IMAGE_SIZE} for the trainer, found {}",
+                p.image_size
+            ),
+        ));
+    }
     if cond.is_none() {
         return Err(d.invalid(
             "model.conditioning.type",
@@ -179,6 +188,25 @@ pub(super) fn adm(
             format!("expected cosine or linear, found {other:?}"),
         )),
     };
+    // guided-diffusion's posterior needs a second step; its linear betas reach 1 at T = 20
+    // (its assert on them fails below that) and leave nothing of the image at T = 20.
+    let least = match noise_schedule {
+        AdmSchedule::Cosine => 2,
+        AdmSchedule::Linear => 21,
+    };
+    if num_timesteps < least {
+        return Err(d.invalid(
+            &format!("{key}.num_timesteps"),
+            format!(
+                "expected at least {least} with the {} schedule (guided-diffusion's {}), found {num_timesteps}",
+                noise_schedule.name(),
+                match noise_schedule {
+                    AdmSchedule::Cosine => "posterior needs two steps",
+                    AdmSchedule::Linear => "linear betas 0.02 x 1000 / T must stay below 1",
+                }
+            ),
+        ));
+    }
     let respacing = respacing(d, &format!("{key}.sample_timestep_respacing"))?;
     gaussian::respacing(num_timesteps, &respacing)
         .map_err(|e| d.invalid(&format!("{key}.sample_timestep_respacing"), e.to_string()))?;

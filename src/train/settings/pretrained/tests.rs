@@ -89,7 +89,22 @@ fn initialization_and_paths_as_their_code_reads_them() {
 /// Each refusal is one line naming the file and the key.
 #[test]
 fn bad_pretrained_configs_are_refused() {
-    let cases: [(&str, &str, &str); 10] = [
+    let cases: [(&str, &str, &str); 13] = [
+        (
+            "    image_size: 40",
+            "    image_size: 4096",
+            "c.yaml: model.architecture.image_size: expected at most 1024 for the trainer, found 4096",
+        ),
+        (
+            "num_timesteps: 1000",
+            "num_timesteps: 1",
+            "c.yaml: model.diffusion.num_timesteps: expected at least 2 with the cosine schedule (guided-diffusion's posterior needs two steps), found 1",
+        ),
+        (
+            "num_timesteps: 1000\n    noise_schedule: cosine",
+            "num_timesteps: 20\n    noise_schedule: linear",
+            "c.yaml: model.diffusion.num_timesteps: expected at least 21 with the linear schedule (guided-diffusion's linear betas 0.02 x 1000 / T must stay below 1), found 20",
+        ),
         (
             "source: adm_imagenet64",
             "source: adm_imagenet256",
