@@ -37,6 +37,8 @@ pub enum DestinationError {
     IsInput { out: PathBuf, input: PathBuf },
     #[error("{out}: refusing to replace {kind} with a regular file; choose a file path")]
     NotARegularFile { out: PathBuf, kind: &'static str },
+    #[error("{out}: {blocker} is a file, not a folder; choose another output folder")]
+    NotAFolder { out: PathBuf, blocker: PathBuf },
 }
 
 /// Writing an output failed: the environment (a full disk, a read-only folder), not the
@@ -58,6 +60,20 @@ pub struct WriteError {
 /// destination there, a dry run included, clears them.
 pub fn check_destination(out: &Path, inputs: &[&Path]) -> Result<(), DestinationError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // The nearest existing folder above must be one: a file there (`--out` naming a file)
+    // is the user's to change, not a failure of the disk.
+    if let Some(blocker) = out
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| fs::metadata(a).is_ok())
+        .filter(|a| !a.is_dir())
+    {
+        return Err(DestinationError::NotAFolder {
+            out: out.to_owned(),
+            blocker: blocker.to_owned(),
+        });
+    }
     clear_stale_once(parent_of(out));
     let Ok(meta) = fs::metadata(out) else {
         return Ok(());

@@ -769,6 +769,26 @@ fn the_trainers_outputs_never_replace_an_input_or_a_special_file() {
         train_steps(&d, "tiny.yaml", "1").assert_bad_input(),
         "error: output.subdirs.logs: run/logs/train.log: refusing to replace a FIFO with a regular file; choose a file path"
     );
+    // --out naming a file (was exit 1, a failed mkdir).
+    let r = train(
+        &d,
+        &[
+            "--config",
+            "tiny.yaml",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "1",
+            "--out",
+            "tiny.yaml",
+            "-q",
+        ],
+    );
+    assert_eq!(
+        r.assert_bad_input(),
+        "error: output.subdirs.logs: tiny.yaml/logs/train.log: tiny.yaml is a file, not a folder; choose another output folder"
+    );
+    assert_eq!(d.read("tiny.yaml"), config_before);
 }
 
 #[test]
