@@ -28,6 +28,10 @@ use crate::output::AtomicFile;
 
 const MAGIC: &[u8; 8] = b"BSDDPM\0\x01";
 
+/// The section of an ADM's EMA that holds only the tensors that train (safetensors under
+/// guided-diffusion's names; the rest of the average is the model's frozen weights).
+pub const TRAINED_EMA: &str = "ema_trained";
+
 /// A checkpoint that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -89,6 +93,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Whether the checkpoint holds an EMA (whole, or the ADM's trained tensors of it).
+    pub fn has_ema(&self) -> bool {
+        self.section("ema").is_some() || self.section(TRAINED_EMA).is_some()
+    }
+
     pub fn section(&self, name: &str) -> Option<&[u8]> {
         self.sections
             .iter()

@@ -350,7 +350,7 @@ pub fn generate(
         &chosen.device,
     );
     let use_ema = s.generation.use_ema;
-    if use_ema && ck.section("ema").is_none() {
+    if use_ema && !ck.has_ema() {
         log::warn!(
             "{}: no EMA weights; generating with the trained weights",
             path.display()
@@ -480,7 +480,7 @@ pub fn export(
 ) -> Result<Exported, TrainError> {
     let ck = Checkpoint::load(checkpoint)?;
     state::check_same_model(&ck.meta, s, checkpoint)?;
-    let has_ema = ck.section("ema").is_some();
+    let has_ema = ck.has_ema();
     let ema = match which {
         ExportWeights::Raw => false,
         ExportWeights::Default => has_ema,

@@ -158,7 +158,10 @@ pub fn checkpoint(
         sections.push(("optimizer".to_string(), o.to_vec()));
     }
     if let Some(e) = &state.ema {
-        sections.push(("ema".to_string(), e.model.record_bytes()));
+        sections.push(match adm::trained_ema(&state.model, &e.model) {
+            Some(bytes) => (adm::TRAINED_EMA.to_string(), bytes),
+            None => ("ema".to_string(), e.model.record_bytes()),
+        });
     }
     Checkpoint {
         meta: Meta {
@@ -191,15 +194,17 @@ pub fn load_weights(
     path: &Path,
     use_ema: bool,
 ) -> Result<Net, TrainError> {
-    let section = if use_ema && ck.section("ema").is_some() {
-        "ema"
-    } else {
-        "model"
-    };
+    if let Some(b) = ck.section("ema").filter(|_| use_ema) {
+        return load_module(model, b, path);
+    }
     let bytes = ck
-        .section(section)
+        .section("model")
         .ok_or_else(|| record_error(path, "no model section"))?;
-    load_module(model, bytes, path)
+    let model = load_module(model, bytes, path)?;
+    match ck.section(adm::TRAINED_EMA).filter(|_| use_ema) {
+        Some(b) => adm::with_trained_ema(model, b, path),
+        None => Ok(model),
+    }
 }
 
 /// The first config key whose value the checkpoint's model does not share, with both
@@ -389,14 +394,18 @@ pub fn restore(
             .map_err(|e| record_error(path, e))?,
         _ => state.optim,
     };
-    let ema = match (state.ema, ck.section("ema")) {
-        (Some(e), Some(b)) => Some(Ema {
+    let ema = match (state.ema, ck.section("ema"), ck.section(adm::TRAINED_EMA)) {
+        (Some(e), Some(b), _) => Some(Ema {
             model: load_module(e.model, b, path)?,
             decay: e.decay,
         }),
+        (Some(e), None, Some(b)) => Some(Ema {
+            model: adm::with_trained_ema(model.valid(), b, path)?,
+            decay: e.decay,
+        }),
         // EMA newly enabled: start it at the restored weights.
-        (Some(e), None) => Some(Ema::new(&model, e.decay)),
-        (None, _) => None,
+        (Some(e), None, None) => Some(Ema::new(&model, e.decay)),
+        (None, ..) => None,
     };
     Ok(State {
         model,

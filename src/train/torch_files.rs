@@ -28,12 +28,11 @@ fn format_error(path: &Path, reason: impl std::fmt::Display) -> CheckpointError 
     }
 }
 
-/// Writes `tensors` (f32) and string `metadata` as a safetensors file, atomically.
-pub fn write_safetensors(
-    path: &Path,
+/// `tensors` (f32) and string `metadata` as safetensors bytes, the metadata in key order.
+pub fn encode_safetensors(
     tensors: &[Named],
     metadata: HashMap<String, String>,
-) -> Result<(), CheckpointError> {
+) -> Result<Vec<u8>, String> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -48,8 +47,18 @@ pub fn write_safetensors(
         })
         .collect::<Vec<_>>();
     let mut encoded = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| format_error(path, format!("cannot encode safetensors: {e}")))?;
+        .map_err(|e| format!("cannot encode safetensors: {e}"))?;
     sort_metadata(&mut encoded);
+    Ok(encoded)
+}
+
+/// Writes `tensors` (f32) and string `metadata` as a safetensors file, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[Named],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let encoded = encode_safetensors(tensors, metadata).map_err(|e| format_error(path, e))?;
     let write_err = |source| CheckpointError::Write {
         path: path.to_owned(),
         source,
@@ -57,6 +66,11 @@ pub fn write_safetensors(
     let file = AtomicFile::create(path).map_err(write_err)?;
     file.file().write_all(&encoded).map_err(write_err)?;
     file.commit(true).map_err(write_err)
+}
+
+/// Safetensors bytes already in memory (a checkpoint's section) as a [`Source`].
+pub fn safetensors_source(bytes: Vec<u8>) -> Result<Box<dyn Source>, String> {
+    SafetensorsFile::from_bytes(bytes).map(|f| Box::new(f) as Box<dyn Source>)
 }
 
 /// Puts the header's `__metadata__` in key order. safetensors keeps it in a `HashMap`, so
@@ -233,8 +247,12 @@ impl SafetensorsFile {
             source,
         };
         let bytes = crate::input::read_bounded(path, MAX_WEIGHTS_BYTES).map_err(read_err)?;
+        SafetensorsFile::from_bytes(bytes).map_err(|e| format_error(path, e))
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Result<SafetensorsFile, String> {
         let (header, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| format_error(path, format!("not a safetensors file: {e}")))?;
+            .map_err(|e| format!("not a safetensors file: {e}"))?;
         let infos = meta
             .tensors()
             .into_iter()

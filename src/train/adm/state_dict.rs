@@ -11,8 +11,8 @@ use burn::prelude::*;
 
 use super::{AdmUNet, Attention, Block, ResBlock};
 use crate::train::unet::state_dict::{
-    conv, embedding, export, import, import_present, linear, norm, set_param, torch_shape,
-    weight_bias, Named, Source, StateDictError, Visit, Walk, Walked,
+    conv, embedding, export, export_some, import, import_present, linear, norm, set_param,
+    torch_shape, weight_bias, Named, Source, StateDictError, Visit, Walk, Walked,
 };
 
 /// The label embedding: re-initialised for the user's classes, never loaded from OpenAI's
@@ -141,6 +141,32 @@ impl Source for Prefixed<'_> {
             })
             .collect()
     }
+}
+
+/// The names of the tensors that take gradients (all of a model off autodiff take none).
+pub fn trained_names(model: &AdmUNet) -> HashSet<String> {
+    struct Trained(HashSet<String>);
+    impl Visit for Trained {
+        fn param<const D: usize>(
+            &mut self,
+            n: String,
+            p: &mut Param<Tensor<D>>,
+            _: bool,
+        ) -> Walked {
+            if p.val().is_require_grad() {
+                self.0.insert(n);
+            }
+            Ok(())
+        }
+    }
+    let mut t = Trained(HashSet::new());
+    model.clone().walk(&mut t).expect("naming cannot fail");
+    t.0
+}
+
+/// The named tensors of `model` only, under guided-diffusion's names.
+pub fn subset(model: &AdmUNet, names: &HashSet<String>) -> Vec<Named> {
+    export_some(model, Some(names))
 }
 
 /// The parameter names, in order.

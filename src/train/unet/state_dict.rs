@@ -240,10 +240,17 @@ pub(crate) fn torch_shape(dims: &[usize], transposed: bool) -> Vec<usize> {
     s
 }
 
-struct Export(Vec<Named>);
+struct Export<'a> {
+    out: Vec<Named>,
+    /// Only these names (all when `None`).
+    only: Option<&'a HashSet<String>>,
+}
 
-impl Visit for Export {
+impl Visit for Export<'_> {
     fn param<const D: usize>(&mut self, name: String, p: &mut Param<Tensor<D>>, t: bool) -> Walked {
+        if self.only.is_some_and(|o| !o.contains(&name)) {
+            return Ok(());
+        }
         let mut value = p.val().without_autodiff();
         if t {
             value = value.transpose();
@@ -254,7 +261,7 @@ impl Visit for Export {
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("converted to f32");
-        self.0.push(Named {
+        self.out.push(Named {
             name,
             shape,
             values,
@@ -270,9 +277,20 @@ pub fn state_dict(model: &UNet) -> Vec<Named> {
 
 /// A model's parameters under its PyTorch names and shapes, in their order.
 pub(crate) fn export<M: Walk + Clone>(model: &M) -> Vec<Named> {
-    let mut e = Export(Vec::new());
+    export_some(model, None)
+}
+
+/// [`export`] of the named parameters only (the others are not read).
+pub(crate) fn export_some<M: Walk + Clone>(
+    model: &M,
+    only: Option<&HashSet<String>>,
+) -> Vec<Named> {
+    let mut e = Export {
+        out: Vec::new(),
+        only,
+    };
     model.clone().walk(&mut e).expect("exporting cannot fail");
-    e.0
+    e.out
 }
 
 /// Replaces `p` by `values` (in PyTorch's `shape`, row-major), keeping whether it takes
