@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! "BSDDPM\0\x01"  u32 meta_len  meta (JSON)
-//! repeated: u16 name_len  name  u64 len  bytes      (sections: model, optimizer, ema)
+//! repeated: u16 name_len  name  u64 len  bytes      (sections: model, optimizer, ema or ema_trained)
 //! sha256 of all bytes above (32 bytes)
 //! ```
 //!
