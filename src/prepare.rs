@@ -297,7 +297,14 @@ fn check_outputs(
     }
     for ((_, path), status) in paths.iter().zip(statuses) {
         if matches!(status, Status::Written | Status::WouldWrite) {
-            check_destination(path, &inputs)?;
+            check_destination(path, &inputs).map_err(|e| match e {
+                // A file where the folder goes is `split.save_dir`'s (or above it).
+                DestinationError::NotAFolder { blocker, .. } => PrepareError::SaveDir {
+                    config: req.config.clone(),
+                    message: format!("not a directory: {}", blocker.display()),
+                },
+                other => other.into(),
+            })?;
         }
     }
     Ok(())
