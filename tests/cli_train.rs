@@ -5,14 +5,11 @@
 
 mod util;
 
+use util::train::diffusion_train as train;
 use util::{Dir, Run};
 
 fn project() -> Dir {
     Dir::tiny_project()
-}
-
-fn train(dir: &Dir, args: &[&str]) -> Run {
-    util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
 /// `steps` optimizer steps of `config` on the CPU into `run/`, quietly.
@@ -770,20 +767,7 @@ fn the_trainers_outputs_never_replace_an_input_or_a_special_file() {
         "error: output.subdirs.logs: run/logs/train.log: refusing to replace a FIFO with a regular file; choose a file path"
     );
     // --out naming a file (was exit 1, a failed mkdir).
-    let r = train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "tiny.yaml",
-            "-q",
-        ],
-    );
+    let r = util::train::on_cpu(&d, &[], "tiny.yaml", "tiny.yaml", &["--max-steps", "1"]);
     assert_eq!(
         r.assert_bad_input(),
         "error: output.subdirs.logs: tiny.yaml/logs/train.log: tiny.yaml is a file, not a folder; choose another output folder"

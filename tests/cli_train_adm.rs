@@ -8,16 +8,13 @@
 
 mod util;
 
+use util::train::{diffusion_train as train, on_cpu};
 use util::{Dir, Run};
 
 const REFERENCE: &str = "tests/python/adm_reference.py";
 
 fn reference(args: &[&str]) -> serde_json::Value {
     util::train::python_json(REFERENCE, args)
-}
-
-fn train(dir: &Dir, args: &[&str]) -> Run {
-    util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
 /// The user's `diffusion_pretrained` model section at the `adm_tiny` flags, on the data,
@@ -69,34 +66,32 @@ fn adm_project() -> Dir {
     d
 }
 
+/// `n` steps of `adm.yaml` into `run/`.
 fn steps(d: &Dir, n: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "--config",
-        "adm.yaml",
-        "--device",
-        "cpu",
-        "--max-steps",
-        n,
-        "--out",
-        "run",
-        "-q",
-    ];
+    let mut args = vec!["--max-steps", n];
     args.extend_from_slice(extra);
-    train(d, &args)
+    on_cpu(d, &[], "adm.yaml", "run", &args)
 }
 
-fn export(d: &Dir, checkpoint: &str, out: &str, flag: &str) -> Run {
+/// Exports `checkpoint` of `config` to `out`, with `extra` arguments.
+fn export_of(d: &Dir, config: &str, checkpoint: &str, out: &str, extra: &[&str]) -> Run {
     let mut a = vec![
         "export",
         "--config",
-        "adm.yaml",
+        config,
         "--checkpoint",
         checkpoint,
         "--out",
         out,
     ];
-    a.extend([flag].into_iter().filter(|f| !f.is_empty()));
+    a.extend_from_slice(extra);
     train(d, &a)
+}
+
+/// [`export_of`] of `adm.yaml`; `flag` is `--raw`, `--ema` or empty.
+fn export(d: &Dir, checkpoint: &str, out: &str, flag: &str) -> Run {
+    let flags: &[&str] = if flag.is_empty() { &[] } else { &[flag] };
+    export_of(d, "adm.yaml", checkpoint, out, flags)
 }
 
 /// Their config with the backbone frozen: OpenAI's tensors load, the heads train, every
@@ -231,11 +226,9 @@ fn an_epoch_validates_draws_resumes_and_generates() {
         "--training.visualization.num_samples",
         "2",
     ];
-    let mut args = vec![
-        "--config", "adm.yaml", "--device", "cpu", "--epochs", "1", "--out", "run", "-q",
-    ];
+    let mut args = vec!["--epochs", "1"];
     args.extend(every);
-    train(&d, &args).assert_ok();
+    on_cpu(&d, &[], "adm.yaml", "run", &args).assert_ok();
     let csv = d.read("run/metrics.csv");
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(row[..2], ["1", "13"], "{csv}");
@@ -247,11 +240,9 @@ fn an_epoch_validates_draws_resumes_and_generates() {
 
     // Two epochs straight against one and a resume: the same weights, bit for bit.
     let run = |out: &str, epochs: &str, resume: Option<&str>| {
-        let mut args = vec![
-            "--config", "adm.yaml", "--device", "cpu", "--epochs", epochs, "--out", out, "-q",
-        ];
+        let mut args = vec!["--epochs", epochs];
         args.extend(resume.map(|r| ["--resume", r]).into_iter().flatten());
-        train(&d, &args).assert_ok();
+        on_cpu(&d, &[], "adm.yaml", out, &args).assert_ok();
     };
     run("half", "1", None);
     run("half", "2", Some("half/checkpoints/latest.ckpt"));
@@ -276,20 +267,12 @@ fn an_epoch_validates_draws_resumes_and_generates() {
     );
     assert!(a == b, "a resumed run differs from the straight one");
 
-    let g = train(
+    let g = on_cpu(
         &d,
-        &[
-            "generate",
-            "--config",
-            "adm.yaml",
-            "--checkpoint",
-            "run/checkpoints/latest.ckpt",
-            "--device",
-            "cpu",
-            "--out",
-            "gen",
-            "-q",
-        ],
+        &["generate"],
+        "adm.yaml",
+        "gen",
+        &["--checkpoint", "run/checkpoints/latest.ckpt"],
     );
     g.assert_ok();
     assert!(d.exists("gen/generated/grid.png"), "{}", g.stdout);
@@ -328,86 +311,62 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
         assert!(!d.exists("run"), "{line}");
         line
     };
-    assert_eq!(
-        bad(&["--model.pretrained.cache_path", "models/adm/absent.pt"]),
-        "error: adm.yaml: model.pretrained.cache_path: models/adm/absent.pt does not exist; diffusion-train downloads nothing: fetch https://openaipublic.blob.core.windows.net/diffusion/jul-2021/64x64_diffusion.pt and put it there"
-    );
-    assert_eq!(
-        bad(&["--model.pretrained.checkpoint_path", "models/adm/wrapped.pt"]),
-        "error: models/adm/wrapped.pt: only 0 of the model's 216 backbone tensors are in the file (every name in it starts with \"model_state_dict\": a wrapped dict); expected OpenAI's ImageNet-64 ADM state dict (guided-diffusion's names, a plain dict saved by torch.save)"
-    );
-    assert_eq!(
-        bad(&["--model.pretrained.checkpoint_path", "models/adm/reshaped.pt"]),
-        "error: models/adm/reshaped.pt: out.2.weight: expected shape [6, 32, 3, 3] for the configured model, found [6, 16, 3, 3]"
-    );
-    assert_eq!(
-        bad(&["--model.pretrained.checkpoint_path", "models/adm/nan.pt"]),
-        "error: models/adm/nan.pt: out.2.weight: holds NaN: expected finite weights"
-    );
-    assert_eq!(
-        bad(&["--model.initialization.trainable_layers", "[\"decoder.*\"]"]),
-        "error: adm.yaml: model.initialization.trainable_layers: [\"decoder.*\"] match no parameter of the model (names like \"input_blocks.0.0.weight\", \"out.2.bias\")"
-    );
-    assert_eq!(
-        bad(&["--model.diffusion.sample_timestep_respacing", "ddim33"]),
-        "error: adm.yaml: model.diffusion.sample_timestep_respacing: \"ddim33\": cannot take exactly 33 steps of 100 with an integer stride"
-    );
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--model.pretrained.cache_path", "models/adm/absent.pt"],
+            "error: adm.yaml: model.pretrained.cache_path: models/adm/absent.pt does not exist; diffusion-train downloads nothing: fetch https://openaipublic.blob.core.windows.net/diffusion/jul-2021/64x64_diffusion.pt and put it there",
+        ),
+        (
+            &["--model.pretrained.checkpoint_path", "models/adm/wrapped.pt"],
+            "error: models/adm/wrapped.pt: only 0 of the model's 216 backbone tensors are in the file (every name in it starts with \"model_state_dict\": a wrapped dict); expected OpenAI's ImageNet-64 ADM state dict (guided-diffusion's names, a plain dict saved by torch.save)",
+        ),
+        (
+            &["--model.pretrained.checkpoint_path", "models/adm/reshaped.pt"],
+            "error: models/adm/reshaped.pt: out.2.weight: expected shape [6, 32, 3, 3] for the configured model, found [6, 16, 3, 3]",
+        ),
+        (
+            &["--model.pretrained.checkpoint_path", "models/adm/nan.pt"],
+            "error: models/adm/nan.pt: out.2.weight: holds NaN: expected finite weights",
+        ),
+        (
+            &["--model.initialization.trainable_layers", "[\"decoder.*\"]"],
+            "error: adm.yaml: model.initialization.trainable_layers: [\"decoder.*\"] match no parameter of the model (names like \"input_blocks.0.0.weight\", \"out.2.bias\")",
+        ),
+        (
+            &["--model.diffusion.sample_timestep_respacing", "ddim33"],
+            "error: adm.yaml: model.diffusion.sample_timestep_respacing: \"ddim33\": cannot take exactly 33 steps of 100 with an integer stride",
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(bad(args), expected, "{args:?}");
+    }
     // A checkpoint of other steps, and a DDPM checkpoint, given to the ADM config.
     steps(&d, "1", &[]).assert_ok();
-    let r = train(
+    let r = export_of(
         &d,
-        &[
-            "export",
-            "--config",
-            "adm.yaml",
-            "--checkpoint",
-            "run/checkpoints/latest.ckpt",
-            "--out",
-            "x.safetensors",
-            "--model.diffusion.num_timesteps",
-            "50",
-        ],
+        "adm.yaml",
+        "run/checkpoints/latest.ckpt",
+        "x.safetensors",
+        &["--model.diffusion.num_timesteps", "50"],
     );
     assert_eq!(
         r.assert_bad_input(),
         "error: run/checkpoints/latest.ckpt: the checkpoint's model differs from the config's: model.diffusion.num_timesteps is 100 in the checkpoint, 50 in the config"
     );
     std::fs::remove_dir_all(d.join("run")).unwrap();
-    train(
-        &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "ddpm",
-            "-q",
-        ],
-    )
-    .assert_ok();
+    on_cpu(&d, &[], "tiny.yaml", "ddpm", &["--max-steps", "1"]).assert_ok();
     let r = export(&d, "ddpm/checkpoints/latest.ckpt", "x.safetensors", "");
     assert_eq!(
         r.assert_bad_input(),
         "error: ddpm/checkpoints/latest.ckpt: the checkpoint's model is the DDPM (experiment: diffusion), the config's the ADM adm_tiny with the cosine schedule (experiment: diffusion_pretrained)"
     );
     assert!(!d.exists("x.safetensors"));
-    let r = train(
+    let r = on_cpu(
         &d,
-        &[
-            "generate",
-            "--config",
-            "adm.yaml",
-            "--checkpoint",
-            "ddpm/checkpoints/latest.ckpt",
-            "--device",
-            "cpu",
-            "--out",
-            "gen",
-            "-q",
-        ],
+        &["generate"],
+        "adm.yaml",
+        "gen",
+        &["--checkpoint", "ddpm/checkpoints/latest.ckpt"],
     );
     assert_eq!(
         r.assert_bad_input(),
@@ -415,38 +374,24 @@ fn bad_pretrained_inputs_are_one_line_and_write_nothing() {
     );
     assert!(!d.exists("gen"), "a refused generation leaves no log");
     // Their DDPMModel's weights given to the ADM config, and the other way round.
-    train(
+    export_of(
         &d,
-        &[
-            "export",
-            "--config",
-            "tiny.yaml",
-            "--checkpoint",
-            "ddpm/checkpoints/latest.ckpt",
-            "--out",
-            "ddpm.safetensors",
-        ],
+        "tiny.yaml",
+        "ddpm/checkpoints/latest.ckpt",
+        "ddpm.safetensors",
+        &[],
     )
     .assert_ok();
     assert_eq!(
         bad(&["--init-from", "ddpm.safetensors"]),
         "error: ddpm.safetensors: no unet.* tensors: expected a checkpoint of their AdmDdpmModel (a DDPMModel's names start with model.)"
     );
-    let r = train(
+    let r = on_cpu(
         &d,
-        &[
-            "--config",
-            "tiny.yaml",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "1",
-            "--out",
-            "run",
-            "-q",
-            "--init-from",
-            "models/adm/theirs.pt",
-        ],
+        &[],
+        "tiny.yaml",
+        "run",
+        &["--max-steps", "1", "--init-from", "models/adm/theirs.pt"],
     );
     assert_eq!(
         r.assert_bad_input(),

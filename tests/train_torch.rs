@@ -17,15 +17,12 @@ use balance_split::train::state;
 use balance_split::train::torch_files;
 use balance_split::train::unet::state_dict::{load_state_dict, state_dict, Named};
 use balance_split::train::unet::UNet;
+use util::train::diffusion_train as train;
 use util::{Dir, Run};
 
 /// Runs a subcommand of torch_reference.py and parses its JSON line.
 fn torch(args: &[&str]) -> serde_json::Value {
     util::train::python_json("tests/python/torch_reference.py", args)
-}
-
-fn train(dir: &Dir, args: &[&str]) -> Run {
-    util::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
 }
 
 /// One step of tiny.yaml on the CPU into `out`, started from `weights`.

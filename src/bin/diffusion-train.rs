@@ -269,6 +269,25 @@ impl FreshLog {
     }
 }
 
+/// Runs `job` logging to `log`; `job` calls its argument once it has checked and loaded
+/// everything. A job refused for bad input before that leaves nothing behind; one that
+/// fails later keeps its log beside what it wrote.
+fn with_log<T>(
+    log: &Path,
+    quiet: bool,
+    job: impl FnOnce(&dyn Fn()) -> Result<T, TrainError>,
+) -> anyhow::Result<T> {
+    let fresh = FreshLog::before(log);
+    init_logging(Some(log), quiet)?;
+    let started = std::cell::Cell::new(false);
+    job(&|| started.set(true)).map_err(|e| {
+        if e.exit_code() == 2 && !started.get() {
+            fresh.discard();
+        }
+        e.into()
+    })
+}
+
 fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     let c = args.common;
     let req = TrainRequest {
@@ -304,15 +323,8 @@ fn train(args: TrainArgs, overrides: Overrides) -> anyhow::Result<()> {
     inputs.extend(settings.training.init_from.as_deref());
     job::check_outputs(&settings, true, &inputs)?;
     let log = settings.output.logs.join("train.log");
-    let fresh_log = FreshLog::before(&log);
-    init_logging(Some(&log), c.quiet)?;
-    // A run refused before its first step leaves nothing; one that fails later keeps its
-    // log beside the checkpoints and metrics it wrote.
-    let started = std::cell::Cell::new(false);
-    let summary = job::train(&req, &settings, || started.set(true)).inspect_err(|e| {
-        if e.exit_code() == 2 && !started.get() {
-            fresh_log.discard();
-        }
+    let summary = with_log(&log, c.quiet, |on_start| {
+        job::train(&req, &settings, on_start)
     })?;
     if let Some(last) = &summary.last {
         out::line(format_args!(
@@ -342,13 +354,8 @@ fn generate_with(
     inputs.extend(checkpoint.as_deref());
     job::check_outputs(settings, false, &inputs)?;
     let log = settings.output.logs.join("generate.log");
-    let fresh_log = FreshLog::before(&log);
-    init_logging(Some(&log), quiet)?;
-    let started = std::cell::Cell::new(false);
-    let written = job::generate(req, settings, || started.set(true)).inspect_err(|e| {
-        if e.exit_code() == 2 && !started.get() {
-            fresh_log.discard();
-        }
+    let written = with_log(&log, quiet, |on_start| {
+        job::generate(req, settings, on_start)
     })?;
     for p in written {
         out::line(p.display())?;

@@ -23,56 +23,7 @@ use super::unet::{act, conv, conv3, norm, pointwise};
 pub mod hybrid;
 pub mod state_dict;
 
-/// The flags of a guided-diffusion UNet that this model varies; everything else is fixed
-/// at the ImageNet-64 checkpoint's choices (module docs).
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdmFlags {
-    pub model_channels: usize,
-    pub channel_mult: Vec<usize>,
-    pub num_res_blocks: usize,
-    /// Downsampling factors with attention (`image_size // r` for their resolutions `r`).
-    pub attention_ds: Vec<usize>,
-    /// Channels per attention head (`num_head_channels`).
-    pub head_channels: usize,
-    pub dropout: f64,
-    pub in_channels: usize,
-    /// Twice `in_channels` with a learned sigma: epsilon, then the variance interpolation.
-    pub out_channels: usize,
-}
-
-impl AdmFlags {
-    /// OpenAI's class-conditional ImageNet-64 model (guided-diffusion's README, the flags
-    /// the user's `IMAGENET64_ADM_FLAGS` copy): 296M parameters.
-    pub fn imagenet64() -> AdmFlags {
-        AdmFlags {
-            model_channels: 192,
-            channel_mult: vec![1, 2, 3, 4],
-            num_res_blocks: 3,
-            attention_ds: vec![2, 4, 8],
-            head_channels: 64,
-            dropout: 0.1,
-            in_channels: 3,
-            out_channels: 6,
-        }
-    }
-
-    /// The same structure, small (the parity tests' `tiny` in tests/python/adm_reference.py):
-    /// every kind of block at three levels.
-    pub fn tiny() -> AdmFlags {
-        AdmFlags {
-            model_channels: 32,
-            channel_mult: vec![1, 2, 2],
-            num_res_blocks: 1,
-            attention_ds: vec![2, 4],
-            head_channels: 16,
-            ..AdmFlags::imagenet64()
-        }
-    }
-
-    fn embed_dim(&self) -> usize {
-        4 * self.model_channels
-    }
-}
+pub use super::settings::AdmFlags;
 
 /// Group norm over 32 groups (their `GroupNorm32`, computed in f32 as ours always is).
 fn norm32(ch: usize, device: &Device) -> GroupNorm {

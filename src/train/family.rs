@@ -13,11 +13,11 @@ use burn::prelude::*;
 
 use super::adm::hybrid;
 use super::adm::state_dict as adm_dict;
-use super::adm::{AdmFlags, AdmUNet};
+use super::adm::AdmUNet;
 use super::gaussian;
 use super::loss;
 use super::schedule::NoiseSchedule;
-use super::settings::{AdmModel, AdmSource, Architecture, Diffusion};
+use super::settings::{AdmModel, Architecture, Diffusion};
 use super::unet::state_dict::{self as unet_dict, Named};
 use super::unet::UNet;
 
@@ -28,14 +28,6 @@ use super::unet::UNet;
 pub enum Net {
     Ddpm(UNet),
     Adm(AdmUNet),
-}
-
-/// guided-diffusion's flags for a source.
-pub fn adm_flags(source: AdmSource) -> AdmFlags {
-    match source {
-        AdmSource::AdmImagenet64 => AdmFlags::imagenet64(),
-        AdmSource::AdmTiny => AdmFlags::tiny(),
-    }
 }
 
 impl Net {
@@ -49,7 +41,7 @@ impl Net {
         match adm {
             None => Net::Ddpm(UNet::new(arch, num_classes, device)),
             Some(m) => Net::Adm(AdmUNet::new(
-                &adm_flags(m.source),
+                &m.source.flags(),
                 num_classes.map(|k| k + 1),
                 device,
             )),

@@ -176,20 +176,9 @@ fn sample_adm(
     req: &Request,
     device: &Device,
 ) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
-    let n = req.labels.len();
-    let shape = [n, req.channels, req.size, req.size];
-    let len = shape.iter().product();
-    let mut stream = Stream::fast(req.seed, Purpose::Generation, &[req.batch]);
-    let mut noise = vec![0f32; len];
-    stream.fill_normal(&mut noise);
-    let mut x = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
     let forward = |x, t, y| model.forward(x, t, y);
     let labels = model.label_rows().map(|_| req.labels);
-    let mut snaps = Vec::new();
-    for i in (0..p.len()).rev() {
-        if req.snapshots.contains(&i) {
-            snaps.push((i, x.to_data().try_to_vec::<f32>().expect("f32 samples")));
-        }
+    ancestral(p.len(), req, device, |x, i, z| {
         let out = guided(
             &forward,
             x.clone(),
@@ -199,20 +188,9 @@ fn sample_adm(
             req.guidance_scale,
             Some(req.channels),
         );
-        let z = if i > 0 {
-            stream.fill_normal(&mut noise);
-            Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device)
-        } else {
-            x.zeros_like()
-        };
-        x = hybrid::p_sample(p, x, i, out, z, true);
-    }
-    let out = x
-        .clamp(-1.0, 1.0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 samples");
-    (out, snaps)
+        let z = z.unwrap_or_else(|| x.zeros_like());
+        hybrid::p_sample(p, x, i, out, z, true)
+    })
 }
 
 /// [`sample`] with any noise predictor `eps(x_t, t)`.
@@ -222,6 +200,29 @@ pub fn sample_with(
     req: &Request,
     device: &Device,
 ) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
+    ancestral(schedule.len(), req, device, |x, t, z| {
+        let e = eps(x.clone(), t);
+        let (a, b) = schedule.forward_coefficients(t);
+        let x0 = threshold((x.clone() - e.mul_scalar(b)).div_scalar(a), req.threshold);
+        let (c0, ct, sigma) = schedule.posterior(t);
+        let next = x0.mul_scalar(c0) + x.mul_scalar(ct);
+        match z {
+            Some(z) => next + z.mul_scalar(sigma),
+            None => next,
+        }
+    })
+}
+
+/// The loop both samplers share: `x` starts as noise from the host stream
+/// `(seed, "generation", batch)`; for each step `t` from `steps - 1` down to 0 a snapshot
+/// is kept when asked, and `step(x, t, z)` gives the next `x`, `z` the step's fresh noise
+/// (drawn from the same stream, none at `t = 0`). The result is clamped to [-1, 1].
+fn ancestral(
+    steps: usize,
+    req: &Request,
+    device: &Device,
+    mut step: impl FnMut(Tensor<4>, usize, Option<Tensor<4>>) -> Tensor<4>,
+) -> (Vec<f32>, Vec<(usize, Vec<f32>)>) {
     let n = req.labels.len();
     let shape = [n, req.channels, req.size, req.size];
     let len = shape.iter().product();
@@ -230,21 +231,15 @@ pub fn sample_with(
     stream.fill_normal(&mut noise);
     let mut x = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
     let mut snaps = Vec::new();
-    for t in (0..schedule.len()).rev() {
+    for t in (0..steps).rev() {
         if req.snapshots.contains(&t) {
             snaps.push((t, x.to_data().try_to_vec::<f32>().expect("f32 samples")));
         }
-        let e = eps(x.clone(), t);
-        let (a, b) = schedule.forward_coefficients(t);
-        let x0 = threshold((x.clone() - e.mul_scalar(b)).div_scalar(a), req.threshold);
-        let (c0, ct, sigma) = schedule.posterior(t);
-        let mut next = x0.mul_scalar(c0) + x.mul_scalar(ct);
-        if t > 0 {
+        let z = (t > 0).then(|| {
             stream.fill_normal(&mut noise);
-            let z = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
-            next = next + z.mul_scalar(sigma);
-        }
-        x = next;
+            Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device)
+        });
+        x = step(x, t, z);
     }
     let out = x
         .clamp(-1.0, 1.0)

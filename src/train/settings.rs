@@ -23,7 +23,7 @@ use doc::{ignored_keys, Doc};
 pub use model::{
     MAX_CLASSES, MAX_IMAGE_SIZE, MAX_MODEL_CHANNELS, MAX_MULTIPLIER, MAX_STAGES, MAX_TIMESTEPS,
 };
-pub use pretrained::{Adm, AdmModel, AdmSource, Trainable};
+pub use pretrained::{Adm, AdmFlags, AdmModel, AdmSource, Trainable};
 
 /// Where the model runs (`compute.device`, or `--device`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -68,3 +68,23 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
     let stdout = String::from_utf8(out.stdout).unwrap();
     serde_json::from_str(stdout.lines().last().expect("one JSON line")).unwrap()
 }
+
+/// Runs `diffusion-train ARGS` in `dir`.
+pub fn diffusion_train(dir: &super::Dir, args: &[&str]) -> super::Run {
+    super::run_program(env!("CARGO_BIN_EXE_diffusion-train"), dir.path(), args, &[])
+}
+
+/// `diffusion-train [COMMAND] --config CONFIG --device cpu --out OUT -q EXTRA...` in `dir`;
+/// `command` is empty for training.
+pub fn on_cpu(
+    dir: &super::Dir,
+    command: &[&str],
+    config: &str,
+    out: &str,
+    extra: &[&str],
+) -> super::Run {
+    let mut args = command.to_vec();
+    args.extend(["--config", config, "--device", "cpu", "--out", out, "-q"]);
+    args.extend_from_slice(extra);
+    diffusion_train(dir, &args)
+}

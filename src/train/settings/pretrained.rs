@@ -38,12 +38,65 @@ impl AdmSource {
         }
     }
 
-    /// The model's channel multipliers and base width (the rest lives in `AdmFlags`).
-    pub fn channel_mult(self) -> (usize, Vec<usize>) {
+    /// The flags of the UNet this source names.
+    pub fn flags(self) -> AdmFlags {
         match self {
-            AdmSource::AdmImagenet64 => (192, vec![1, 2, 3, 4]),
-            AdmSource::AdmTiny => (32, vec![1, 2, 2]),
+            AdmSource::AdmImagenet64 => AdmFlags::imagenet64(),
+            AdmSource::AdmTiny => AdmFlags::tiny(),
         }
+    }
+}
+
+/// The flags of a guided-diffusion UNet that this model varies; everything else is fixed
+/// at the ImageNet-64 checkpoint's choices (`train::adm`'s docs); plain numbers, so the settings know the model's shape without
+/// the `train` feature.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdmFlags {
+    pub model_channels: usize,
+    pub channel_mult: Vec<usize>,
+    pub num_res_blocks: usize,
+    /// Downsampling factors with attention (`image_size // r` for their resolutions `r`).
+    pub attention_ds: Vec<usize>,
+    /// Channels per attention head (`num_head_channels`).
+    pub head_channels: usize,
+    pub dropout: f64,
+    pub in_channels: usize,
+    /// Twice `in_channels` with a learned sigma: epsilon, then the variance interpolation.
+    pub out_channels: usize,
+}
+
+impl AdmFlags {
+    /// OpenAI's class-conditional ImageNet-64 model (guided-diffusion's README, the flags
+    /// the user's `IMAGENET64_ADM_FLAGS` copy): 296M parameters.
+    pub fn imagenet64() -> AdmFlags {
+        AdmFlags {
+            model_channels: 192,
+            channel_mult: vec![1, 2, 3, 4],
+            num_res_blocks: 3,
+            attention_ds: vec![2, 4, 8],
+            head_channels: 64,
+            dropout: 0.1,
+            in_channels: 3,
+            out_channels: 6,
+        }
+    }
+
+    /// The same structure, small (the parity tests' `tiny` in tests/python/adm_reference.py):
+    /// every kind of block at three levels.
+    pub fn tiny() -> AdmFlags {
+        AdmFlags {
+            model_channels: 32,
+            channel_mult: vec![1, 2, 2],
+            num_res_blocks: 1,
+            attention_ds: vec![2, 4],
+            head_channels: 16,
+            ..AdmFlags::imagenet64()
+        }
+    }
+
+    /// The time and label embeddings' width.
+    pub fn embed_dim(&self) -> usize {
+        4 * self.model_channels
     }
 }
 
@@ -146,7 +199,12 @@ pub(super) fn adm(
             ),
         ));
     }
-    let (model_channels, mult) = source.channel_mult();
+    let AdmFlags {
+        model_channels,
+        channel_mult: mult,
+        attention_ds,
+        ..
+    } = source.flags();
     let halvings = mult.len() - 1;
     if p.image_size as usize % (1 << halvings) != 0 {
         return Err(d.invalid(
@@ -220,7 +278,10 @@ pub(super) fn adm(
         image_size: p.image_size as usize,
         in_channels: 3,
         model_channels,
-        use_attention: (0..mult.len()).map(|i| i > 0).collect(),
+        // Level i runs at downsampling factor 2^i.
+        use_attention: (0..mult.len())
+            .map(|i| attention_ds.contains(&(1 << i)))
+            .collect(),
         channel_multipliers: mult,
     };
     let scale = 1000.0 / num_timesteps as f64;

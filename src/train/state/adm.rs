@@ -14,7 +14,7 @@ use crate::train::adm::AdmUNet;
 pub use crate::train::checkpoint::TRAINED_EMA;
 use crate::train::ema::Ema;
 use crate::train::error::TrainError;
-use crate::train::family::{adm_flags, Net};
+use crate::train::family::Net;
 use crate::train::settings::{TrainSettings, Trainable};
 use crate::train::torch_files::{self, Imported};
 use crate::train::unet::state_dict::{Source, StateDictError};
@@ -82,7 +82,7 @@ pub fn check_trainable(s: &TrainSettings, config: &Path) -> Result<(), TrainErro
         return Ok(());
     };
     let rows = s.conditioning.as_ref().map(|c| c.num_classes + 1);
-    let model = AdmUNet::new(&adm_flags(adm.model.source), rows, &Device::flex());
+    let model = AdmUNet::new(&adm.model.source.flags(), rows, &Device::flex());
     trained_names(s, &adm_dict::names(&model), config).map(drop)
 }
 
